@@ -1,0 +1,165 @@
+"""The ``nersemble-cube`` command line: parses, shows progress, calls the library.
+
+Exit codes: 0 success, 2 bad command-line usage, 3 bad source data (:class:`SourceError`),
+4 bad store (:class:`StoreError`), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from . import access, layout
+from .codecs import COMPRESSORS, StorageSpec
+from .convert import ConversionReport, ParticipantPlan
+from .convert import convert as convert_folder
+from .errors import NersembleCubeError
+from .sample import write_sample
+
+app = typer.Typer(
+    help="NeRSemble benchmark downloads as chunked, labeled, lazily readable zarr data cubes.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+
+def _user_errors(func):
+    """Print a user's mistake as one line and exit with its code; our own bugs keep their traceback."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except NersembleCubeError as e:
+            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; run the same command again to finish (complete parts are kept)")
+            raise typer.Exit(130) from None
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                    TimeRemainingColumn(), console=err, transient=False)
+
+
+def _run_convert(source: Path, store: Path, **kwargs) -> ConversionReport:
+    with _progress() as bar:
+        task = bar.add_task("converting", total=None)
+
+        def on_plan(plans: list[ParticipantPlan]) -> None:
+            bar.update(task, total=sum(s.total_frames for p in plans for s in p.sequences))
+
+        return convert_folder(source, store, progress=lambda n: bar.advance(task, n), on_plan=on_plan, **kwargs)
+
+
+Benchmark = Annotated[Optional[list[str]], typer.Option(
+    "--benchmark", "-b", help="Only this benchmark (nvs, mono_flame_avatar); repeat for several.")]
+Participant = Annotated[Optional[list[int]], typer.Option("--participant", "-p", help="Only this participant id; repeatable.")]
+
+
+@app.command()
+@_user_errors
+def convert(
+    source: Annotated[Path, typer.Argument(help="Benchmark folder written by nersemble-benchmark-download.")],
+    store: Annotated[Path, typer.Argument(help="Cube to write (a new path, an empty folder or an existing cube).")],
+    benchmark: Benchmark = None,
+    participant: Participant = None,
+    sequence: Annotated[Optional[list[str]], typer.Option("--sequence", "-s", help="Only this sequence; repeatable.")] = None,
+    compressor: Annotated[str, typer.Option(help=f"Lossless compressor: {', '.join(COMPRESSORS)}.")] = "zstd",
+    level: Annotated[int, typer.Option(help="Compression level.")] = 3,
+    frames_per_chunk: Annotated[int, typer.Option(help="Frames per chunk along time (1: fastest random access).")] = 1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo parts that are already complete.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Videos decoded in parallel (default: CPU count).")] = None,
+) -> None:
+    """Convert a benchmark folder into a zarr cube (videos, alpha mattes, calibration).
+
+    Re-running skips what is complete; a run that was interrupted is finished by running it again.
+    """
+    try:
+        storage = StorageSpec(compressor, level, frames_per_chunk)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    t0 = time.perf_counter()
+    report = _run_convert(source, store, benchmarks=benchmark, participants=participant, sequences=sequence,
+                          storage=storage, overwrite=overwrite, workers=workers)
+    secs = time.perf_counter() - t0
+    out.print(f"wrote {len(report.written)} nodes ({report.frames} frames in {secs:.1f} s), "
+              f"skipped {len(report.skipped)} complete: {store}")
+
+
+@app.command()
+@_user_errors
+def sample(
+    folder: Annotated[Path, typer.Argument(help="Where to write the sample benchmark folder.")],
+    benchmark: Benchmark = None,
+    participant: Participant = None,
+    frames: Annotated[int, typer.Option(min=1, help="Frames per video.")] = 8,
+    cameras: Annotated[Optional[int], typer.Option(min=1, max=13, help="Only the first N nvs train cameras.")] = None,
+) -> None:
+    """Write a small synthetic benchmark folder, laid out exactly like a real download."""
+    benchmarks = tuple(benchmark or layout.VIDEO_BENCHMARKS)
+    nvs_ids = [p for p, _ in layout.NVS_IDS_AND_SEQUENCES]
+    chosen = participant or []
+    unknown = [p for p in chosen if p not in nvs_ids and p not in layout.MONO_IDS]
+    if unknown or any(b not in layout.VIDEO_BENCHMARKS for b in benchmarks):
+        raise typer.BadParameter(
+            f"participants must be among nvs {nvs_ids} / mono {list(layout.MONO_IDS)} "
+            f"and benchmarks among {list(layout.VIDEO_BENCHMARKS)}")
+    write_sample(
+        folder, benchmarks=benchmarks,
+        nvs_participants=tuple(p for p in chosen if p in nvs_ids) or (388,),
+        mono_participants=tuple(p for p in chosen if p in layout.MONO_IDS) or (393,),
+        n_frames=frames, n_cameras=cameras,
+    )
+    out.print(f"sample benchmark folder written: {folder}")
+
+
+@app.command()
+@_user_errors
+def info(store: Annotated[Path, typer.Argument(help="A cube written by nersemble-cube convert.")]) -> None:
+    """Print what a cube holds."""
+    out.print(access.summary(access.open(store)), highlight=False)
+    out.print(f"{access.stored_bytes(store) / 1e6:.1f} MB stored", highlight=False)
+
+
+@app.command()
+@_user_errors
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Working folder for the sample and its cube.")] = Path("nersemble_cube_demo"),
+    frames: Annotated[int, typer.Option(min=1, help="Frames per sample video.")] = 8,
+) -> None:
+    """End to end on the shipped sample: write a benchmark folder, convert it, open it lazily, read a frame."""
+    source, store = folder / "benchmark", folder / "cube.zarr"
+    err.print(f"1/3 writing a sample benchmark folder to {source}")
+    write_sample(source, n_frames=frames)
+    err.print(f"2/3 converting it to {store}")
+    _run_convert(source, store, overwrite=True)
+    err.print("3/3 opening the cube lazily")
+    tree = access.open(store)
+    out.print(access.summary(tree), highlight=False)
+    ds = tree["nvs/388/sequences/GLASSES"].to_dataset()
+    serial = str(ds.camera.values[0])
+    t0 = time.perf_counter()
+    frame = ds.images.sel(camera=serial, time=frames // 2).values
+    ms = (time.perf_counter() - t0) * 1e3
+    out.print(f"read nvs/388/GLASSES camera {serial} frame {frames // 2}: {frame.shape} {frame.dtype} "
+              f"in {ms:.1f} ms; K =\n{ds.intrinsics.sel(camera=serial).values.round(2)}", highlight=False)
+    mp4 = sum(f.stat().st_size for f in source.rglob("*.mp4"))
+    out.print(f"mp4s {mp4 / 1e6:.1f} MB -> cube {access.stored_bytes(store) / 1e6:.1f} MB (lossless)", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""``calibration/camera_params.json`` -> per-camera extrinsics and intrinsics.
+
+The file holds ``{"world_2_cam": {serial: 4x4}, "intrinsics": {serial: 3x3}}``: world-to-camera
+poses in the OpenCV camera convention (x right, y down, z forward) with translations in metres,
+and pinhole intrinsics in pixels of the benchmark's video resolution.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SourceError
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Cameras of one participant, sorted by serial.
+
+    ``world_2_cam`` is ``(camera, 4, 4)`` float64, ``intrinsics`` ``(camera, 3, 3)`` float64.
+    """
+
+    serials: list[str]
+    world_2_cam: np.ndarray
+    intrinsics: np.ndarray
+
+    def select(self, serials: list[str]) -> Calibration:
+        """The cameras ``serials``, in that order."""
+        idx = [self.serials.index(s) for s in serials]
+        return Calibration(list(serials), self.world_2_cam[idx], self.intrinsics[idx])
+
+
+def _matrices(path: Path, data: dict, key: str, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    block = data.get(key)
+    if not isinstance(block, dict) or not block:
+        raise SourceError(f"{path}: malformed camera_params.json, no {key!r} mapping of serial -> matrix")
+    out = {}
+    for serial, value in block.items():
+        try:
+            m = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            m = None
+        if m is None or m.shape != shape or not np.isfinite(m).all():
+            raise SourceError(
+                f"{path}: malformed camera_params.json, {key}[{serial!r}] is not a finite {shape[0]}x{shape[1]} matrix"
+            )
+        out[str(serial)] = m
+    return out
+
+
+def read_calibration(path: str | Path) -> Calibration:
+    """Parse ``camera_params.json``; raises :class:`SourceError` naming the file if it is malformed."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SourceError(f"{path}: not a readable JSON file ({e}); download it again") from None
+    if not isinstance(data, dict):
+        raise SourceError(f"{path}: malformed camera_params.json, expected a JSON object")
+    w2c = _matrices(path, data, "world_2_cam", (4, 4))
+    intr = _matrices(path, data, "intrinsics", (3, 3))
+    if set(w2c) != set(intr):
+        raise SourceError(
+            f"{path}: malformed camera_params.json, world_2_cam and intrinsics list different cameras "
+            f"({sorted(set(w2c) ^ set(intr))})"
+        )
+    serials = sorted(w2c)
+    return Calibration(serials, np.stack([w2c[s] for s in serials]), np.stack([intr[s] for s in serials]))

@@ -1,0 +1,193 @@
+"""The layout of a benchmark folder written by ``nersemble-benchmark-download``.
+
+Everything about where the official downloader puts files lives here, copied to the letter
+from the toolkit (``nersemble_benchmark.constants.ASSETS`` and ``scripts/download_data.py``,
+version 0.2.0): path templates, camera serials, benchmark participants and sequences, and
+:func:`discover`, which finds what a (possibly partial) download holds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SourceError
+
+BENCHMARKS = ("nvs", "mono_flame_avatar", "svfr")
+VIDEO_BENCHMARKS = ("nvs", "mono_flame_avatar")
+
+# Path templates relative to ``{benchmark_folder}/{benchmark}``, as in the toolkit's ASSETS.
+CALIBRATION = "{p_id:03d}/calibration/camera_params.json"
+IMAGES = "{p_id:03d}/sequences/{seq_name}/images/cam_{serial}.mp4"
+ALPHA_MAPS = "{p_id:03d}/sequences/{seq_name}/alpha_maps/cam_{serial}.mp4"
+POINTCLOUDS = "{p_id:03d}/sequences/{seq_name}/pointclouds/frame_{timestep:05d}.pcd"
+FLAME_TRACKING = {
+    1: "{p_id:03d}/sequences/{seq_name}/tracking/flame2023_tracking.npz",
+    2: "{p_id:03d}/sequences/{seq_name}/tracking/flame2023_tracking_v2.npz",
+}
+SVFR_IMAGE = "{p_id:03d}/{seq_name}_{timestep}_{serial}/rgb.png"
+
+SERIALS = (
+    "222200042", "222200044", "222200046", "222200040", "222200036", "222200048", "220700191", "222200041",
+    "222200037", "222200038", "222200047", "222200043", "222200049", "222200039", "222200045", "221501007",
+)
+
+NVS_IDS_AND_SEQUENCES = ((388, "GLASSES"), (422, "EXP-2-eyes"), (443, "FREE"), (445, "EXP-6-tongue-1"), (475, "HAIR"))
+NVS_HOLD_OUT_SERIALS = ("222200046", "222200037", "222200039")
+NVS_TRAIN_SERIALS = tuple(s for s in SERIALS if s not in NVS_HOLD_OUT_SERIALS)
+NVS_FPS = 73.0
+NVS_SIZE = (1604, 1100)  # (height, width) in pixels
+
+MONO_IDS = (393, 404, 461, 477, 486)
+MONO_SEQUENCES_TRAIN = (
+    "EXP-1-head", "EXP-2-eyes", "EXP-3-cheeks+nose", "EXP-4-lips", "EXP-5-mouth", "EXP-8-jaw-1", "EXP-9-jaw-2",
+    "EMO-2-surprise+fear", "EMO-3-angry+sad", "EMO-4-disgust+happy",
+    "SEN-01-cramp_small_danger", "SEN-02-same_phrase_thirty_times", "SEN-03-pluck_bright_rose",
+    "SEN-04-two_plus_seven", "SEN-05-glow_eyes_sweet_girl", "SEN-06-problems_wise_chief",
+    "SEN-07-fond_note_fried", "SEN-08-clothes_and_lodging",
+)
+MONO_SEQUENCES_TEST = ("FREE", "EMO-1-shout+laugh", "SEN-09-frown_events_bad", "SEN-10-port_strong_smokey")
+MONO_TRAIN_SERIAL = "222200037"
+MONO_HOLD_OUT_SERIALS = ("222200046", "220700191", "222200039")
+MONO_FPS = 24.3
+MONO_SIZE = (512, 512)
+
+FPS = {"nvs": NVS_FPS, "mono_flame_avatar": MONO_FPS}
+FRAME_SIZE = {"nvs": NVS_SIZE, "mono_flame_avatar": MONO_SIZE}
+
+
+def camera_role(benchmark: str, serial: str) -> str:
+    """``"train"`` (video provided), ``"hold_out"`` (rendered for a submission) or ``"unused"``."""
+    if benchmark == "nvs":
+        return "hold_out" if serial in NVS_HOLD_OUT_SERIALS else "train"
+    if serial == MONO_TRAIN_SERIAL:
+        return "train"
+    return "hold_out" if serial in MONO_HOLD_OUT_SERIALS else "unused"
+
+
+_PARTICIPANT = re.compile(r"^\d{3}$")
+_CAMERA_FILE = re.compile(r"^cam_(\d+)\.mp4$")
+
+
+@dataclass(frozen=True)
+class SequenceSource:
+    """The video files of one downloaded sequence.
+
+    ``images`` and ``alpha_maps`` map a camera serial to its mp4; ``alpha_maps`` is empty when
+    the mattes were not downloaded. Serials are sorted.
+    """
+
+    benchmark: str
+    participant_id: int
+    sequence: str
+    folder: Path
+    images: dict[str, Path]
+    alpha_maps: dict[str, Path]
+
+    @property
+    def serials(self) -> list[str]:
+        return list(self.images)
+
+
+@dataclass(frozen=True)
+class ParticipantSource:
+    """One participant folder: its calibration file (if downloaded) and its video sequences."""
+
+    benchmark: str
+    participant_id: int
+    folder: Path
+    calibration: Path | None
+    sequences: list[SequenceSource] = field(default_factory=list)
+
+
+def _benchmark_dirs(root: Path) -> dict[str, Path]:
+    return {b: root / b for b in BENCHMARKS if (root / b).is_dir()}
+
+
+def discover(
+    root: str | Path,
+    benchmarks: list[str] | None = None,
+    participants: list[int] | None = None,
+    sequences: list[str] | None = None,
+) -> list[ParticipantSource]:
+    """Find the participants, sequences and cameras of the video benchmarks in a download folder.
+
+    ``root`` is the ``benchmark_folder`` given to ``nersemble-benchmark-download`` (it holds
+    ``nvs/``, ``mono_flame_avatar/`` and/or ``svfr/``). Partial downloads are normal: whatever is
+    present is returned, filtered by the optional ``benchmarks``, ``participants`` and
+    ``sequences``. Sequences without any image video (the mono hold-out sequences, which only
+    have FLAME tracking) are not returned.
+
+    Raises :class:`SourceError` for a missing folder, a folder that is no benchmark folder, a
+    sequence whose alpha mattes cover other cameras than its images, or filters that match nothing.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise SourceError(f"{root}: no such folder; pass the folder given to nersemble-benchmark-download")
+    if not root.is_dir():
+        raise SourceError(f"{root}: not a folder; pass the folder given to nersemble-benchmark-download")
+    found = _benchmark_dirs(root)
+    if not found:
+        hint = ""
+        if root.name in BENCHMARKS:
+            hint = f" (it looks like a benchmark subfolder: pass its parent {root.parent})"
+        raise SourceError(
+            f"{root}: not a NeRSemble benchmark folder, it has none of {', '.join(BENCHMARKS)}/{hint}"
+        )
+    for b in benchmarks or []:
+        if b not in BENCHMARKS:
+            raise SourceError(f"unknown benchmark {b!r}; choose from {', '.join(BENCHMARKS)}")
+    wanted = [b for b in VIDEO_BENCHMARKS if b in found and (not benchmarks or b in benchmarks)]
+    result: list[ParticipantSource] = []
+    for benchmark in wanted:
+        for pdir in sorted(found[benchmark].iterdir()):
+            if not (pdir.is_dir() and _PARTICIPANT.match(pdir.name)):
+                continue
+            p_id = int(pdir.name)
+            if participants and p_id not in participants:
+                continue
+            calib = pdir / CALIBRATION.format(p_id=p_id).split("/", 1)[1]
+            part = ParticipantSource(benchmark, p_id, pdir, calib if calib.is_file() else None)
+            seq_root = pdir / "sequences"
+            for sdir in sorted(seq_root.iterdir()) if seq_root.is_dir() else []:
+                if not sdir.is_dir() or (sequences and sdir.name not in sequences):
+                    continue
+                seq = _sequence_source(benchmark, p_id, sdir)
+                if seq is not None:
+                    part.sequences.append(seq)
+            result.append(part)
+    if not any(p.sequences for p in result):
+        what = f"benchmarks {wanted or benchmarks}"
+        if participants:
+            what += f", participants {participants}"
+        if sequences:
+            what += f", sequences {sequences}"
+        raise SourceError(f"{root}: no videos found for {what}; check the filters or the download")
+    return result
+
+
+def _cameras(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    cams = {}
+    for f in folder.iterdir():
+        m = _CAMERA_FILE.match(f.name)
+        if m and f.is_file():
+            cams[m.group(1)] = f
+    return dict(sorted(cams.items()))
+
+
+def _sequence_source(benchmark: str, p_id: int, sdir: Path) -> SequenceSource | None:
+    images = _cameras(sdir / "images")
+    if not images:
+        return None
+    alpha = _cameras(sdir / "alpha_maps")
+    if alpha and set(alpha) != set(images):
+        only_img = sorted(set(images) - set(alpha))
+        only_alpha = sorted(set(alpha) - set(images))
+        raise SourceError(
+            f"{sdir}: alpha_maps/ and images/ cover different cameras "
+            f"(images only: {only_img}, alpha only: {only_alpha}); finish the download or remove the extra files"
+        )
+    return SequenceSource(benchmark, p_id, sdir.name, sdir, images, alpha)

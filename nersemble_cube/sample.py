@@ -1,0 +1,183 @@
+"""A small but faithful sample benchmark folder, written exactly where the official downloader writes.
+
+Same paths (:mod:`.layout`), file formats and codecs (H.264 yuv420p mp4 via libx264, alpha mattes as
+grey-in-RGB mp4, ``camera_params.json``), resolutions, frame rates and camera serials as a real
+download, with synthetic content: a textured, shaded sphere "head" on black, moving a little over
+time, seen by a 16-camera rig whose calibration matches the pixels (a 3D point on the head projects
+with the stored calibration onto the pixel that shows it).
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+
+from . import layout
+
+HEAD_RADIUS = 0.11  # metres
+CAMERA_DISTANCE = 1.0  # metres from the head centre
+_SAMPLE_CRF = "18"
+
+
+def rig(benchmark: str, participant_id: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Synthetic calibration: serial -> (world_2_cam 4x4, intrinsics 3x3), OpenCV convention, metres/pixels.
+
+    16 cameras on two rows (pitch +-12 degrees) spread over +-70 degrees of yaw around the origin,
+    all looking at it, world up = +y. Small per-participant variations keep participants distinct.
+    """
+    rng = np.random.default_rng(participant_id)
+    height, width = layout.FRAME_SIZE[benchmark]
+    focal = 3000.0 if benchmark == "nvs" else 1500.0
+    out = {}
+    for i, serial in enumerate(layout.SERIALS):
+        yaw = np.deg2rad(-70 + 140 * (i % 8) / 7 + rng.uniform(-2, 2))
+        pitch = np.deg2rad((12 if i < 8 else -12) + rng.uniform(-2, 2))
+        centre = CAMERA_DISTANCE * np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
+        z = -centre / np.linalg.norm(centre)
+        x = np.cross(z, [0.0, 1.0, 0.0])
+        x /= np.linalg.norm(x)
+        y = np.cross(z, x)
+        rot = np.stack([x, y, z])
+        w2c = np.eye(4)
+        w2c[:3, :3] = rot
+        w2c[:3, 3] = -rot @ centre
+        k = np.array([[focal * rng.uniform(0.98, 1.02), 0.0, width / 2 + rng.uniform(-8, 8)],
+                      [0.0, focal * rng.uniform(0.98, 1.02), height / 2 + rng.uniform(-8, 8)],
+                      [0.0, 0.0, 1.0]])
+        k[1, 1] = k[0, 0]
+        out[serial] = (w2c, k)
+    return out
+
+
+def head_centre(t: int, fps: float) -> np.ndarray:
+    """World position (metres) of the sphere head at frame ``t``: a slow nod and sway."""
+    s = t / fps
+    return np.array([0.01 * np.sin(2 * np.pi * 0.7 * s), 0.008 * np.sin(2 * np.pi * 1.1 * s), 0.0])
+
+
+def _texture(p: np.ndarray, t: float) -> np.ndarray:
+    """RGB albedo in [0, 1] at head-local surface points ``p`` (..., 3): skin, stripes, spots, fine grain."""
+    base = np.array([0.85, 0.62, 0.5])
+    waves = (np.sin(60 * p[..., 0] + 3 * t) * np.sin(45 * p[..., 1]) * 0.5 + 0.5)[..., None]
+    grain = (np.sin(900 * p[..., 0] + 1300 * p[..., 1] * p[..., 2] * 40 + 700 * p[..., 2]) * 0.5 + 0.5)[..., None]
+    eyes = np.exp(-((np.abs(p[..., 0]) - 0.04) ** 2 + (p[..., 1] - 0.02) ** 2) / 2e-4)[..., None]
+    hair = np.clip((p[..., 1] - 0.05) / 0.03, 0, 1)[..., None]
+    color = base * (0.75 + 0.25 * waves) * (0.9 + 0.1 * grain)
+    color = color * (1 - 0.8 * eyes)
+    return color * (1 - hair) + np.array([0.25, 0.16, 0.1]) * (0.6 + 0.4 * grain) * hair
+
+
+def render(w2c: np.ndarray, k: np.ndarray, height: int, width: int, t: int, fps: float,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Ray-trace the head for one camera and frame: ``(rgb (y, x, 3) uint8, alpha (y, x) uint8)``.
+
+    Pixel ``(u, v)`` looks through its centre ``(u + 0.5, v + 0.5)``.
+    """
+    centre = head_centre(t, fps)
+    rot, trans = w2c[:3, :3], w2c[:3, 3]
+    cam_pos = -rot.T @ trans
+    # ray-trace only the box around the projected sphere (plus a margin); the rest stays black
+    c_cam = rot @ centre + trans
+    c_px = (k @ c_cam)[:2] / c_cam[2]
+    r_px = 1.3 * k[0, 0] * HEAD_RADIUS / np.sqrt(c_cam[2] ** 2 - HEAD_RADIUS ** 2) + 4
+    x0, y0 = (max(int(c - r_px), 0) for c in c_px)
+    x1, y1 = min(int(c_px[0] + r_px) + 1, width), min(int(c_px[1] + r_px) + 1, height)
+    v, u = np.mgrid[y0:y1, x0:x1]
+    pix = np.stack([u + 0.5, v + 0.5, np.ones_like(u, dtype=float)], axis=-1)
+    dirs = pix @ np.linalg.inv(k).T @ rot  # camera rays in world coordinates (rows: d_world = R^T d_cam)
+    dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
+    oc = cam_pos - centre
+    b = dirs @ oc
+    disc = b * b - (oc @ oc - HEAD_RADIUS ** 2)
+    depth = -b - np.sqrt(np.maximum(disc, 0))
+    p = cam_pos + dirs * depth[..., None] - centre
+    normal = p / HEAD_RADIUS
+    shade = np.clip(-(normal * dirs).sum(-1), 0, 1)[..., None]
+    color = _texture(p, t / fps) * (0.35 + 0.65 * shade)
+    # soft 1-2 px edge from the ray's distance to the sphere surface
+    dist = np.sqrt(np.maximum(oc @ oc - b * b, 0)) - HEAD_RADIUS
+    px_size = np.maximum(depth, CAMERA_DISTANCE * 0.5) / k[0, 0]
+    a = np.clip(0.5 - dist / px_size, 0, 1)
+    color = color + rng.normal(0, 0.02, color.shape)
+    rgb = np.zeros((height, width, 3), np.uint8)
+    alpha = np.zeros((height, width), np.uint8)
+    rgb[y0:y1, x0:x1] = (np.clip(color * a[..., None], 0, 1) * 255 + 0.5).astype(np.uint8)
+    alpha[y0:y1, x0:x1] = (a * 255 + 0.5).astype(np.uint8)
+    return rgb, alpha
+
+
+def _encode(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height, width = frames[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
+        macro_block_size=1, output_params=["-crf", _SAMPLE_CRF],
+    )
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+
+
+def _write_camera(folder: Path, benchmark: str, p_id: int, seq: str, serial: str,
+                  w2c: np.ndarray, k: np.ndarray, n_frames: int) -> None:
+    height, width = layout.FRAME_SIZE[benchmark]
+    fps = layout.FPS[benchmark]
+    rng = np.random.default_rng([p_id, int(serial), len(seq)])
+    rgb, alpha = zip(*(render(w2c, k, height, width, t, fps, rng) for t in range(n_frames)))
+    fmt = {"p_id": p_id, "seq_name": seq, "serial": serial}
+    _encode(folder / layout.IMAGES.format(**fmt), list(rgb), fps)
+    _encode(folder / layout.ALPHA_MAPS.format(**fmt), [np.repeat(a[..., None], 3, axis=-1) for a in alpha], fps)
+
+
+def write_sample(
+    folder: str | Path,
+    benchmarks: tuple[str, ...] = ("nvs", "mono_flame_avatar"),
+    nvs_participants: tuple[int, ...] = (388,),
+    mono_participants: tuple[int, ...] = (393,),
+    mono_sequences: tuple[str, ...] = ("EXP-1-head", "EXP-2-eyes"),
+    n_frames: int = 8,
+    n_cameras: int | None = None,
+    workers: int = 2,
+) -> Path:
+    """Write a sample benchmark folder into ``folder`` and return it.
+
+    nvs: each participant's benchmark sequence, seen by the 13 train cameras (or the first
+    ``n_cameras`` of them), 1100x1604 at 73 fps. mono_flame_avatar: ``mono_sequences`` of each
+    participant from camera 222200037, 512x512 at 24.3 fps. Every participant gets
+    ``calibration/camera_params.json`` for all 16 serials. ``n_frames`` frames per video.
+    Deterministic: the same arguments write the same pixels.
+    """
+    folder = Path(folder).expanduser()
+    unknown = [b for b in benchmarks if b not in layout.VIDEO_BENCHMARKS]
+    if unknown:
+        raise ValueError(f"the sample covers {layout.VIDEO_BENCHMARKS}, not {unknown}")
+    nvs_sequences = dict(layout.NVS_IDS_AND_SEQUENCES)
+    bad = [p for p in nvs_participants if p not in nvs_sequences] + \
+          [p for p in mono_participants if p not in layout.MONO_IDS]
+    if bad:
+        raise ValueError(f"not benchmark participants: {bad} (nvs: {list(nvs_sequences)}, mono: {list(layout.MONO_IDS)})")
+    jobs = []
+    for benchmark in benchmarks:
+        bdir = folder / benchmark
+        if benchmark == "nvs":
+            people = [(p, [nvs_sequences[p]], list(layout.NVS_TRAIN_SERIALS[:n_cameras])) for p in nvs_participants]
+        else:
+            people = [(p, list(mono_sequences), [layout.MONO_TRAIN_SERIAL]) for p in mono_participants]
+        for p_id, seqs, serials in people:
+            cams = rig(benchmark, p_id)
+            calib = bdir / layout.CALIBRATION.format(p_id=p_id)
+            calib.parent.mkdir(parents=True, exist_ok=True)
+            calib.write_text(json.dumps({
+                "world_2_cam": {s: cams[s][0].tolist() for s in layout.SERIALS},
+                "intrinsics": {s: cams[s][1].tolist() for s in layout.SERIALS},
+            }))
+            jobs += [(bdir, benchmark, p_id, seq, s, *cams[s], n_frames) for seq in seqs for s in serials]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for f in [pool.submit(_write_camera, *job) for job in jobs]:
+            f.result()
+    return folder
