@@ -1,0 +1,94 @@
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from zarr.storage import LocalStore, WrapperStore
+
+import nersemble_cube
+from nersemble_cube.access import IncompleteCubeWarning
+from nersemble_cube.errors import StoreError
+from nersemble_cube import convert
+
+from conftest import N_FRAMES, decode_pyav
+
+
+class CountingStore(WrapperStore):
+    """Records every key read (get) from the wrapped store."""
+
+    def __init__(self, store):
+        super().__init__(store)
+        self.keys: list[str] = []
+
+    def _with_store(self, store):
+        return type(self)(store)
+
+    async def get(self, key, prototype, byte_range=None):
+        self.keys.append(key)
+        return await self._store.get(key, prototype, byte_range)
+
+
+def test_open_is_lazy_and_dask_backed(cube):
+    tree = nersemble_cube.open(cube)
+    assert isinstance(tree, xr.DataTree)
+    ds = tree["nvs/388/sequences/GLASSES"].to_dataset()
+    assert isinstance(ds.images.data, da.Array) and isinstance(ds.alpha.data, da.Array)
+    assert ds.images.data.chunksize == (1, 1, 1604, 1100, 3)
+
+
+def test_plain_xarray_opens_the_cube_without_nersemble_cube(cube, sample_dir):
+    tree = xr.open_datatree(str(cube), engine="zarr", chunks={})
+    frame = tree["nvs/388/sequences/GLASSES"].images.sel(camera="222200042", time=3).values
+    np.testing.assert_array_equal(frame, decode_pyav(sample_dir / "nvs/388/sequences/GLASSES/images/cam_222200042.mp4")[3])
+
+
+def test_opening_reads_metadata_and_one_frame_reads_one_chunk(cube):
+    counting = CountingStore(LocalStore(str(cube), read_only=True))
+    tree = xr.open_datatree(counting, engine="zarr", chunks={}, consolidated=True, zarr_format=3)
+    opened = list(counting.keys)
+    # one consolidated metadata document plus the small coordinate arrays
+    assert opened[0] == "zarr.json"
+    assert not [k for k in opened if k.endswith("zarr.json") and k != "zarr.json"]
+    assert not [k for k in opened if "/images/" in k or "/alpha/" in k]
+    counting.keys.clear()
+    ds = tree["nvs/388/sequences/GLASSES"].to_dataset()
+    frame = ds.images.sel(camera="222200044", time=2).values
+    assert frame.shape == (1604, 1100, 3)
+    cam = ds.camera.values.tolist().index("222200044")  # serials sorted: 222200040, 222200042, 222200044
+    assert cam == 2
+    assert counting.keys == [f"nvs/388/sequences/GLASSES/images/c/{cam}/2/0/0/0"]
+
+
+def test_incomplete_conversion_warns(sample_dir, tmp_path):
+    target = tmp_path / "c.zarr"
+    convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"])
+    zarr.open_group(str(target), path="mono_flame_avatar/393/sequences/EXP-1-head", mode="r+",
+                    use_consolidated=False).attrs["complete"] = False
+    from nersemble_cube.store import consolidate
+    consolidate(target)
+    with pytest.warns(IncompleteCubeWarning, match="EXP-1-head"):
+        nersemble_cube.open(target)
+
+
+def test_complete_cube_opens_without_warnings(cube):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nersemble_cube.open(cube)
+
+
+def test_not_a_cube(tmp_path):
+    with pytest.raises(StoreError, match="not a nersemble-cube store"):
+        nersemble_cube.open(tmp_path)
+
+
+def test_summary_lists_every_node(cube):
+    text = nersemble_cube.summary(nersemble_cube.open(cube))
+    assert text.splitlines() == [
+        "mono_flame_avatar/393/calibration: 16 cameras (1 train, 3 hold_out, 12 unused)",
+        f"mono_flame_avatar/393/sequences/EXP-1-head: 1 cameras x {N_FRAMES} frames of 512x512 @ 24.3 fps, alpha, 5.2 MB uncompressed",
+        f"mono_flame_avatar/393/sequences/EXP-2-eyes: 1 cameras x {N_FRAMES} frames of 512x512 @ 24.3 fps, alpha, 5.2 MB uncompressed",
+        "nvs/388/calibration: 16 cameras (13 train, 3 hold_out)",
+        f"nvs/388/sequences/GLASSES: 3 cameras x {N_FRAMES} frames of 1100x1604 @ 73 fps, alpha, 105.9 MB uncompressed",
+    ]

@@ -1,0 +1,49 @@
+import json
+
+import numpy as np
+import pytest
+
+from nersemble_cube.converters.calibration import read_calibration
+from nersemble_cube.errors import SourceError
+
+
+def _write(tmp_path, doc) -> str:
+    path = tmp_path / "camera_params.json"
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return path
+
+
+GOOD = {
+    "world_2_cam": {"222200042": np.arange(16.0).reshape(4, 4).tolist(), "220700191": np.eye(4).tolist()},
+    "intrinsics": {"222200042": [[3000.5, 0, 550.25], [0, 3001, 802], [0, 0, 1]], "220700191": np.eye(3).tolist()},
+}
+
+
+def test_matrices_are_read_exactly_and_sorted_by_serial(tmp_path):
+    calib = read_calibration(_write(tmp_path, GOOD))
+    assert calib.serials == ["220700191", "222200042"]
+    assert calib.world_2_cam.dtype == np.float64 and calib.intrinsics.dtype == np.float64
+    np.testing.assert_array_equal(calib.world_2_cam[1], np.arange(16.0).reshape(4, 4))
+    np.testing.assert_array_equal(calib.intrinsics[1], [[3000.5, 0, 550.25], [0, 3001, 802], [0, 0, 1]])
+    sub = calib.select(["222200042"])
+    assert sub.serials == ["222200042"] and sub.world_2_cam.shape == (1, 4, 4)
+
+
+@pytest.mark.parametrize("doc, message", [
+    ("{not json", "not a readable JSON file"),
+    ([1, 2], "expected a JSON object"),
+    ({"intrinsics": GOOD["intrinsics"]}, "no 'world_2_cam' mapping"),
+    ({**GOOD, "intrinsics": {**GOOD["intrinsics"], "222200042": [[1, 2], [3, 4]]}}, r"intrinsics\['222200042'\] is not a finite 3x3"),
+    ({**GOOD, "world_2_cam": {**GOOD["world_2_cam"], "220700191": [["a"] * 4] * 4}}, r"world_2_cam\['220700191'\]"),
+    ({**GOOD, "intrinsics": {"222200042": GOOD["intrinsics"]["222200042"]}}, "list different cameras"),
+])
+def test_malformed_files_name_the_file_and_the_problem(tmp_path, doc, message):
+    with pytest.raises(SourceError, match=message) as e:
+        read_calibration(_write(tmp_path, doc))
+    assert "camera_params.json" in str(e.value)
+
+
+def test_nan_is_refused(tmp_path):
+    doc = json.dumps(GOOD).replace("3000.5", "NaN")
+    with pytest.raises(SourceError, match="not a finite 3x3"):
+        read_calibration(_write(tmp_path, doc))

@@ -1,0 +1,77 @@
+import json
+
+import av
+import numpy as np
+import pytest
+
+from nersemble_cube import layout, write_sample
+from nersemble_cube.sample import HEAD_RADIUS, head_centre
+
+from conftest import N_FRAMES, decode_pyav
+
+
+def _stream(path):
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return s.codec_context.name, s.codec_context.pix_fmt, s.height, s.width, float(s.average_rate), s.frames
+
+
+def test_full_nvs_layout_matches_the_downloader(tmp_path):
+    """Default camera set: exactly the files the downloader writes for nvs participant 388 (13 train cameras)."""
+    root = write_sample(tmp_path, benchmarks=("nvs",), n_frames=1)
+    constants = pytest.importorskip("nersemble_benchmark.constants")
+    assets = constants.ASSETS["nvs"]
+    expected = {assets["per_person"]["calibration"].format(p_id=388)}
+    for serial in constants.BENCHMARK_NVS_TRAIN_SERIALS:
+        for key in ("images", "alpha_maps"):
+            expected.add(assets["per_cam"][key].format(p_id=388, seq_name="GLASSES", serial=serial))
+    written = {p.relative_to(root / "nvs").as_posix() for p in (root / "nvs").rglob("*") if p.is_file()}
+    assert written == expected
+
+
+def test_videos_have_the_real_codec_resolution_and_rate(sample_dir):
+    nvs = sample_dir / "nvs/388/sequences/GLASSES"
+    mono = sample_dir / "mono_flame_avatar/393/sequences/EXP-1-head"
+    for sub in ("images", "alpha_maps"):
+        assert _stream(nvs / sub / "cam_222200042.mp4") == ("h264", "yuv420p", 1604, 1100, 73.0, N_FRAMES)
+        assert _stream(mono / sub / "cam_222200037.mp4") == ("h264", "yuv420p", 512, 512, 24.3, N_FRAMES)
+
+
+def test_alpha_is_grey_in_rgb_and_images_are_textured_on_black(sample_dir):
+    seq = sample_dir / "nvs/388/sequences/GLASSES"
+    alpha = decode_pyav(seq / "alpha_maps/cam_222200042.mp4").astype(int)
+    rgb = decode_pyav(seq / "images/cam_222200042.mp4").astype(int)
+    assert np.abs(alpha[..., 0] - alpha[..., 1]).max() <= 2 and np.abs(alpha[..., 0] - alpha[..., 2]).max() <= 2
+    inside, outside = alpha[..., 0] > 250, alpha[..., 0] < 5
+    assert inside.mean() > 0.05 and outside.mean() > 0.5
+    assert rgb[outside].max() < 40  # black background (up to H.264 ringing at the edge)
+    assert rgb[inside].std() > 10  # a texture, not a constant colour
+
+
+def test_calibration_covers_all_16_serials_and_matches_the_pixels(sample_dir):
+    params = json.loads((sample_dir / "nvs/388/calibration/camera_params.json").read_text())
+    assert sorted(params["world_2_cam"]) == sorted(layout.SERIALS) == sorted(params["intrinsics"])
+    alpha = decode_pyav(sample_dir / "nvs/388/sequences/GLASSES/alpha_maps/cam_222200042.mp4")[..., 0]
+    w2c = np.array(params["world_2_cam"]["222200042"])
+    k = np.array(params["intrinsics"]["222200042"])
+    assert w2c.shape == (4, 4) and k.shape == (3, 3)
+    np.testing.assert_allclose(w2c[:3, :3] @ w2c[:3, :3].T, np.eye(3), atol=1e-12)
+    for t in range(N_FRAMES):
+        c = w2c[:3, :3] @ head_centre(t, layout.NVS_FPS) + w2c[:3, 3]
+        u, v = (k @ c)[:2] / c[2]
+        assert alpha[t, int(v), int(u)] > 250  # the head centre projects inside the matte
+        # a point 1.5 radii right of the centre (in the camera plane) is background
+        edge = k @ (c + np.array([1.5 * HEAD_RADIUS, 0, 0]))
+        assert alpha[t, int(edge[1] / edge[2]), int(edge[0] / edge[2])] < 5
+
+
+def test_sample_is_deterministic(tmp_path):
+    a = write_sample(tmp_path / "a", benchmarks=("mono_flame_avatar",), mono_sequences=("EXP-1-head",), n_frames=2)
+    b = write_sample(tmp_path / "b", benchmarks=("mono_flame_avatar",), mono_sequences=("EXP-1-head",), n_frames=2)
+    rel = "mono_flame_avatar/393/sequences/EXP-1-head/images/cam_222200037.mp4"
+    np.testing.assert_array_equal(decode_pyav(a / rel), decode_pyav(b / rel))
+
+
+def test_sample_refuses_unknown_participants(tmp_path):
+    with pytest.raises(ValueError, match="not benchmark participants"):
+        write_sample(tmp_path, nvs_participants=(123,))
