@@ -52,13 +52,18 @@ def _progress() -> Progress:
 
 
 def _run_convert(source: Path, store: Path, **kwargs) -> ConversionReport:
-    with _progress() as bar:
-        task = bar.add_task("converting", total=None)
+    """Convert with a progress bar that appears once the input has been checked (so errors print alone)."""
+    bar = _progress()
+    task = bar.add_task("converting", total=None)
 
-        def on_plan(plans: list[ParticipantPlan]) -> None:
-            bar.update(task, total=sum(s.total_frames for p in plans for s in p.sequences))
+    def on_plan(plans: list[ParticipantPlan]) -> None:
+        bar.update(task, total=sum(s.total_frames for p in plans for s in p.sequences))
+        bar.start()
 
+    try:
         return convert_folder(source, store, progress=lambda n: bar.advance(task, n), on_plan=on_plan, **kwargs)
+    finally:
+        bar.stop()
 
 
 Benchmark = Annotated[Optional[list[str]], typer.Option(

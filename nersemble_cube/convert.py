@@ -184,6 +184,7 @@ def convert(
     storage = storage or StorageSpec()
     progress = progress or (lambda n: None)
     workers = workers or os.cpu_count() or 1
+    store.check_target(target)
     plans = plan(root, benchmarks, participants, sequences)
     if on_plan is not None:
         on_plan(plans)

@@ -39,18 +39,26 @@ def check_cube(path: Path) -> dict:
     return attrs
 
 
-def prepare_target(path: Path) -> None:
-    """Create the cube root at ``path``, or accept an existing cube; refuse anything else.
+def check_target(path: Path) -> bool:
+    """Whether ``path`` is an existing cube to add to (True) or free to create one in (False).
 
-    An empty folder is accepted. A file, or a folder holding anything but a cube, raises
-    :class:`StoreError` before anything is written.
+    A missing path or an empty folder is free. A file, or a folder holding anything but a cube,
+    raises :class:`StoreError`. Writes nothing.
     """
-    if path.exists():
-        if not path.is_dir():
-            raise StoreError(f"{path}: exists and is not a folder; choose another store path")
-        if any(path.iterdir()):
-            check_cube(path)
-            return
+    if not path.exists():
+        return False
+    if not path.is_dir():
+        raise StoreError(f"{path}: exists and is not a folder; choose another store path")
+    if not any(path.iterdir()):
+        return False
+    check_cube(path)
+    return True
+
+
+def prepare_target(path: Path) -> None:
+    """Create the cube root at ``path`` (with the schema attrs), or accept an existing cube; refuse anything else."""
+    if check_target(path):
+        return
     group = zarr.open_group(str(path), mode="a", zarr_format=3, use_consolidated=False)
     group.attrs.update({
         "schema": SCHEMA_NAME,

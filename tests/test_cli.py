@@ -1,0 +1,63 @@
+"""The command line, run as a user runs it: a subprocess, real exit codes, stderr as printed."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nersemble_cube
+from conftest import decode_pyav
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "nersemble_cube.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_lists_the_commands():
+    res = run("--help")
+    assert res.returncode == 0
+    for command in ("convert", "sample", "info", "demo"):
+        assert command in res.stdout
+
+
+def test_sample_then_convert_then_info(tmp_path):
+    res = run("sample", tmp_path / "bench", "--benchmark", "mono_flame_avatar", "--frames", "3")
+    assert res.returncode == 0, res.stderr
+    res = run("convert", tmp_path / "bench", tmp_path / "cube.zarr", "--compressor", "lz4", "--frames-per-chunk", "2")
+    assert res.returncode == 0, res.stderr
+    assert "wrote 3 nodes (12 frames" in res.stdout  # 2 sequences x (3 image + 3 alpha frames), + calibration
+    ds = nersemble_cube.open(tmp_path / "cube.zarr")["mono_flame_avatar/393/sequences/EXP-1-head"].to_dataset()
+    np.testing.assert_array_equal(
+        ds.images.isel(camera=0).values,
+        decode_pyav(tmp_path / "bench/mono_flame_avatar/393/sequences/EXP-1-head/images/cam_222200037.mp4"))
+    res = run("convert", tmp_path / "bench", tmp_path / "cube.zarr")
+    assert res.returncode == 0 and "skipped 3 complete" in res.stdout
+    res = run("info", tmp_path / "cube.zarr")
+    assert res.returncode == 0
+    assert "mono_flame_avatar/393/sequences/EXP-2-eyes: 1 cameras x 3 frames of 512x512 @ 24.3 fps" in res.stdout
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (("convert", "{tmp}/nowhere", "{tmp}/c.zarr"), 3, "no such folder"),
+    (("convert", "{tmp}", "{tmp}/c.zarr"), 3, "not a NeRSemble benchmark folder"),
+    (("convert", "{sample}", "{tmp}/file.txt"), 4, "exists and is not a folder"),
+    (("info", "{tmp}"), 4, "not a nersemble-cube store"),
+    (("convert", "{sample}", "{tmp}/c.zarr", "--compressor", "gzip"), 2, "unknown compressor"),
+])
+def test_user_mistakes_give_one_line_and_an_exit_code(tmp_path, sample_dir, args, code, message):
+    (tmp_path / "file.txt").write_text("x")
+    res = run(*(a.format(tmp=tmp_path, sample=sample_dir) for a in args))
+    assert res.returncode == code, res.stderr
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+    if code != 2:  # our own errors are exactly one line
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    res = run("demo", tmp_path / "demo", "--frames", "2")
+    assert res.returncode == 0, res.stderr
+    assert "nvs/388/sequences/GLASSES: 13 cameras x 2 frames of 1100x1604 @ 73 fps" in res.stdout
+    assert "read nvs/388/GLASSES camera 220700191 frame 1: (1604, 1100, 3) uint8" in res.stdout
