@@ -124,7 +124,10 @@ def _write_calibration(target: Path, part: ParticipantPlan, root: Path) -> None:
 
 def _fill(target: Path, array_path: str, camera: int, info: VideoInfo, first_channel: bool,
           frames_per_chunk: int, progress: Progress) -> None:
-    arr = zarr.open_array(str(target), path=array_path, mode="r+")
+    # write_empty_chunks: store all-fill chunks too (an all-black matte is a written frame, not a missing one),
+    # and skip zarr's all-equal scan of every chunk, which costs more than compressing it
+    # (open_array ignores config= for an existing array, hence with_config)
+    arr = zarr.open_array(str(target), path=array_path, mode="r+").with_config({"write_empty_chunks": True})
     t = 0
     for batch in iter_frames(info, batch=frames_per_chunk):
         arr[camera, t:t + len(batch)] = batch[..., 0] if first_channel else batch
