@@ -20,7 +20,7 @@ from . import layout, schema, store
 from .codecs import StorageSpec
 from .converters.calibration import Calibration, read_calibration
 from .converters.video import VideoInfo, iter_frames, probe
-from .errors import SourceError
+from .errors import SourceError, StoreError
 
 Progress = Callable[[int], None]
 """Called with the number of frames just written (images and alpha frames count separately)."""
@@ -180,13 +180,16 @@ def convert(
     progress bar with it); ``progress`` is called with each number of frames written.
 
     Raises :class:`SourceError` for bad input and :class:`StoreError` when ``target`` exists and is
-    not a cube, in both cases before anything is written. The source folder is only read.
+    not a cube or lies inside ``source``, in both cases before anything is written. The source
+    folder is only read.
     """
     root = Path(source).expanduser()
     target = Path(target).expanduser()
     storage = storage or StorageSpec()
     progress = progress or (lambda n: None)
     workers = workers or os.cpu_count() or 1
+    if target.resolve().is_relative_to(root.resolve()):
+        raise StoreError(f"{target}: inside the benchmark folder {root}, which is never modified; choose a path outside it")
     store.check_target(target)
     plans = plan(root, benchmarks, participants, sequences)
     if on_plan is not None:

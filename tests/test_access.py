@@ -38,6 +38,14 @@ def test_open_is_lazy_and_dask_backed(cube):
     assert ds.images.data.chunksize == (1, 1, 1604, 1100, 3)
 
 
+def test_without_dask_reads_the_same_frame_on_access(cube):
+    lazy = nersemble_cube.open(cube, dask=False)["nvs/388/sequences/GLASSES"].to_dataset()
+    eager = nersemble_cube.open(cube)["nvs/388/sequences/GLASSES"].to_dataset()
+    assert not isinstance(lazy.images.variable._data, (np.ndarray, da.Array))  # nothing loaded yet
+    np.testing.assert_array_equal(lazy.images.sel(camera="222200042", time=4).values,
+                                  eager.images.sel(camera="222200042", time=4).values)
+
+
 def test_plain_xarray_opens_the_cube_without_nersemble_cube(cube, sample_dir):
     tree = xr.open_datatree(str(cube), engine="zarr", chunks={})
     frame = tree["nvs/388/sequences/GLASSES"].images.sel(camera="222200042", time=3).values

@@ -41,13 +41,15 @@ def test_sample_then_convert_then_info(tmp_path):
 
 @pytest.mark.parametrize("args, code, message", [
     (("convert", "{tmp}/nowhere", "{tmp}/c.zarr"), 3, "no such folder"),
-    (("convert", "{tmp}", "{tmp}/c.zarr"), 3, "not a NeRSemble benchmark folder"),
+    (("convert", "{tmp}/empty", "{tmp}/c.zarr"), 3, "not a NeRSemble benchmark folder"),
+    (("convert", "{tmp}", "{tmp}/c.zarr"), 4, "inside the benchmark folder"),
     (("convert", "{sample}", "{tmp}/file.txt"), 4, "exists and is not a folder"),
     (("info", "{tmp}"), 4, "not a nersemble-cube store"),
     (("convert", "{sample}", "{tmp}/c.zarr", "--compressor", "gzip"), 2, "unknown compressor"),
 ])
 def test_user_mistakes_give_one_line_and_an_exit_code(tmp_path, sample_dir, args, code, message):
     (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
     res = run(*(a.format(tmp=tmp_path, sample=sample_dir) for a in args))
     assert res.returncode == code, res.stderr
     assert message in res.stderr

@@ -212,3 +212,9 @@ def test_newer_schema_major_is_refused(mono_copy, tmp_path):
     zarr.open_group(str(target), mode="r+", use_consolidated=False).attrs["schema_version"] = "2.0"
     with pytest.raises(StoreError, match="schema version 2.0"):
         convert(mono_copy, target)
+
+
+def test_target_inside_the_source_folder_is_refused(mono_copy):
+    with pytest.raises(StoreError, match="inside the benchmark folder"):
+        convert(mono_copy, mono_copy / "cube.zarr")
+    assert not (mono_copy / "cube.zarr").exists()
