@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import access, layout
 from .codecs import COMPRESSORS, StorageSpec
-from .convert import ConversionReport, ParticipantPlan
+from .convert import ConversionPlan, ConversionReport
 from .convert import convert as convert_folder
 from .errors import NersembleCubeError
 from .sample import write_sample
@@ -47,7 +47,7 @@ def _user_errors(func):
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("items"),
                     TimeRemainingColumn(), console=err, transient=False)
 
 
@@ -56,8 +56,8 @@ def _run_convert(source: Path, store: Path, **kwargs) -> ConversionReport:
     bar = _progress()
     task = bar.add_task("converting", total=None)
 
-    def on_plan(plans: list[ParticipantPlan]) -> None:
-        bar.update(task, total=sum(s.total_frames for p in plans for s in p.sequences))
+    def on_plan(plan: ConversionPlan) -> None:
+        bar.update(task, total=plan.total_items)
         bar.start()
 
     try:
@@ -85,7 +85,8 @@ def convert(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo parts that are already complete.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Videos decoded in parallel (default: CPU count).")] = None,
 ) -> None:
-    """Convert a benchmark folder into a zarr cube (videos, alpha mattes, calibration).
+    """Convert a benchmark folder into a zarr cube: videos, alpha mattes, calibration, point clouds,
+    FLAME tracking and SVFR images.
 
     Re-running skips what is complete; a run that was interrupted is finished by running it again.
     """
@@ -97,7 +98,9 @@ def convert(
     report = _run_convert(source, store, benchmarks=benchmark, participants=participant, sequences=sequence,
                           storage=storage, overwrite=overwrite, workers=workers)
     secs = time.perf_counter() - t0
-    out.print(f"wrote {len(report.written)} nodes ({report.frames} frames in {secs:.1f} s), "
+    for note in report.notes:
+        err.print(f"note: {note}", highlight=False)
+    out.print(f"wrote {len(report.written)} nodes ({report.items} items in {secs:.1f} s), "
               f"skipped {len(report.skipped)} complete: {store}")
 
 

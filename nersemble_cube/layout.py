@@ -68,14 +68,19 @@ def camera_role(benchmark: str, serial: str) -> str:
 
 _PARTICIPANT = re.compile(r"^\d{3}$")
 _CAMERA_FILE = re.compile(r"^cam_(\d+)\.mp4$")
+_POINTCLOUD_FILE = re.compile(r"^frame_(\d{5})\.pcd$")
+# the toolkit's SVFRDataManager.list_image_keys pattern: {seq}_{timestep}_{serial}
+_SVFR_FOLDER = re.compile(r"^([a-zA-Z0-9-_+]+)_(\d+)_(\d+)$")
+_TRACKING_FILES = {FLAME_TRACKING[v].rsplit("/", 1)[1]: v for v in FLAME_TRACKING}
 
 
 @dataclass(frozen=True)
 class SequenceSource:
-    """The video files of one downloaded sequence.
+    """The files of one downloaded sequence; every mapping is sorted and may be empty.
 
-    ``images`` and ``alpha_maps`` map a camera serial to its mp4; ``alpha_maps`` is empty when
-    the mattes were not downloaded. Serials are sorted.
+    ``images`` and ``alpha_maps`` map a camera serial to its mp4 (no images for the mono hold-out
+    sequences, which only have tracking); ``pointclouds`` maps a timestep to its ``.pcd``;
+    ``tracking`` maps a FLAME tracking version (1, 2) to its npz.
     """
 
     benchmark: str
@@ -84,6 +89,8 @@ class SequenceSource:
     folder: Path
     images: dict[str, Path]
     alpha_maps: dict[str, Path]
+    pointclouds: dict[int, Path] = field(default_factory=dict)
+    tracking: dict[int, Path] = field(default_factory=dict)
 
     @property
     def serials(self) -> list[str]:
@@ -92,13 +99,38 @@ class SequenceSource:
 
 @dataclass(frozen=True)
 class ParticipantSource:
-    """One participant folder: its calibration file (if downloaded) and its video sequences."""
+    """One participant folder of a video benchmark: its calibration file (if downloaded) and sequences."""
 
     benchmark: str
     participant_id: int
     folder: Path
     calibration: Path | None
     sequences: list[SequenceSource] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SvfrImageSource:
+    """One SVFR input image ``svfr/{p_id:03d}/{seq}_{timestep}_{serial}/rgb.png``."""
+
+    participant_id: int
+    sequence: str
+    timestep: int
+    serial: str
+    path: Path
+
+    @property
+    def key(self) -> str:
+        """The image key of submission paths, timestep zero-padded to 3 digits (the toolkit's ``ImageKey.to_key``)."""
+        return f"{self.sequence}_{self.timestep:03d}_{self.serial}"
+
+
+@dataclass(frozen=True)
+class BenchmarkFolder:
+    """What a download folder holds: video-benchmark participants and SVFR images."""
+
+    root: Path
+    participants: list[ParticipantSource]
+    svfr: list[SvfrImageSource]
 
 
 def _benchmark_dirs(root: Path) -> dict[str, Path]:
@@ -110,14 +142,13 @@ def discover(
     benchmarks: list[str] | None = None,
     participants: list[int] | None = None,
     sequences: list[str] | None = None,
-) -> list[ParticipantSource]:
-    """Find the participants, sequences and cameras of the video benchmarks in a download folder.
+) -> BenchmarkFolder:
+    """Find what a download folder holds, filtered by ``benchmarks``, ``participants`` and ``sequences``.
 
     ``root`` is the ``benchmark_folder`` given to ``nersemble-benchmark-download`` (it holds
     ``nvs/``, ``mono_flame_avatar/`` and/or ``svfr/``). Partial downloads are normal: whatever is
-    present is returned, filtered by the optional ``benchmarks``, ``participants`` and
-    ``sequences``. Sequences without any image video (the mono hold-out sequences, which only
-    have FLAME tracking) are not returned.
+    present is returned (a sequence with any of videos, point clouds or tracking). The
+    ``sequences`` filter applies to SVFR images too (their sequence name).
 
     Raises :class:`SourceError` for a missing folder, a folder that is no benchmark folder, a
     sequence whose alpha mattes cover other cameras than its images, or filters that match nothing.
@@ -138,15 +169,10 @@ def discover(
     for b in benchmarks or []:
         if b not in BENCHMARKS:
             raise SourceError(f"unknown benchmark {b!r}; choose from {', '.join(BENCHMARKS)}")
-    wanted = [b for b in VIDEO_BENCHMARKS if b in found and (not benchmarks or b in benchmarks)]
-    result: list[ParticipantSource] = []
-    for benchmark in wanted:
-        for pdir in sorted(found[benchmark].iterdir()):
-            if not (pdir.is_dir() and _PARTICIPANT.match(pdir.name)):
-                continue
-            p_id = int(pdir.name)
-            if participants and p_id not in participants:
-                continue
+    wanted = [b for b in BENCHMARKS if b in found and (not benchmarks or b in benchmarks)]
+    people: list[ParticipantSource] = []
+    for benchmark in (b for b in wanted if b in VIDEO_BENCHMARKS):
+        for pdir, p_id in _participant_dirs(found[benchmark], participants):
             calib = pdir / CALIBRATION.format(p_id=p_id).split("/", 1)[1]
             part = ParticipantSource(benchmark, p_id, pdir, calib if calib.is_file() else None)
             seq_root = pdir / "sequences"
@@ -156,33 +182,45 @@ def discover(
                 seq = _sequence_source(benchmark, p_id, sdir)
                 if seq is not None:
                     part.sequences.append(seq)
-            result.append(part)
-    if not any(p.sequences for p in result):
+            if part.sequences:
+                people.append(part)
+    svfr = _svfr_images(found["svfr"], participants, sequences) if "svfr" in wanted else []
+    if not people and not svfr:
         what = f"benchmarks {wanted or benchmarks}"
         if participants:
             what += f", participants {participants}"
         if sequences:
             what += f", sequences {sequences}"
-        raise SourceError(f"{root}: no videos found for {what}; check the filters or the download")
-    return result
+        raise SourceError(f"{root}: no data found for {what}; check the filters or the download")
+    return BenchmarkFolder(root, people, svfr)
 
 
-def _cameras(folder: Path) -> dict[str, Path]:
+def _participant_dirs(bdir: Path, participants: list[int] | None) -> list[tuple[Path, int]]:
+    out = []
+    for pdir in sorted(bdir.iterdir()):
+        if pdir.is_dir() and _PARTICIPANT.match(pdir.name) and (not participants or int(pdir.name) in participants):
+            out.append((pdir, int(pdir.name)))
+    return out
+
+
+def _matching_files(folder: Path, pattern: re.Pattern, key=str) -> dict:
     if not folder.is_dir():
         return {}
-    cams = {}
+    found = {}
     for f in folder.iterdir():
-        m = _CAMERA_FILE.match(f.name)
+        m = pattern.match(f.name)
         if m and f.is_file():
-            cams[m.group(1)] = f
-    return dict(sorted(cams.items()))
+            found[key(m.group(1))] = f
+    return dict(sorted(found.items()))
 
 
 def _sequence_source(benchmark: str, p_id: int, sdir: Path) -> SequenceSource | None:
-    images = _cameras(sdir / "images")
-    if not images:
+    images = _matching_files(sdir / "images", _CAMERA_FILE)
+    alpha = _matching_files(sdir / "alpha_maps", _CAMERA_FILE)
+    pointclouds = _matching_files(sdir / "pointclouds", _POINTCLOUD_FILE, int)
+    tracking = {v: sdir / "tracking" / name for name, v in _TRACKING_FILES.items() if (sdir / "tracking" / name).is_file()}
+    if not (images or pointclouds or tracking):
         return None
-    alpha = _cameras(sdir / "alpha_maps")
     if alpha and set(alpha) != set(images):
         only_img = sorted(set(images) - set(alpha))
         only_alpha = sorted(set(alpha) - set(images))
@@ -190,4 +228,17 @@ def _sequence_source(benchmark: str, p_id: int, sdir: Path) -> SequenceSource | 
             f"{sdir}: alpha_maps/ and images/ cover different cameras "
             f"(images only: {only_img}, alpha only: {only_alpha}); finish the download or remove the extra files"
         )
-    return SequenceSource(benchmark, p_id, sdir.name, sdir, images, alpha)
+    return SequenceSource(benchmark, p_id, sdir.name, sdir, images, alpha, pointclouds, dict(sorted(tracking.items())))
+
+
+def _svfr_images(bdir: Path, participants: list[int] | None, sequences: list[str] | None) -> list[SvfrImageSource]:
+    images = []
+    for pdir, p_id in _participant_dirs(bdir, participants):
+        for folder in sorted(pdir.iterdir()):
+            m = _SVFR_FOLDER.match(folder.name)
+            if not (m and folder.is_dir() and (folder / "rgb.png").is_file()):
+                continue
+            if sequences and m.group(1) not in sequences:
+                continue
+            images.append(SvfrImageSource(p_id, m.group(1), int(m.group(2)), m.group(3), folder / "rgb.png"))
+    return images

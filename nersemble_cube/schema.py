@@ -11,6 +11,11 @@ Group paths mirror the download layout::
                                              world_2_cam, intrinsics of the cameras with video
                                              coords camera, time (frame index int32), channel (R, G, B)
 
+    /{benchmark}/{p_id:03d}/sequences/{seq}/pointclouds            nvs: ragged point clouds (point, timestep)
+    /{benchmark}/{p_id:03d}/sequences/{seq}/flame2023_tracking_v2  mono: FLAME tracking (time, ...)
+    /{benchmark}/{p_id:03d}/sequences/{seq}/flame2023_tracking_v1  mono: the outdated v1 tracking, if downloaded
+    /svfr                                    images (image, y, x, channel) uint8 + per-image coords
+
 This module builds the lazily allocated xarray templates of those nodes; :mod:`.convert` fills them.
 """
 
@@ -21,7 +26,8 @@ import numpy as np
 import xarray as xr
 
 from .converters.calibration import Calibration
-from .layout import camera_role
+from .converters.flame import FlameTracking
+from .layout import SvfrImageSource, camera_role
 
 SCHEMA_NAME = "nersemble-cube"
 SCHEMA_VERSION = "1.0"
@@ -32,6 +38,14 @@ ALPHA_DIMS = ("camera", "time", "y", "x")
 POSE_DIMS = ("camera", "pose_row", "pose_col")
 INTRINSICS_DIMS = ("camera", "intrinsics_row", "intrinsics_col")
 CHANNELS = ("R", "G", "B")
+POINT_CHUNK = 262_144  # points per chunk of the point-cloud arrays (3 MiB of float32 xyz)
+POINTCLOUDS = "pointclouds"
+SVFR = "svfr"
+
+
+def tracking_node(version: int) -> str:
+    """Name of the FLAME tracking child node of a sequence; v1 carries its version so it is never taken for v2."""
+    return f"flame2023_tracking_v{version}"
 
 
 def participant_path(benchmark: str, participant_id: int) -> str:
@@ -73,6 +87,18 @@ def calibration_dataset(benchmark: str, participant_id: int, calib: Calibration,
     )
 
 
+def sequence_attrs(benchmark: str, participant_id: int, sequence: str, n_frames: int, has_video: bool) -> dict:
+    return {"benchmark": benchmark, "participant_id": participant_id, "sequence": sequence, "n_frames": n_frames,
+            "has_video": has_video, "complete": False}
+
+
+def sequence_without_video(benchmark: str, participant_id: int, sequence: str, n_frames: int) -> xr.Dataset:
+    """A sequence node that holds no frames (a mono hold-out sequence: tracking only).
+
+    ``n_frames`` is the number of frames a submission renders (the tracking's frame count)."""
+    return xr.Dataset(attrs=sequence_attrs(benchmark, participant_id, sequence, n_frames, has_video=False))
+
+
 def sequence_template(
     benchmark: str,
     participant_id: int,
@@ -110,28 +136,97 @@ def sequence_template(
             "channel": _strings(list(CHANNELS)),
         },
         attrs={
-            "benchmark": benchmark,
-            "participant_id": participant_id,
-            "sequence": sequence,
+            **sequence_attrs(benchmark, participant_id, sequence, n_frames, has_video=True),
             "fps": fps,
-            "n_frames": n_frames,
             "height": height,
             "width": width,
             "sources": sources,
-            "complete": False,
         },
     )
 
 
+def tracking_dataset(tracking: FlameTracking, version: int, time_dim: str, source: str) -> xr.Dataset:
+    """A FLAME tracking node: every array of the npz, bit-equal, with labeled dims.
+
+    ``shape`` (1, 300) is stored as ``(shape_coeff,)`` and ``scale`` (1, 1) as a scalar; the
+    ``frames`` array becomes the ``time_dim`` coordinate (``"time"``, aligned with the images)."""
+    t = time_dim
+    return xr.Dataset(
+        {
+            "shape": (("shape_coeff",), tracking.shape[0], {"long_name": "FLAME identity (shape) coefficients"}),
+            "expression": ((t, "expression_coeff"), tracking.expression, {"long_name": "FLAME expression coefficients"}),
+            "rotation": ((t, "axis_angle"), tracking.rotation, {"long_name": "head rotation, axis-angle", "units": "rad"}),
+            "rotation_matrices": ((t, "matrix_row", "matrix_col"), tracking.rotation_matrices,
+                                  {"long_name": "head rotation as 3x3 matrices"}),
+            "translation": ((t, "xyz"), tracking.translation, {"long_name": "head translation (world)", "units": "m"}),
+            "jaw": ((t, "axis_angle"), tracking.jaw, {"long_name": "jaw pose, axis-angle", "units": "rad"}),
+            "neck": ((t, "axis_angle"), tracking.neck, {"long_name": "neck pose, axis-angle", "units": "rad"}),
+            "eyes": ((t, "eye_param"), tracking.eyes, {"long_name": "left and right eye poses, axis-angle", "units": "rad"}),
+            "scale": ((), tracking.scale[0, 0], {"long_name": "FLAME model-to-world scale"}),
+        },
+        coords={t: (t, tracking.frames, {"long_name": "frame index (the npz's 'frames')"})},
+        attrs={"flame_version": "FLAME 2023", "tracking_version": version, "valid_for_submission": version == 2,
+               "n_frames": tracking.n_frames, "source": source, "complete": False},
+    )
+
+
+def pointcloud_template(timesteps: list[int], counts: list[int], has_normals: bool, has_colors: bool,
+                        sources: list[str]) -> xr.Dataset:
+    """A point-cloud node (CF contiguous ragged array): timestep ``i`` owns the points
+    ``offset[i] : offset[i] + count[i]``; the point arrays are lazily allocated dask zeros."""
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if counts else np.zeros(0, np.int64)
+    total = int(sum(counts))
+    chunk = min(POINT_CHUNK, max(total, 1))
+    data = {
+        "positions": (("point", "xyz"), da.zeros((total, 3), dtype=np.float32, chunks=(chunk, 3)),
+                      {"long_name": "point positions (world)", "units": "m"}),
+        "count": (("timestep",), np.asarray(counts, np.int64),
+                  {"long_name": "points of each timestep", "sample_dimension": "point"}),
+        "offset": (("timestep",), offsets, {"long_name": "index of the first point of each timestep"}),
+    }
+    if has_normals:
+        data["normals"] = (("point", "xyz"), da.zeros((total, 3), dtype=np.float32, chunks=(chunk, 3)),
+                           {"long_name": "point normals"})
+    if has_colors:
+        data["colors"] = (("point", "rgb"), da.zeros((total, 3), dtype=np.uint8, chunks=(chunk, 3)),
+                          {"long_name": "point colours", "units": "1 (0-255)"})
+    return xr.Dataset(
+        data,
+        coords={"timestep": ("timestep", np.asarray(timesteps, np.int32), {"long_name": "frame index"})},
+        attrs={"sources": sources, "complete": False,
+               "layout": "CF contiguous ragged array; points outside every [offset, offset + count) are padding"},
+    )
+
+
+def svfr_template(images: list[SvfrImageSource], height: int, width: int) -> xr.Dataset:
+    """The SVFR node: one 512x512 RGB image per entry, labeled with its submission path."""
+    n = len(images)
+    return xr.Dataset(
+        {"images": (("image", "y", "x", "channel"),
+                    da.zeros((n, height, width, 3), dtype=np.uint8, chunks=(1, height, width, 3)),
+                    {"long_name": "cropped RGB input image", "units": "1 (0-255)"})},
+        coords={
+            "image": _strings([f"{i.participant_id:03d}/{i.key}" for i in images]),
+            "participant_id": ("image", np.array([i.participant_id for i in images], np.int32)),
+            "sequence": ("image", _strings([i.sequence for i in images])),
+            "timestep": ("image", np.array([i.timestep for i in images], np.int32)),
+            "serial": ("image", _strings([i.serial for i in images])),
+            "key": ("image", _strings([i.key for i in images])),
+            "channel": _strings(list(CHANNELS)),
+        },
+        attrs={"benchmark": "svfr", "complete": False},
+    )
+
+
 def encoding(ds: xr.Dataset, compressors: tuple = ()) -> dict:
-    """zarr encodings for a node: frame arrays get ``compressors``; nothing is masked (no ``_FillValue``);
-    small arrays are stored as one chunk, frame arrays keep their dask chunks."""
+    """zarr encodings for a node: frame and point arrays get ``compressors`` and keep their dask
+    chunks; nothing is masked (no ``_FillValue``); small arrays are stored as one chunk."""
     enc = {}
     for name, var in ds.data_vars.items():
         e: dict = {"_FillValue": None}
-        if name in ("images", "alpha"):
+        if name in ("images", "alpha", "positions", "normals", "colors"):
             e["compressors"] = compressors
-        else:
+        elif var.ndim:
             e["chunks"] = var.shape
         enc[name] = e
     return enc

@@ -27,7 +27,7 @@ def test_sample_then_convert_then_info(tmp_path):
     assert res.returncode == 0, res.stderr
     res = run("convert", tmp_path / "bench", tmp_path / "cube.zarr", "--compressor", "lz4", "--frames-per-chunk", "2")
     assert res.returncode == 0, res.stderr
-    assert "wrote 3 nodes (12 frames" in res.stdout  # 2 sequences x (3 image + 3 alpha frames), + calibration
+    assert "wrote 3 nodes (12 items" in res.stdout  # 2 sequences x (3 image + 3 alpha frames), + calibration
     ds = nersemble_cube.open(tmp_path / "cube.zarr")["mono_flame_avatar/393/sequences/EXP-1-head"].to_dataset()
     np.testing.assert_array_equal(
         ds.images.isel(camera=0).values,

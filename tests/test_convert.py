@@ -77,7 +77,7 @@ def test_rerun_skips_complete_nodes_and_overwrite_redoes_them(sample_dir, tmp_pa
     chunk = target / "mono_flame_avatar/393/sequences/EXP-1-head/images/c/0/0/0/0/0"
     mtime = chunk.stat().st_mtime_ns
     again = convert(sample_dir, target, benchmarks=["mono_flame_avatar"])
-    assert again.written == [] and again.skipped == first.written and again.frames == 0
+    assert again.written == [] and again.skipped == first.written and again.items == 0
     assert chunk.stat().st_mtime_ns == mtime
     redo = convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"], overwrite=True)
     assert redo.written == first.written[:2]

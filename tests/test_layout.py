@@ -38,7 +38,7 @@ def test_camera_roles():
 
 
 def test_discover_finds_everything_in_the_sample(sample_dir):
-    found = layout.discover(sample_dir)
+    found = layout.discover(sample_dir).participants
     summary = [(p.benchmark, p.participant_id, [(s.sequence, s.serials) for s in p.sequences]) for p in found]
     nvs_serials = list(layout.NVS_TRAIN_SERIALS[:3])
     assert summary == [
@@ -52,21 +52,24 @@ def test_discover_finds_everything_in_the_sample(sample_dir):
 
 
 def test_discover_filters(sample_dir):
-    found = layout.discover(sample_dir, benchmarks=["mono_flame_avatar"], sequences=["EXP-2-eyes"])
+    found = layout.discover(sample_dir, benchmarks=["mono_flame_avatar"], sequences=["EXP-2-eyes"]).participants
     assert [(p.participant_id, [s.sequence for s in p.sequences]) for p in found] == [(393, ["EXP-2-eyes"])]
-    with pytest.raises(SourceError, match="no videos found"):
+    with pytest.raises(SourceError, match="no data found"):
         layout.discover(sample_dir, participants=[999])
     with pytest.raises(SourceError, match="unknown benchmark 'foo'"):
         layout.discover(sample_dir, benchmarks=["foo"])
 
 
-def test_sequences_without_video_are_skipped(tmp_path):
+def test_sequences_with_tracking_only_are_found_and_empty_ones_skipped(tmp_path):
     # the mono hold-out sequences come with FLAME tracking only
     (tmp_path / "mono_flame_avatar/393/sequences/FREE/tracking").mkdir(parents=True)
+    (tmp_path / "mono_flame_avatar/393/sequences/FREE/tracking/flame2023_tracking_v2.npz").write_bytes(b"")
+    (tmp_path / "mono_flame_avatar/393/sequences/EMPTY/tracking").mkdir(parents=True)
     (tmp_path / "mono_flame_avatar/393/sequences/EXP-1-head/images").mkdir(parents=True)
     (tmp_path / "mono_flame_avatar/393/sequences/EXP-1-head/images/cam_222200037.mp4").write_bytes(b"")
-    found = layout.discover(tmp_path)
-    assert [s.sequence for s in found[0].sequences] == ["EXP-1-head"]
+    found = layout.discover(tmp_path).participants
+    assert [(s.sequence, s.serials, list(s.tracking)) for s in found[0].sequences] == [
+        ("EXP-1-head", ["222200037"], []), ("FREE", [], [2])]
 
 
 @pytest.mark.parametrize("make, message", [

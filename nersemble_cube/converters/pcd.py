@@ -69,6 +69,32 @@ def _dtype(path: Path, header: dict[str, list[str]]) -> np.dtype:
     return np.dtype([(f, "<u4" if f == "rgb" else "<f4") for f in fields])
 
 
+@dataclass(frozen=True)
+class PcdInfo:
+    """What a ``.pcd`` header says: number of points and which optional fields it has."""
+
+    path: Path
+    n_points: int
+    has_normals: bool
+    has_colors: bool
+
+
+def probe_pcd(path: str | Path) -> PcdInfo:
+    """Read and check only the header of a ``.pcd`` (and, for ``binary``, that the file is long enough)."""
+    path = Path(path)
+    with path.open("rb") as f:
+        head = f.read(4096)
+    header, pos = _parse_header(path, head)
+    dtype = _dtype(path, header)
+    try:
+        n = int(header["POINTS"][0])
+    except (KeyError, IndexError, ValueError):
+        raise SourceError(f"{path}: PCD header without POINTS") from None
+    if header["DATA"][:1] == ["binary"] and path.stat().st_size < pos + n * dtype.itemsize:
+        raise SourceError(f"{path}: truncated PCD, {path.stat().st_size - pos} bytes for {n} points; download it again")
+    return PcdInfo(path, n, NORMALS[0] in dtype.names, "rgb" in dtype.names)
+
+
 def read_pcd(path: str | Path) -> PointCloud:
     """Read an open3d-written ``.pcd``; raises :class:`SourceError` naming the file if it is
     truncated, damaged or has fields we do not know."""

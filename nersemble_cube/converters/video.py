@@ -40,7 +40,8 @@ _FPS = re.compile(r"([\d.]+) fps")
 _FRAME = re.compile(r"frame=\s*(\d+)")
 
 
-def _ffmpeg() -> str:
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary shipped with imageio-ffmpeg."""
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
@@ -55,7 +56,7 @@ def probe(path: str | Path) -> VideoInfo:
     Raises :class:`SourceError` naming the file when it is not a readable video.
     """
     path = Path(path)
-    cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         raise SourceError(f"{path}: not a readable video ({_last_error_line(proc.stderr)}); download it again")
@@ -83,7 +84,7 @@ def iter_frames(info: VideoInfo, batch: int = 1) -> Iterator[np.ndarray]:
     frames than :func:`probe` counted (a truncated or damaged file).
     """
     cmd = [
-        _ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(info.path),
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(info.path),
         "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

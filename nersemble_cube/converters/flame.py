@@ -1,0 +1,94 @@
+"""FLAME 2023 tracking (``tracking/flame2023_tracking[_v2].npz``) -> named, labeled arrays.
+
+The keys and shapes are those of the toolkit's ``FlameTracking`` dataclass (``T`` = frames)::
+
+    shape (1, 300)   expression (T, 100)   rotation (T, 3)   rotation_matrices (T, 3, 3)
+    translation (T, 3)   jaw (T, 3)   frames (T,)   scale (1, 1)   neck (T, 3)   eyes (T, 6)
+
+Values and dtypes are kept exactly as stored in the npz.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SourceError
+
+# key -> shape with "T" for the number of frames (the toolkit's FlameTracking, in its field order)
+SHAPES: dict[str, tuple] = {
+    "shape": (1, 300),
+    "expression": ("T", 100),
+    "rotation": ("T", 3),
+    "rotation_matrices": ("T", 3, 3),
+    "translation": ("T", 3),
+    "jaw": ("T", 3),
+    "frames": ("T",),
+    "scale": (1, 1),
+    "neck": ("T", 3),
+    "eyes": ("T", 6),
+}
+
+
+@dataclass
+class FlameTracking:
+    """Same field names, shapes and dtypes as ``nersemble_benchmark.data.benchmark_data.FlameTracking``.
+
+    rotation, jaw and neck are axis-angle vectors (radians); translation is in metres (world space);
+    eyes holds two axis-angle vectors (left, right); frames are the frame indices of the sequence.
+    """
+
+    shape: np.ndarray
+    expression: np.ndarray
+    rotation: np.ndarray
+    rotation_matrices: np.ndarray
+    translation: np.ndarray
+    jaw: np.ndarray
+    frames: np.ndarray
+    scale: np.ndarray
+    neck: np.ndarray
+    eyes: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frames)
+
+
+assert tuple(f.name for f in fields(FlameTracking)) == tuple(SHAPES)
+
+
+def read_flame_tracking(path: str | Path) -> FlameTracking:
+    """Load and check a tracking npz; raises :class:`SourceError` naming the file for missing keys,
+    wrong shapes, frame counts that disagree between keys, or non-finite values."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise SourceError(f"{path}: not a readable npz file ({e}); download it again") from None
+    missing = [k for k in SHAPES if k not in arrays]
+    if missing:
+        raise SourceError(f"{path}: FLAME tracking without keys {missing}; download it again")
+    n = len(arrays["frames"]) if arrays["frames"].ndim == 1 else -1
+    for key, spec in SHAPES.items():
+        expected = tuple(n if s == "T" else s for s in spec)
+        if arrays[key].shape != expected:
+            raise SourceError(
+                f"{path}: FLAME tracking {key!r} has shape {arrays[key].shape}, expected {expected} "
+                f"(T = {n} frames from 'frames')"
+            )
+        if arrays[key].dtype.kind not in "fiu":
+            raise SourceError(f"{path}: FLAME tracking {key!r} has dtype {arrays[key].dtype}, expected numbers")
+        if arrays[key].dtype.kind == "f" and not np.isfinite(arrays[key]).all():
+            raise SourceError(f"{path}: FLAME tracking {key!r} contains NaN or infinite values")
+    return FlameTracking(**{k: arrays[k] for k in SHAPES})
+
+
+def write_flame_tracking(path: str | Path, tracking: FlameTracking) -> None:
+    """Write ``tracking`` as an npz with the toolkit's keys (for the sample folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{k: getattr(tracking, k) for k in SHAPES})
