@@ -5,8 +5,12 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
+from .converters.flame import FlameTracking
+from .converters.pcd import colors_as_float
+from .schema import POINTCLOUDS, tracking_node
 from .store import check_cube
 
 
@@ -46,6 +50,64 @@ def open(store: str | Path, *, dask: bool = True) -> xr.DataTree:  # noqa: A001
     return tree
 
 
+def _child(node: xr.DataTree | xr.Dataset, name: str) -> xr.Dataset:
+    """``node`` itself if it is the node ``name`` (or a Dataset), else its child ``name``."""
+    if isinstance(node, xr.Dataset):
+        return node
+    if node.name == name:
+        return node.to_dataset(inherit=False)
+    if name not in node.children:
+        raise KeyError(f"{node.path} has no {name!r} node (children: {sorted(node.children)})")
+    return node[name].to_dataset(inherit=False)
+
+
+def load_pointcloud(node: xr.DataTree | xr.Dataset, timestep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The point cloud of ``timestep`` as the toolkit's ``NVSDataManager.load_pointcloud`` returns it.
+
+    ``node`` is a sequence node (``tree["nvs/388/sequences/GLASSES"]``), its ``pointclouds`` node, or
+    that node's Dataset. Returns ``(points, colors, normals)``, each ``(n, 3)`` float32: positions in
+    metres (world), colours in [0, 1] (``uint8 / 255``, as open3d reads them), normals as stored;
+    ``(0, 3)`` for a field the file did not have, as open3d does. Reads only that timestep's slice.
+    Raises ``KeyError`` naming the timesteps present if ``timestep`` was not downloaded.
+    """
+    ds = _child(node, POINTCLOUDS)
+    steps = ds["timestep"].values
+    hits = np.flatnonzero(steps == timestep)
+    if not len(hits):
+        raise KeyError(f"no point cloud for timestep {timestep}; the cube has timesteps {steps.tolist()}")
+    i = int(hits[0])
+    start = int(ds["offset"].values[i])
+    points = slice(start, start + int(ds["count"].values[i]))
+    empty = np.zeros((0, 3), np.float32)
+    positions = np.asarray(ds["positions"].isel(point=points).values, np.float32)
+    colors = colors_as_float(ds["colors"].isel(point=points).values) if "colors" in ds else empty
+    normals = np.asarray(ds["normals"].isel(point=points).values, np.float32) if "normals" in ds else empty
+    return positions, colors, normals
+
+
+def flame_tracking(node: xr.DataTree | xr.Dataset, version: int = 2) -> FlameTracking:
+    """The FLAME tracking of a sequence as the toolkit's ``FlameTracking`` (same field names, shapes
+    ``shape (1, 300)``, ``expression (T, 100)``, ..., ``scale (1, 1)``, and the stored dtypes).
+
+    ``node`` is a sequence node (its ``flame2023_tracking_v{version}`` child is used), the tracking
+    node itself, or its Dataset. Version 2 is the default and the only one valid for submissions.
+    """
+    ds = _child(node, tracking_node(version))
+    time_dim = ds["expression"].dims[0]
+    return FlameTracking(
+        shape=ds["shape"].values[None, :],
+        expression=ds["expression"].values,
+        rotation=ds["rotation"].values,
+        rotation_matrices=ds["rotation_matrices"].values,
+        translation=ds["translation"].values,
+        jaw=ds["jaw"].values,
+        frames=ds[time_dim].values,
+        scale=ds["scale"].values.reshape(1, 1),
+        neck=ds["neck"].values,
+        eyes=ds["eyes"].values,
+    )
+
+
 def _size(nbytes: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if nbytes < 1000:
@@ -59,25 +121,44 @@ def stored_bytes(path: str | Path) -> int:
     return sum(f.stat().st_size for f in Path(path).expanduser().rglob("*") if f.is_file())
 
 
+def _describe(node: xr.DataTree) -> str | None:
+    """One line for a node that holds data (None for plain groups)."""
+    ds, attrs = node.to_dataset(inherit=False), node.attrs
+    if node.name == "calibration":
+        roles = ds["role"].values.tolist()
+        counts = ", ".join(f"{roles.count(r)} {r}" for r in ("train", "hold_out", "unused") if r in roles)
+        return f"{ds.sizes['camera']} cameras ({counts})"
+    if node.name == "pointclouds":
+        steps = ds["timestep"].values.tolist()
+        shown = steps if len(steps) <= 6 else steps[:3] + ["..."] + steps[-2:]
+        return f"{len(steps)} timesteps {shown}, {int(ds['count'].sum())} points"
+    if str(node.name).startswith("flame2023_tracking_v"):
+        valid = "valid for submissions" if attrs.get("valid_for_submission") else "outdated, not for submissions"
+        return f"FLAME tracking v{attrs.get('tracking_version')}, {attrs.get('n_frames')} frames ({valid})"
+    if node.name == "svfr":
+        people = len(set(ds["participant_id"].values.tolist()))
+        return f"{ds.sizes['image']} images of {ds.sizes['x']}x{ds.sizes['y']} from {people} participants"
+    if "has_video" in attrs:
+        if not attrs["has_video"]:
+            frames = attrs.get("n_frames")
+            return "no video" + (f", {frames} frames to render" if frames is not None else "")
+        alpha = "alpha" if "alpha" in ds else "no alpha"
+        size = ds.images.nbytes + (ds.alpha.nbytes if "alpha" in ds else 0)
+        return (f"{ds.sizes['camera']} cameras x {ds.sizes['time']} frames of {ds.sizes['x']}x{ds.sizes['y']} "
+                f"@ {attrs.get('fps'):g} fps, {alpha}, {_size(size)} uncompressed")
+    return None
+
+
 def summary(tree: xr.DataTree) -> str:
-    """A few lines per node: benchmark, participant, sequence, cameras, frames, size, completeness."""
+    """One line per data node, sorted by path: cameras and frames of sequences, calibration roles,
+    point-cloud timesteps, tracking versions, SVFR images; incomplete nodes are flagged."""
     lines = []
     for node in sorted(tree.subtree, key=lambda n: n.path):
-        ds = node.dataset
-        if "images" in ds:
-            cams = ds.sizes["camera"]
-            alpha = "alpha" if "alpha" in ds else "no alpha"
-            state = "" if node.attrs.get("complete") else "  INCOMPLETE"
-            lines.append(
-                f"{node.path.lstrip('/')}: {cams} cameras x {ds.sizes['time']} frames of "
-                f"{ds.sizes['x']}x{ds.sizes['y']} @ {ds.attrs.get('fps'):g} fps, {alpha}, "
-                f"{_size(ds.images.nbytes + (ds.alpha.nbytes if 'alpha' in ds else 0))} uncompressed{state}"
-            )
-        elif "world_2_cam" in ds:
-            roles = ds["role"].values.tolist() if "role" in ds.coords else []
-            counts = ", ".join(f"{roles.count(r)} {r}" for r in ("train", "hold_out", "unused") if r in roles)
-            lines.append(f"{node.path.lstrip('/')}: {ds.sizes['camera']} cameras ({counts})")
+        text = _describe(node)
+        if text is not None:
+            state = "" if node.attrs.get("complete", True) else "  INCOMPLETE"
+            lines.append(f"{node.path.lstrip('/')}: {text}{state}")
     return "\n".join(lines)
 
 
-__all__ = ["IncompleteCubeWarning", "open", "stored_bytes", "summary"]
+__all__ = ["IncompleteCubeWarning", "flame_tracking", "load_pointcloud", "open", "stored_bytes", "summary"]

@@ -1,8 +1,9 @@
 """A small but faithful sample benchmark folder, written exactly where the official downloader writes.
 
 Same paths (:mod:`.layout`), file formats and codecs (H.264 yuv420p mp4 via libx264, alpha mattes as
-grey-in-RGB mp4, ``camera_params.json``), resolutions, frame rates and camera serials as a real
-download, with synthetic content: a textured, shaded sphere "head" on black, moving a little over
+grey-in-RGB mp4, ``camera_params.json``, open3d-dialect ``.pcd`` point clouds, FLAME tracking npz
+with the toolkit's keys, 512x512 SVFR ``rgb.png``), resolutions, frame rates and camera serials as a
+real download, with synthetic content: a textured, shaded sphere "head" on black, moving a little over
 time, seen by a 16-camera rig whose calibration matches the pixels (a 3D point on the head projects
 with the stored calibration onto the pixel that shows it).
 """
@@ -17,6 +18,9 @@ import imageio_ffmpeg
 import numpy as np
 
 from . import layout
+from .converters.flame import FlameTracking, write_flame_tracking
+from .converters.image import write_png
+from .converters.pcd import PointCloud, write_pcd
 
 HEAD_RADIUS = 0.11  # metres
 CAMERA_DISTANCE = 1.0  # metres from the head centre
@@ -110,6 +114,49 @@ def render(w2c: np.ndarray, k: np.ndarray, height: int, width: int, t: int, fps:
     return rgb, alpha
 
 
+def pointcloud(t: int, fps: float, n_points: int, seed: int) -> PointCloud:
+    """Points on the sphere head at frame ``t``: positions (m, world), outward normals, texture colours."""
+    rng = np.random.default_rng(seed)
+    d = rng.normal(size=(n_points, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    local = d * HEAD_RADIUS
+    colors = (np.clip(_texture(local, t / fps), 0, 1) * 255 + 0.5).astype(np.uint8)
+    return PointCloud((local + head_centre(t, fps)).astype(np.float32), d.astype(np.float32), colors)
+
+
+def _rodrigues(axis_angle: np.ndarray) -> np.ndarray:
+    """(T, 3) axis-angle vectors -> (T, 3, 3) rotation matrices."""
+    theta = np.linalg.norm(axis_angle, axis=-1, keepdims=True)[..., None]
+    k = axis_angle / np.maximum(theta[..., 0], 1e-12)
+    kx = np.zeros(axis_angle.shape[:-1] + (3, 3))
+    kx[..., 0, 1], kx[..., 0, 2], kx[..., 1, 2] = -k[..., 2], k[..., 1], -k[..., 0]
+    kx = kx - np.swapaxes(kx, -1, -2)
+    return np.eye(3) + np.sin(theta) * kx + (1 - np.cos(theta)) * kx @ kx
+
+
+def flame_tracking(n_frames: int, seed: int) -> FlameTracking:
+    """Plausible FLAME 2023 tracking with the toolkit's keys, shapes and float32 values; smooth over time."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 2 * np.pi, n_frames)[:, None]
+
+    def smooth(dim: int, amplitude: float) -> np.ndarray:
+        return (amplitude * np.sin(t * rng.uniform(0.5, 2, dim) + rng.uniform(0, 6, dim))).astype(np.float32)
+
+    rotation = smooth(3, 0.15)
+    return FlameTracking(
+        shape=rng.normal(0, 0.5, (1, 300)).astype(np.float32),
+        expression=smooth(100, 0.8),
+        rotation=rotation,
+        rotation_matrices=_rodrigues(rotation.astype(np.float64)).astype(np.float32),
+        translation=(smooth(3, 0.01) + np.array([0, 0.02, 0], np.float32)),
+        jaw=np.abs(smooth(3, 0.1)),
+        frames=np.arange(n_frames),
+        scale=np.ones((1, 1), np.float32),
+        neck=smooth(3, 0.05),
+        eyes=smooth(6, 0.1),
+    )
+
+
 def _encode(path: Path, frames: list[np.ndarray], fps: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]
@@ -134,35 +181,52 @@ def _write_camera(folder: Path, benchmark: str, p_id: int, seq: str, serial: str
     _encode(folder / layout.ALPHA_MAPS.format(**fmt), [np.repeat(a[..., None], 3, axis=-1) for a in alpha], fps)
 
 
+def _write_svfr_image(folder: Path, p_id: int, seq: str, timestep: int, serial: str) -> None:
+    w2c, k = rig("mono_flame_avatar", p_id)[serial]
+    rgb, _ = render(w2c, k, 512, 512, timestep, layout.MONO_FPS, np.random.default_rng([p_id, timestep]))
+    write_png(folder / layout.SVFR_IMAGE.format(p_id=p_id, seq_name=seq, timestep=timestep, serial=serial), rgb)
+
+
 def write_sample(
     folder: str | Path,
-    benchmarks: tuple[str, ...] = ("nvs", "mono_flame_avatar"),
+    benchmarks: tuple[str, ...] = layout.BENCHMARKS,
     nvs_participants: tuple[int, ...] = (388,),
     mono_participants: tuple[int, ...] = (393,),
     mono_sequences: tuple[str, ...] = ("EXP-1-head", "EXP-2-eyes"),
+    svfr_participants: tuple[int, ...] = (17,),
     n_frames: int = 8,
     n_cameras: int | None = None,
+    pointcloud_frames: tuple[int, ...] = (0,),
+    pointcloud_points: int = 20_000,
+    tracking_v1: bool = False,
+    svfr_images: int = 3,
     workers: int = 2,
 ) -> Path:
     """Write a sample benchmark folder into ``folder`` and return it.
 
     nvs: each participant's benchmark sequence, seen by the 13 train cameras (or the first
-    ``n_cameras`` of them), 1100x1604 at 73 fps. mono_flame_avatar: ``mono_sequences`` of each
-    participant from camera 222200037, 512x512 at 24.3 fps. Every participant gets
-    ``calibration/camera_params.json`` for all 16 serials. ``n_frames`` frames per video.
-    Deterministic: the same arguments write the same pixels.
+    ``n_cameras`` of them), 1100x1604 at 73 fps, and the point clouds of ``pointcloud_frames``
+    (``pointcloud_points`` points each; the downloader's default is frame 0 only).
+    mono_flame_avatar: ``mono_sequences`` of each participant from camera 222200037, 512x512 at
+    24.3 fps, each with ``flame2023_tracking_v2.npz`` (and the outdated v1 if ``tracking_v1``), plus
+    the 4 hold-out sequences with tracking only (``n_frames + 3`` frames, no video).
+    svfr: the first ``svfr_images`` image keys of each of ``svfr_participants``.
+    Every video participant gets ``calibration/camera_params.json`` for all 16 serials.
+    ``n_frames`` frames per video. Deterministic: the same arguments write the same bytes.
     """
     folder = Path(folder).expanduser()
-    unknown = [b for b in benchmarks if b not in layout.VIDEO_BENCHMARKS]
+    unknown = [b for b in benchmarks if b not in layout.BENCHMARKS]
     if unknown:
-        raise ValueError(f"the sample covers {layout.VIDEO_BENCHMARKS}, not {unknown}")
+        raise ValueError(f"the sample covers {layout.BENCHMARKS}, not {unknown}")
     nvs_sequences = dict(layout.NVS_IDS_AND_SEQUENCES)
     bad = [p for p in nvs_participants if p not in nvs_sequences] + \
-          [p for p in mono_participants if p not in layout.MONO_IDS]
+          [p for p in mono_participants if p not in layout.MONO_IDS] + \
+          [p for p in svfr_participants if p not in layout.SVFR_IMAGE_KEYS]
     if bad:
-        raise ValueError(f"not benchmark participants: {bad} (nvs: {list(nvs_sequences)}, mono: {list(layout.MONO_IDS)})")
+        raise ValueError(f"not benchmark participants: {bad} (nvs: {list(nvs_sequences)}, "
+                         f"mono: {list(layout.MONO_IDS)}, svfr: {list(layout.SVFR_IMAGE_KEYS)})")
     jobs = []
-    for benchmark in benchmarks:
+    for benchmark in (b for b in benchmarks if b in layout.VIDEO_BENCHMARKS):
         bdir = folder / benchmark
         if benchmark == "nvs":
             people = [(p, [nvs_sequences[p]], list(layout.NVS_TRAIN_SERIALS[:n_cameras])) for p in nvs_participants]
@@ -176,8 +240,28 @@ def write_sample(
                 "world_2_cam": {s: cams[s][0].tolist() for s in layout.SERIALS},
                 "intrinsics": {s: cams[s][1].tolist() for s in layout.SERIALS},
             }))
-            jobs += [(bdir, benchmark, p_id, seq, s, *cams[s], n_frames) for seq in seqs for s in serials]
+            jobs += [(_write_camera, bdir, benchmark, p_id, seq, s, *cams[s], n_frames) for seq in seqs for s in serials]
+            for seq in seqs:
+                if benchmark == "nvs":
+                    for t in pointcloud_frames:
+                        path = bdir / layout.POINTCLOUDS.format(p_id=p_id, seq_name=seq, timestep=t)
+                        write_pcd(path, pointcloud(t, layout.NVS_FPS, pointcloud_points, seed=p_id * 100_000 + t))
+                else:
+                    _write_tracking(bdir, p_id, seq, n_frames, tracking_v1)
+            if benchmark == "mono_flame_avatar":
+                for seq in layout.MONO_SEQUENCES_TEST:
+                    _write_tracking(bdir, p_id, seq, n_frames + 3, False)
+    if "svfr" in benchmarks:
+        for p_id in svfr_participants:
+            jobs += [(_write_svfr_image, folder / "svfr", p_id, *key) for key in layout.SVFR_IMAGE_KEYS[p_id][:svfr_images]]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for f in [pool.submit(_write_camera, *job) for job in jobs]:
+        for f in [pool.submit(*job) for job in jobs]:
             f.result()
     return folder
+
+
+def _write_tracking(bdir: Path, p_id: int, seq: str, n_frames: int, with_v1: bool) -> None:
+    seed = p_id * 1000 + sum(map(ord, seq))
+    for version in (2, 1) if with_v1 else (2,):
+        path = bdir / layout.FLAME_TRACKING[version].format(p_id=p_id, seq_name=seq)
+        write_flame_tracking(path, flame_tracking(n_frames, seed + version))

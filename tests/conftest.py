@@ -13,11 +13,13 @@ from nersemble_cube import convert, write_sample
 
 N_FRAMES = 5
 N_CAMERAS = 3  # nvs train cameras in the shared sample (the full 13-camera layout has its own test)
+POINTCLOUD_FRAMES = (0, 3)
 
 
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
-    return write_sample(tmp_path_factory.mktemp("sample") / "benchmark", n_frames=N_FRAMES, n_cameras=N_CAMERAS)
+    return write_sample(tmp_path_factory.mktemp("sample") / "benchmark", n_frames=N_FRAMES, n_cameras=N_CAMERAS,
+                        pointcloud_frames=POINTCLOUD_FRAMES, pointcloud_points=5000, tracking_v1=True)
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,7 @@ def test_opening_reads_metadata_and_one_frame_reads_one_chunk(cube):
     assert opened[0] == "zarr.json"
     assert not [k for k in opened if k.endswith("zarr.json") and k != "zarr.json"]
     # everything else is a dimension coordinate (serials, frame indices, channel names): one small chunk each
-    assert {k.split("/")[-3] for k in opened[1:]} == {"camera", "time", "channel"}
+    assert {k.split("/")[-3] for k in opened[1:]} == {"camera", "time", "channel", "timestep", "image"}
     assert all(k.endswith("/c/0") for k in opened[1:])
     counting.keys.clear()
     ds = tree["nvs/388/sequences/GLASSES"].to_dataset()
@@ -95,10 +95,25 @@ def test_not_a_cube(tmp_path):
 
 def test_summary_lists_every_node(cube):
     text = nersemble_cube.summary(nersemble_cube.open(cube))
+    seq = "mono_flame_avatar/393/sequences"
+    hold_out = [f"{seq}/{name}: no video, {N_FRAMES + 3} frames to render" for name in
+                ("EMO-1-shout+laugh", "FREE", "SEN-09-frown_events_bad", "SEN-10-port_strong_smokey")]
+    v2 = f"FLAME tracking v2, {{}} frames (valid for submissions)"
+    v1 = f"FLAME tracking v1, {N_FRAMES} frames (outdated, not for submissions)"
     assert text.splitlines() == [
         "mono_flame_avatar/393/calibration: 16 cameras (1 train, 3 hold_out, 12 unused)",
-        f"mono_flame_avatar/393/sequences/EXP-1-head: 1 cameras x {N_FRAMES} frames of 512x512 @ 24.3 fps, alpha, 5.2 MB uncompressed",
-        f"mono_flame_avatar/393/sequences/EXP-2-eyes: 1 cameras x {N_FRAMES} frames of 512x512 @ 24.3 fps, alpha, 5.2 MB uncompressed",
+        hold_out[0], f"{seq}/EMO-1-shout+laugh/flame2023_tracking_v2: " + v2.format(N_FRAMES + 3),
+        f"{seq}/EXP-1-head: 1 cameras x {N_FRAMES} frames of 512x512 @ 24.3 fps, alpha, 5.2 MB uncompressed",
+        f"{seq}/EXP-1-head/flame2023_tracking_v1: {v1}",
+        f"{seq}/EXP-1-head/flame2023_tracking_v2: " + v2.format(N_FRAMES),
+        f"{seq}/EXP-2-eyes: 1 cameras x {N_FRAMES} frames of 512x512 @ 24.3 fps, alpha, 5.2 MB uncompressed",
+        f"{seq}/EXP-2-eyes/flame2023_tracking_v1: {v1}",
+        f"{seq}/EXP-2-eyes/flame2023_tracking_v2: " + v2.format(N_FRAMES),
+        hold_out[1], f"{seq}/FREE/flame2023_tracking_v2: " + v2.format(N_FRAMES + 3),
+        hold_out[2], f"{seq}/SEN-09-frown_events_bad/flame2023_tracking_v2: " + v2.format(N_FRAMES + 3),
+        hold_out[3], f"{seq}/SEN-10-port_strong_smokey/flame2023_tracking_v2: " + v2.format(N_FRAMES + 3),
         "nvs/388/calibration: 16 cameras (13 train, 3 hold_out)",
         f"nvs/388/sequences/GLASSES: 3 cameras x {N_FRAMES} frames of 1100x1604 @ 73 fps, alpha, 105.9 MB uncompressed",
+        "nvs/388/sequences/GLASSES/pointclouds: 2 timesteps [0, 3], 10000 points",
+        "svfr: 3 images of 512x512 from 1 participants",
     ]

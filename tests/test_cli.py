@@ -27,13 +27,15 @@ def test_sample_then_convert_then_info(tmp_path):
     assert res.returncode == 0, res.stderr
     res = run("convert", tmp_path / "bench", tmp_path / "cube.zarr", "--compressor", "lz4", "--frames-per-chunk", "2")
     assert res.returncode == 0, res.stderr
-    assert "wrote 3 nodes (12 items" in res.stdout  # 2 sequences x (3 image + 3 alpha frames), + calibration
+    # calibration, 2 sequences with tracking, 4 hold-out sequences with tracking only
+    # items: 2 sequences x (3 image + 3 alpha frames) + 6 tracking files
+    assert "wrote 13 nodes (18 items" in res.stdout
     ds = nersemble_cube.open(tmp_path / "cube.zarr")["mono_flame_avatar/393/sequences/EXP-1-head"].to_dataset()
     np.testing.assert_array_equal(
         ds.images.isel(camera=0).values,
         decode_pyav(tmp_path / "bench/mono_flame_avatar/393/sequences/EXP-1-head/images/cam_222200037.mp4"))
     res = run("convert", tmp_path / "bench", tmp_path / "cube.zarr")
-    assert res.returncode == 0 and "skipped 3 complete" in res.stdout
+    assert res.returncode == 0 and "skipped 13 complete" in res.stdout
     res = run("info", tmp_path / "cube.zarr")
     assert res.returncode == 0
     assert "mono_flame_avatar/393/sequences/EXP-2-eyes: 1 cameras x 3 frames of 512x512 @ 24.3 fps" in res.stdout

@@ -71,19 +71,21 @@ def test_source_folder_is_never_modified(sample_dir, tmp_path):
 
 def test_rerun_skips_complete_nodes_and_overwrite_redoes_them(sample_dir, tmp_path):
     target = tmp_path / "c.zarr"
-    first = convert(sample_dir, target, benchmarks=["mono_flame_avatar"])
-    assert first.written == ["mono_flame_avatar/393/calibration", "mono_flame_avatar/393/sequences/EXP-1-head",
-                             "mono_flame_avatar/393/sequences/EXP-2-eyes"]
+    first = convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head", "EXP-2-eyes"])
+    seq = "mono_flame_avatar/393/sequences"
+    assert first.written == ["mono_flame_avatar/393/calibration"] + [
+        f"{seq}/{name}{node}" for name in ("EXP-1-head", "EXP-2-eyes")
+        for node in ("", "/flame2023_tracking_v1", "/flame2023_tracking_v2")]
     chunk = target / "mono_flame_avatar/393/sequences/EXP-1-head/images/c/0/0/0/0/0"
     mtime = chunk.stat().st_mtime_ns
-    again = convert(sample_dir, target, benchmarks=["mono_flame_avatar"])
+    again = convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head", "EXP-2-eyes"])
     assert again.written == [] and again.skipped == first.written and again.items == 0
     assert chunk.stat().st_mtime_ns == mtime
     redo = convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"], overwrite=True)
-    assert redo.written == first.written[:2]
+    assert redo.written == first.written[:4]
     # adding another benchmark later leaves the first untouched
     more = convert(sample_dir, target, benchmarks=["nvs"])
-    assert more.written == ["nvs/388/calibration", "nvs/388/sequences/GLASSES"]
+    assert more.written == ["nvs/388/calibration", "nvs/388/sequences/GLASSES", "nvs/388/sequences/GLASSES/pointclouds"]
     assert sorted(nersemble_cube.open(target).children) == ["mono_flame_avatar", "nvs"]
 
 
@@ -95,7 +97,9 @@ def test_incomplete_sequence_is_redone(sample_dir, tmp_path):
     group.attrs["complete"] = False  # as left by a killed conversion
     group["images"][0, 2] = 0
     report = convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"])
-    assert report.written == ["mono_flame_avatar/393/sequences/EXP-1-head"]
+    # the sequence is rewritten, and with it its children
+    assert report.written == [f"mono_flame_avatar/393/sequences/EXP-1-head{node}"
+                              for node in ("", "/flame2023_tracking_v1", "/flame2023_tracking_v2")]
     ds = nersemble_cube.open(target)["mono_flame_avatar/393/sequences/EXP-1-head"].to_dataset()
     np.testing.assert_array_equal(
         ds.images.isel(camera=0).values,

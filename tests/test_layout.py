@@ -17,6 +17,9 @@ def test_constants_match_the_official_toolkit():
     assert list(layout.MONO_SEQUENCES_TEST) == constants.BENCHMARK_MONO_FLAME_AVATAR_SEQUENCES_TEST
     assert layout.MONO_TRAIN_SERIAL == constants.BENCHMARK_MONO_FLAME_AVATAR_TRAIN_SERIAL
     assert list(layout.MONO_HOLD_OUT_SERIALS) == constants.BENCHMARK_MONO_FLAME_AVATAR_HOLD_OUT_SERIALS
+    assert {p: [tuple(k) for k in keys] for p, keys in layout.SVFR_IMAGE_KEYS.items()} == \
+        constants.BENCHMARK_SVFR_IMAGE_KEYS
+    assert sum(map(len, layout.SVFR_IMAGE_KEYS.values())) == 391
     assets = constants.ASSETS
     for benchmark in ("nvs", "mono_flame_avatar"):
         assert assets[benchmark]["per_person"]["calibration"] == layout.CALIBRATION
@@ -41,11 +44,20 @@ def test_discover_finds_everything_in_the_sample(sample_dir):
     found = layout.discover(sample_dir).participants
     summary = [(p.benchmark, p.participant_id, [(s.sequence, s.serials) for s in p.sequences]) for p in found]
     nvs_serials = list(layout.NVS_TRAIN_SERIALS[:3])
+    hold_out = sorted(layout.MONO_SEQUENCES_TEST)
     assert summary == [
         ("nvs", 388, [("GLASSES", sorted(nvs_serials))]),
-        ("mono_flame_avatar", 393, [("EXP-1-head", ["222200037"]), ("EXP-2-eyes", ["222200037"])]),
+        ("mono_flame_avatar", 393, sorted([("EXP-1-head", ["222200037"]), ("EXP-2-eyes", ["222200037"])]
+                                          + [(s, []) for s in hold_out])),
     ]
     seq = found[0].sequences[0]
+    assert list(seq.pointclouds) == [0, 3]
+    assert seq.pointclouds[3] == sample_dir / "nvs/388/sequences/GLASSES/pointclouds/frame_00003.pcd"
+    mono = {s.sequence: s for s in found[1].sequences}
+    assert mono["EXP-1-head"].tracking == {
+        1: sample_dir / "mono_flame_avatar/393/sequences/EXP-1-head/tracking/flame2023_tracking.npz",
+        2: sample_dir / "mono_flame_avatar/393/sequences/EXP-1-head/tracking/flame2023_tracking_v2.npz"}
+    assert list(mono["FREE"].tracking) == [2] and mono["FREE"].images == {}
     assert seq.images["222200042"] == sample_dir / "nvs/388/sequences/GLASSES/images/cam_222200042.mp4"
     assert seq.alpha_maps["222200042"] == sample_dir / "nvs/388/sequences/GLASSES/alpha_maps/cam_222200042.mp4"
     assert found[0].calibration == sample_dir / "nvs/388/calibration/camera_params.json"
@@ -54,6 +66,13 @@ def test_discover_finds_everything_in_the_sample(sample_dir):
 def test_discover_filters(sample_dir):
     found = layout.discover(sample_dir, benchmarks=["mono_flame_avatar"], sequences=["EXP-2-eyes"]).participants
     assert [(p.participant_id, [s.sequence for s in p.sequences]) for p in found] == [(393, ["EXP-2-eyes"])]
+    svfr = layout.discover(sample_dir, benchmarks=["svfr"]).svfr
+    assert [(i.participant_id, i.sequence, i.timestep, i.serial, i.key) for i in svfr] == [
+        (17, "EMO-1-shout+laugh", 156, "221501007", "EMO-1-shout+laugh_156_221501007"),
+        (17, "EMO-1-shout+laugh", 180, "222200048", "EMO-1-shout+laugh_180_222200048"),
+        (17, "EMO-1-shout+laugh", 339, "222200039", "EMO-1-shout+laugh_339_222200039"),
+    ]
+    assert svfr[0].path == sample_dir / "svfr/017/EMO-1-shout+laugh_156_221501007/rgb.png"
     with pytest.raises(SourceError, match="no data found"):
         layout.discover(sample_dir, participants=[999])
     with pytest.raises(SourceError, match="unknown benchmark 'foo'"):
@@ -89,3 +108,12 @@ def test_alpha_for_other_cameras_than_images_is_an_error(tmp_path):
         (seq / sub / f"cam_{serial}.mp4").write_bytes(b"")
     with pytest.raises(SourceError, match=r"images only: \['222200044'\]"):
         layout.discover(Path(tmp_path))
+
+
+def test_svfr_keys_keep_both_spellings(tmp_path):
+    # the download folder does not pad the timestep, submission paths pad it to 3 digits
+    (tmp_path / "svfr/017/EXP-4-lips_6_221501007").mkdir(parents=True)
+    (tmp_path / "svfr/017/EXP-4-lips_6_221501007/rgb.png").write_bytes(b"")
+    (image,) = layout.discover(tmp_path).svfr
+    assert (image.sequence, image.timestep, image.serial, image.key) == ("EXP-4-lips", 6, "221501007",
+                                                                         "EXP-4-lips_006_221501007")

@@ -25,6 +25,8 @@ def test_full_nvs_layout_matches_the_downloader(tmp_path):
     for serial in constants.BENCHMARK_NVS_TRAIN_SERIALS:
         for key in ("images", "alpha_maps"):
             expected.add(assets["per_cam"][key].format(p_id=388, seq_name="GLASSES", serial=serial))
+    # the downloader's default --pointcloud_frames [0]
+    expected.add(assets["per_timestep"]["pointclouds"].format(p_id=388, seq_name="GLASSES", timestep=0))
     written = {p.relative_to(root / "nvs").as_posix() for p in (root / "nvs").rglob("*") if p.is_file()}
     assert written == expected
 
@@ -75,3 +77,54 @@ def test_sample_is_deterministic(tmp_path):
 def test_sample_refuses_unknown_participants(tmp_path):
     with pytest.raises(ValueError, match="not benchmark participants"):
         write_sample(tmp_path, nvs_participants=(123,))
+
+
+def test_mono_layout_matches_the_downloader(tmp_path):
+    """Train sequences: video, matte and v2 tracking; hold-out sequences: v2 tracking only."""
+    root = write_sample(tmp_path, benchmarks=("mono_flame_avatar",), mono_sequences=("EXP-1-head",), n_frames=1)
+    constants = pytest.importorskip("nersemble_benchmark.constants")
+    assets = constants.ASSETS["mono_flame_avatar"]
+    expected = {assets["per_person"]["calibration"].format(p_id=393)}
+    for key in ("images", "alpha_maps"):
+        expected.add(assets["per_cam"][key].format(p_id=393, seq_name="EXP-1-head", serial="222200037"))
+    for seq in ["EXP-1-head"] + constants.BENCHMARK_MONO_FLAME_AVATAR_SEQUENCES_TEST:
+        expected.add(assets["per_sequence"]["flame2023_tracking_v2"].format(p_id=393, seq_name=seq))
+    written = {p.relative_to(root / "mono_flame_avatar").as_posix()
+               for p in (root / "mono_flame_avatar").rglob("*") if p.is_file()}
+    assert written == expected
+
+
+def test_svfr_layout_matches_the_downloader(tmp_path):
+    root = write_sample(tmp_path, benchmarks=("svfr",), svfr_participants=(17, 372), svfr_images=2)
+    constants = pytest.importorskip("nersemble_benchmark.constants")
+    template = constants.ASSETS["svfr"]["per_image"]["images"]
+    expected = {template.format(p_id=p, seq_name=s, timestep=t, serial=c)
+                for p in (17, 372) for s, t, c in constants.BENCHMARK_SVFR_IMAGE_KEYS[p][:2]}
+    written = {p.relative_to(root / "svfr").as_posix() for p in (root / "svfr").rglob("*") if p.is_file()}
+    assert written == expected
+
+
+def test_pointclouds_speak_open3d_dialect_and_lie_on_the_head(sample_dir):
+    from pathlib import Path
+    from nersemble_cube.converters.pcd import read_pcd
+    path = sample_dir / "nvs/388/sequences/GLASSES/pointclouds/frame_00003.pcd"
+    fixture = Path(__file__).parent / "fixtures/open3d_binary.pcd"
+    header = lambda p: [ln for ln in p.read_bytes().split(b"DATA")[0].split(b"\n") if not ln.startswith((b"WIDTH", b"POINTS"))]
+    assert header(path) == header(fixture)  # same header lines as open3d writes, but the point counts
+    cloud = read_pcd(path)
+    dist = np.linalg.norm(cloud.positions - head_centre(3, layout.NVS_FPS), axis=1)
+    np.testing.assert_allclose(dist, HEAD_RADIUS, rtol=1e-5)
+
+
+def test_tracking_npz_has_the_toolkit_keys_shapes_and_dtypes(sample_dir):
+    npz = np.load(sample_dir / "mono_flame_avatar/393/sequences/FREE/tracking/flame2023_tracking_v2.npz")
+    t = N_FRAMES + 3
+    assert {k: npz[k].shape for k in npz.files} == {
+        "shape": (1, 300), "expression": (t, 100), "rotation": (t, 3), "rotation_matrices": (t, 3, 3),
+        "translation": (t, 3), "jaw": (t, 3), "frames": (t,), "scale": (1, 1), "neck": (t, 3), "eyes": (t, 6)}
+    assert npz["expression"].dtype == np.float32 and npz["frames"].tolist() == list(range(t))
+    # rotation_matrices are the rotations of the axis-angle vectors
+    r = npz["rotation_matrices"].astype(np.float64)
+    np.testing.assert_allclose(r @ np.swapaxes(r, 1, 2), np.broadcast_to(np.eye(3), r.shape), atol=1e-6)
+    angle = np.arccos(np.clip((np.trace(r, axis1=1, axis2=2) - 1) / 2, -1, 1))
+    np.testing.assert_allclose(angle, np.linalg.norm(npz["rotation"], axis=1), atol=1e-5)
