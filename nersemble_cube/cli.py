@@ -67,7 +67,7 @@ def _run_convert(source: Path, store: Path, **kwargs) -> ConversionReport:
 
 
 Benchmark = Annotated[Optional[list[str]], typer.Option(
-    "--benchmark", "-b", help="Only this benchmark (nvs, mono_flame_avatar); repeat for several.")]
+    "--benchmark", "-b", help="Only this benchmark (nvs, mono_flame_avatar, svfr); repeat for several.")]
 Participant = Annotated[Optional[list[int]], typer.Option("--participant", "-p", help="Only this participant id; repeatable.")]
 
 
@@ -109,25 +109,32 @@ def convert(
 def sample(
     folder: Annotated[Path, typer.Argument(help="Where to write the sample benchmark folder.")],
     benchmark: Benchmark = None,
-    participant: Participant = None,
+    participant: Annotated[Optional[list[int]], typer.Option(
+        "--participant", "-p", help="Participant id of any benchmark (default 388, 393, 17); repeatable.")] = None,
     frames: Annotated[int, typer.Option(min=1, help="Frames per video.")] = 8,
     cameras: Annotated[Optional[int], typer.Option(min=1, max=13, help="Only the first N nvs train cameras.")] = None,
+    pointcloud_frames: Annotated[Optional[list[int]], typer.Option(
+        help="nvs point clouds of these timesteps (default: 0, as the downloader); repeatable.")] = None,
+    tracking_v1: Annotated[bool, typer.Option("--tracking-v1", help="Also write the outdated v1 FLAME tracking.")] = False,
 ) -> None:
     """Write a small synthetic benchmark folder, laid out exactly like a real download."""
-    benchmarks = tuple(benchmark or layout.VIDEO_BENCHMARKS)
-    nvs_ids = [p for p, _ in layout.NVS_IDS_AND_SEQUENCES]
     chosen = participant or []
-    unknown = [p for p in chosen if p not in nvs_ids and p not in layout.MONO_IDS]
-    if unknown or any(b not in layout.VIDEO_BENCHMARKS for b in benchmarks):
-        raise typer.BadParameter(
-            f"participants must be among nvs {nvs_ids} / mono {list(layout.MONO_IDS)} "
-            f"and benchmarks among {list(layout.VIDEO_BENCHMARKS)}")
-    write_sample(
-        folder, benchmarks=benchmarks,
-        nvs_participants=tuple(p for p in chosen if p in nvs_ids) or (388,),
-        mono_participants=tuple(p for p in chosen if p in layout.MONO_IDS) or (393,),
-        n_frames=frames, n_cameras=cameras,
-    )
+    by_benchmark = {
+        "nvs": tuple(p for p in chosen if p in dict(layout.NVS_IDS_AND_SEQUENCES)) or (388,),
+        "mono": tuple(p for p in chosen if p in layout.MONO_IDS) or (393,),
+        "svfr": tuple(p for p in chosen if p in layout.SVFR_IMAGE_KEYS) or (17,),
+    }
+    unknown = sorted(set(chosen) - {p for ids in by_benchmark.values() for p in ids})
+    if unknown:
+        raise typer.BadParameter(f"not benchmark participants: {unknown}")
+    try:
+        write_sample(
+            folder, benchmarks=tuple(benchmark or layout.BENCHMARKS), nvs_participants=by_benchmark["nvs"],
+            mono_participants=by_benchmark["mono"], svfr_participants=by_benchmark["svfr"], n_frames=frames,
+            n_cameras=cameras, pointcloud_frames=tuple(pointcloud_frames or (0,)), tracking_v1=tracking_v1,
+        )
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     out.print(f"sample benchmark folder written: {folder}")
 
 
@@ -162,6 +169,10 @@ def demo(
     ms = (time.perf_counter() - t0) * 1e3
     out.print(f"read nvs/388/GLASSES camera {serial} frame {frames // 2}: {frame.shape} {frame.dtype} "
               f"in {ms:.1f} ms; K =\n{ds.intrinsics.sel(camera=serial).values.round(2)}", highlight=False)
+    points, _, _ = access.load_pointcloud(tree["nvs/388/sequences/GLASSES"], 0)
+    flame = access.flame_tracking(tree["mono_flame_avatar/393/sequences/FREE"])
+    out.print(f"point cloud of frame 0: {points.shape[0]} points; FLAME tracking of hold-out sequence FREE: "
+              f"expression {flame.expression.shape} -> render {flame.n_frames} frames", highlight=False)
     mp4 = sum(f.stat().st_size for f in source.rglob("*.mp4"))
     out.print(f"mp4s {mp4 / 1e6:.1f} MB -> cube {access.stored_bytes(store) / 1e6:.1f} MB (lossless)", highlight=False)
 

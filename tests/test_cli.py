@@ -65,3 +65,5 @@ def test_demo_runs_end_to_end(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "nvs/388/sequences/GLASSES: 13 cameras x 2 frames of 1100x1604 @ 73 fps" in res.stdout
     assert "read nvs/388/GLASSES camera 220700191 frame 1: (1604, 1100, 3) uint8" in res.stdout
+    assert "point cloud of frame 0: 20000 points; FLAME tracking of hold-out sequence FREE: " \
+           "expression (5, 100) -> render 5 frames" in res.stdout
