@@ -1,7 +1,8 @@
 """The ``nersemble-cube`` command line: parses, shows progress, calls the library.
 
 Exit codes: 0 success, 2 bad command-line usage, 3 bad source data (:class:`SourceError`),
-4 bad store (:class:`StoreError`), 130 interrupted.
+4 bad store (:class:`StoreError`), 5 predictions that cannot be submitted (:class:`PredictionError`),
+6 ``validate`` found an invalid submission, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from .codecs import COMPRESSORS, StorageSpec
 from .convert import ConversionPlan, ConversionReport
 from .convert import convert as convert_folder
 from .errors import NersembleCubeError
+from .export import export_submission
+from .prediction import prediction_template
 from .sample import write_sample
+from .validate import validate_submission
 
 app = typer.Typer(
     help="NeRSemble benchmark downloads as chunked, labeled, lazily readable zarr data cubes.",
@@ -175,6 +179,75 @@ def demo(
               f"expression {flame.expression.shape} -> render {flame.n_frames} frames", highlight=False)
     mp4 = sum(f.stat().st_size for f in source.rglob("*.mp4"))
     out.print(f"mp4s {mp4 / 1e6:.1f} MB -> cube {access.stored_bytes(store) / 1e6:.1f} MB (lossless)", highlight=False)
+
+
+BenchmarkName = typer.Argument(help="nvs, mono_flame_avatar or svfr.")
+
+
+def _benchmark(name: str) -> str:
+    if name not in layout.BENCHMARKS:
+        raise typer.BadParameter(f"unknown benchmark {name!r}; choose from {', '.join(layout.BENCHMARKS)}")
+    return name
+
+
+@app.command()
+@_user_errors
+def template(
+    cube: Annotated[Path, typer.Argument(help="The cube converted from the benchmark folder.")],
+    benchmark: Annotated[str, typer.Argument(help="nvs or mono_flame_avatar.")],
+    store: Annotated[Path, typer.Argument(help="New zarr store for the predictions.")],
+) -> None:
+    """Write an empty prediction store: every video to render, with its cameras' calibration.
+
+    Fill it with nersemble_cube.write_frames (any order, in parallel), then run export.
+    """
+    if benchmark not in ("nvs", "mono_flame_avatar"):
+        raise typer.BadParameter("templates exist for nvs and mono_flame_avatar (svfr predictions are meshes)")
+    tree = prediction_template(cube, benchmark, store=store)
+    videos = sum(n.dataset.sizes.get("camera", 0) for n in tree.subtree if "images" in n.dataset)
+    frames = sum(n.dataset.images.shape[0] * n.dataset.images.shape[1] for n in tree.subtree if "images" in n.dataset)
+    out.print(f"prediction store for {videos} videos ({frames} frames) written: {store}", highlight=False)
+
+
+@app.command()
+@_user_errors
+def export(
+    benchmark: Annotated[str, BenchmarkName],
+    predictions: Annotated[Path, typer.Argument(help="Prediction zarr store (from `template`, filled; svfr: meshes).")],
+    zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Submission zip to write.")],
+    partial: Annotated[bool, typer.Option("--partial", help="Allow a submission that lacks videos or meshes.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Videos encoded in parallel (default: CPU count).")] = None,
+) -> None:
+    """Write the submission zip (H.264 crf 14 videos, or SVFR meshes) from predictions."""
+    _benchmark(benchmark)
+    bar = _progress()
+    task = bar.add_task("exporting", total=None)
+
+    def on_start(total: int) -> None:
+        bar.update(task, total=total)
+        bar.start()
+
+    try:
+        report = export_submission(predictions, zip_path, benchmark, partial=partial, workers=workers,
+                                   progress=lambda n: bar.advance(task, n), on_start=on_start)
+    finally:
+        bar.stop()
+    note = f", {len(report.missing)} expected entries left out (--partial)" if report.missing else ""
+    out.print(f"wrote {zip_path} with {len(report.entries)} entries{note}", highlight=False)
+
+
+@app.command()
+@_user_errors
+def validate(
+    zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Submission zip to check.")],
+    benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="nvs, mono_flame_avatar or svfr.")],
+    cube: Annotated[Optional[Path], typer.Option(help="Cube of the benchmark data, for the expected frame counts.")] = None,
+) -> None:
+    """Check a submission zip offline. Exit 0 only if it is valid (6 if not)."""
+    report = validate_submission(zip_path, _benchmark(benchmark), cube=cube)
+    out.print(report.format(), highlight=False)
+    if not report.valid:
+        raise typer.Exit(6)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -25,3 +25,9 @@ class StoreError(NersembleCubeError):
     """The target or input store is not a nersemble-cube store, or is of an unknown schema (exit 4)."""
 
     exit_code = 4
+
+
+class PredictionError(NersembleCubeError):
+    """Predictions that cannot become a valid submission: wrong shape, cameras, NaN, missing parts (exit 5)."""
+
+    exit_code = 5

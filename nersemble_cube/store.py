@@ -25,6 +25,14 @@ def _root_attrs(path: Path) -> dict | None:
     return doc.get("attributes", {}) if doc.get("node_type") == "group" else None
 
 
+def is_consolidated(path: Path) -> bool:
+    """Whether the zarr v3 store at ``path`` has consolidated metadata in its root ``zarr.json``."""
+    try:
+        return "consolidated_metadata" in json.loads((path / "zarr.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def check_cube(path: Path) -> dict:
     """Return the root attrs of the cube at ``path``; raise :class:`StoreError` if it is none we can read."""
     attrs = _root_attrs(path)

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from nersemble_cube import convert, write_sample
+from nersemble_cube import convert, layout, write_sample
 
 N_FRAMES = 5
 N_CAMERAS = 3  # nvs train cameras in the shared sample (the full 13-camera layout has its own test)
@@ -39,3 +39,35 @@ def tree_digest(folder: Path) -> dict[str, str]:
     """Path -> sha256 of every file below ``folder`` (to prove a folder was not modified)."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+FULL_FRAMES = 2  # frames per video in the all-participants sample (mono hold-out sequences: FULL_FRAMES + 3)
+
+
+@pytest.fixture(scope="session")
+def full_cube(tmp_path_factory) -> Path:
+    """A cube with every nvs and mono participant (1 camera, 2 frames each): complete submissions fit it."""
+    root = tmp_path_factory.mktemp("full")
+    source = write_sample(root / "benchmark", benchmarks=("nvs", "mono_flame_avatar"),
+                          nvs_participants=tuple(p for p, _ in layout.NVS_IDS_AND_SEQUENCES),
+                          mono_participants=layout.MONO_IDS, mono_sequences=("EXP-1-head",),
+                          n_frames=FULL_FRAMES, n_cameras=1, pointcloud_frames=())
+    convert(source, root / "cube.zarr")
+    return root / "cube.zarr"
+
+
+def pattern(n: int, height: int, width: int, seed: int) -> np.ndarray:
+    """Moving, textured test frames (n, height, width, 3) uint8, cheap to make at any size. The texture is in
+    the luminance, colour varies slowly (like rendered heads: yuv420p halves the chroma resolution)."""
+    t = np.arange(n)[:, None, None, None]
+    y = np.arange(height)[None, :, None, None]
+    x = np.arange(width)[None, None, :, None]
+    c = np.arange(3)[None, None, None, :]
+    v = 128 + 60 * np.sin(x / 17 + t / 3 + seed) * np.cos(y / 23 - seed) + 30 * np.sin((x + y) / 5) \
+        + 20 * np.cos(x / 200 + y / 300 + 2 * c)
+    return np.clip(v, 0, 255).astype(np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)

@@ -1,0 +1,194 @@
+"""Offline validation of a submission zip: the checks of the toolkit's ``*SubmissionDataReader.validate_submission``,
+with expected frame counts taken from a cube instead of the benchmark server.
+
+Issue keys follow the toolkit's (``missing_files``, ``wrong_frame_counts``, ``wrong_resolutions``,
+``missing_posed_meshes``, ``empty_posed_meshes``, ``missing_posed_landmarks``, ``wrong_posed_landmarks``,
+the same for neutral, ``unexpected_files``, ``missing_svfr_tasks``) plus ``unsafe_paths`` (entries
+with absolute paths or ``..``: reported, never extracted) and ``unreadable_files``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import xarray as xr
+
+from . import layout, schema
+from .converters.video import probe
+from .errors import NersembleCubeError, PredictionError
+from .export import FLAME_VERTICES, SVFR_TASKS, svfr_image_keys
+from .prediction import expected_videos, video_path
+
+
+@dataclass
+class ValidationReport:
+    """``issues`` maps an issue kind to its entries (empty when valid); ``warnings`` do not invalidate."""
+
+    zip_path: Path
+    benchmark: str
+    issues: dict[str, list] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def valid(self) -> bool:
+        return not self.issues
+
+    def add(self, kind: str, entry) -> None:
+        self.issues.setdefault(kind, []).append(entry)
+
+    def format(self, limit: int = 10) -> str:
+        """A readable report: verdict, then each issue kind with up to ``limit`` entries."""
+        head = "VALID" if self.valid else "INVALID"
+        lines = [f"{head}: {self.zip_path} as a {self.benchmark} submission ({self.checked} entries checked)"]
+        for kind, entries in self.issues.items():
+            lines.append(f"  {kind} ({len(entries)}):")
+            lines += [f"    {e}" for e in entries[:limit]]
+            if len(entries) > limit:
+                lines.append(f"    ... and {len(entries) - limit} more")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def is_unsafe(name: str) -> bool:
+    """An entry that would escape an extraction folder: absolute, drive-qualified, or with a ``..`` part."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return True
+    return ".." in PurePosixPath(name.replace("\\", "/")).parts
+
+
+def _frame_counts(cube: xr.DataTree | str | Path | None, benchmark: str) -> dict[tuple[int, str], int]:
+    if cube is None:
+        return {}
+    from .access import open as open_cube
+
+    tree = open_cube(cube) if isinstance(cube, (str, Path)) else cube
+    counts = {}
+    for p_id, seq in expected_videos(benchmark):
+        try:
+            n = tree[schema.sequence_path(benchmark, p_id, seq)].attrs.get("n_frames")
+        except KeyError:
+            continue
+        if n is not None:
+            counts[(p_id, seq)] = int(n)
+    return counts
+
+
+def _validate_videos(zf: zipfile.ZipFile, names: list[str], report: ValidationReport, cube) -> None:
+    benchmark = report.benchmark
+    counts = _frame_counts(cube, benchmark)
+    height, width = layout.FRAME_SIZE[benchmark]
+    expected = {video_path(p, s, c): (p, s) for (p, s), cams in expected_videos(benchmark).items() for c in cams}
+    unchecked = set()
+    with tempfile.TemporaryDirectory(prefix="nersemble-cube-validate-") as tmp:
+        for name, key in expected.items():
+            if name not in names:
+                report.add("missing_files", name)
+                continue
+            local = Path(tmp) / "video.mp4"
+            with zf.open(name) as src, local.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            try:
+                info = probe(local)
+            except NersembleCubeError as e:
+                report.add("unreadable_files", f"{name}: {str(e).split(': ', 1)[-1]}")
+                continue
+            report.checked += 1
+            if key in counts and info.n_frames != counts[key]:
+                report.add("wrong_frame_counts", (name, info.n_frames, counts[key]))
+            elif key not in counts:
+                unchecked.add(key)
+            if (info.width, info.height) != (width, height):
+                report.add("wrong_resolutions", (name, (info.width, info.height), (width, height)))
+            if info.codec != "h264" or info.pix_fmt != "yuv420p":
+                report.warnings.append(f"{name}: {info.codec} {info.pix_fmt}, the toolkit writes h264 yuv420p")
+            if abs(info.fps - layout.FPS[benchmark]) > 0.01:
+                report.warnings.append(f"{name}: {info.fps:g} fps, the benchmark's videos have {layout.FPS[benchmark]:g}")
+    if unchecked:
+        where = "no cube was given" if cube is None else "the cube lacks them"
+        report.warnings.append(f"frame counts not checked for {len(unchecked)} sequences ({where}; pass --cube)")
+    dirs = {str(PurePosixPath(n).parent) + "/" for n in expected} | {n.split("/")[0] + "/" for n in expected}
+    for name in names:
+        if name not in expected and name not in dirs:
+            report.add("unexpected_files", name)
+
+
+def _validate_svfr(zf: zipfile.ZipFile, names: list[str], report: ValidationReport) -> None:
+    import trimesh
+    from trimesh.exchange.ply import load_ply
+
+    keys = svfr_image_keys()
+    present = {t for t in SVFR_TASKS if any(f"{k}/mesh_{t}.ply" in names for k in keys)}
+    allowed = set()
+    for task in SVFR_TASKS:
+        allowed |= {f"{k}/mesh_{task}.ply" for k in keys} | {f"{k}/landmarks_{task}.npy" for k in keys}
+    for task in sorted(present, key=SVFR_TASKS.index):
+        for key in keys:
+            mesh_name, lm_name = f"{key}/mesh_{task}.ply", f"{key}/landmarks_{task}.npy"
+            if mesh_name not in names:
+                report.add(f"missing_{task}_meshes", mesh_name)
+                continue
+            try:
+                with zf.open(mesh_name) as f:
+                    mesh = trimesh.Trimesh(**load_ply(f))  # as the toolkit's reader loads it (process=True)
+                n_vertices, n_faces = len(mesh.vertices), len(mesh.faces)
+            except Exception as e:  # noqa: BLE001 - any parser failure is an unreadable file
+                report.add("unreadable_files", f"{mesh_name}: {e}")
+                continue
+            report.checked += 1
+            if n_vertices == 0 or n_faces == 0:
+                report.add(f"empty_{task}_meshes", mesh_name)
+            if n_vertices != FLAME_VERTICES:
+                if lm_name not in names:
+                    report.add(f"missing_{task}_landmarks", lm_name)
+                    continue
+                try:
+                    with zf.open(lm_name) as f:
+                        landmarks = np.load(f, allow_pickle=False)
+                except Exception as e:  # noqa: BLE001
+                    report.add("unreadable_files", f"{lm_name}: {e}")
+                    continue
+                if landmarks.shape != (7, 3):
+                    report.add(f"wrong_{task}_landmarks", (lm_name, landmarks.shape))
+    if not present:
+        report.add("missing_svfr_tasks", list(SVFR_TASKS))
+    dirs = {n.rsplit("/", 1)[0] + "/" for n in allowed} | {n.split("/")[0] + "/" for n in allowed}
+    for name in names:
+        task_files = {f"mesh_{t}.ply" for t in present} | {f"landmarks_{t}.npy" for t in present}
+        if name in dirs:
+            continue
+        if name not in allowed or name.rsplit("/", 1)[-1] not in task_files:
+            report.add("unexpected_files", name)
+
+
+def validate_submission(zip_path: str | Path, benchmark: str,
+                        cube: xr.DataTree | str | Path | None = None) -> ValidationReport:
+    """Check a submission zip offline; ``cube`` supplies the expected frame counts of video benchmarks.
+
+    Never extracts an entry to a path taken from the zip. Raises :class:`PredictionError` only when
+    ``zip_path`` is not a readable zip (everything else is reported).
+    """
+    zip_path = Path(zip_path).expanduser()
+    if benchmark not in layout.BENCHMARKS:
+        raise PredictionError(f"unknown benchmark {benchmark!r}; choose from {', '.join(layout.BENCHMARKS)}")
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise PredictionError(f"{zip_path}: not a readable zip file ({e})") from None
+    report = ValidationReport(zip_path, benchmark)
+    with zf:
+        names = [i.filename for i in zf.infolist()]
+        unsafe = [n for n in names if is_unsafe(n)]
+        for name in unsafe:
+            report.add("unsafe_paths", name)
+        safe = [n for n in names if n not in unsafe]
+        if benchmark == "svfr":
+            _validate_svfr(zf, safe, report)
+        else:
+            _validate_videos(zf, safe, report, cube)
+    return report

@@ -1,0 +1,50 @@
+"""Import the official toolkit's submission writers and readers without its heavy dependencies.
+
+``nersemble_benchmark.data.submission_data`` needs mediapy, imageio, trimesh and environs (installed
+by the test extra) and, through ``benchmark_data`` and ``util.metadata``, open3d, dreifus and elias,
+which it does not use for submissions: those are replaced by empty stand-ins here. mediapy is
+pointed at imageio-ffmpeg's ffmpeg binary (the same one nersemble-cube uses).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _stub(name: str, **attrs) -> types.ModuleType:
+    module = sys.modules.get(name) or types.ModuleType(name)
+    for key, value in attrs.items():
+        setattr(module, key, value)
+    sys.modules[name] = module
+    return module
+
+
+def submission_data():
+    """The toolkit's ``nersemble_benchmark.data.submission_data`` module (skips if it is not installed)."""
+    pytest.importorskip("nersemble_benchmark.constants")
+    mediapy = pytest.importorskip("mediapy")
+    pytest.importorskip("imageio")
+    pytest.importorskip("environs")
+    if "nersemble_benchmark.data.submission_data" not in sys.modules:
+        import imageio_ffmpeg
+
+        mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
+        any_ = type("Any", (), {"__init__": lambda self, *a, **k: None})
+        _stub("open3d")
+        _stub("dreifus")
+        _stub("dreifus.camera", CameraCoordinateConvention=types.SimpleNamespace(OPEN_CV="OPEN_CV"),
+              PoseType=types.SimpleNamespace(WORLD_2_CAM="WORLD_2_CAM"))
+        _stub("dreifus.matrix", Pose=any_, Intrinsics=any_)
+        _stub("elias")
+        _stub("elias.config", Config=object)
+        _stub("elias.util", load_json=lambda p: None,
+              ensure_directory_exists_for_file=lambda p: Path(p).parent.mkdir(parents=True, exist_ok=True))
+        _stub("elias.util.io", resize_img=lambda img, scale: img, load_img=lambda p: np.zeros(1))
+    import nersemble_benchmark.data.submission_data as sd
+
+    return sd
