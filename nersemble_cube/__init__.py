@@ -8,10 +8,15 @@ from .access import flame_tracking, load_pointcloud, open, summary  # noqa: E402
 from .codecs import StorageSpec  # noqa: E402
 from .convert import ConversionReport, convert  # noqa: E402
 from .converters.flame import FlameTracking  # noqa: E402
-from .errors import NersembleCubeError, SourceError, StoreError  # noqa: E402
+from .errors import NersembleCubeError, PredictionError, SourceError, StoreError  # noqa: E402
+from .export import ExportReport, SvfrMesh, export_submission  # noqa: E402
+from .prediction import prediction_template, write_frames  # noqa: E402
 from .sample import write_sample  # noqa: E402
+from .validate import ValidationReport, validate_submission  # noqa: E402
 
 __all__ = [
-    "ConversionReport", "FlameTracking", "NersembleCubeError", "SourceError", "StorageSpec", "StoreError",
-    "convert", "flame_tracking", "load_pointcloud", "open", "summary", "write_sample", "__version__",
+    "ConversionReport", "ExportReport", "FlameTracking", "NersembleCubeError", "PredictionError", "SourceError",
+    "StorageSpec", "StoreError", "SvfrMesh", "ValidationReport",
+    "convert", "export_submission", "flame_tracking", "load_pointcloud", "open", "prediction_template", "summary",
+    "validate_submission", "write_frames", "write_sample", "__version__",
 ]

@@ -156,7 +156,7 @@ def _validate_svfr(zf: zipfile.ZipFile, names: list[str], report: ValidationRepo
                 if landmarks.shape != (7, 3):
                     report.add(f"wrong_{task}_landmarks", (lm_name, landmarks.shape))
     if not present:
-        report.add("missing_svfr_tasks", list(SVFR_TASKS))
+        report.issues["missing_svfr_tasks"] = list(SVFR_TASKS)
     dirs = {n.rsplit("/", 1)[0] + "/" for n in allowed} | {n.split("/")[0] + "/" for n in allowed}
     for name in names:
         task_files = {f"mesh_{t}.ply" for t in present} | {f"landmarks_{t}.npy" for t in present}
