@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import access, layout
-from .codecs import COMPRESSORS, StorageSpec
+from .codecs import CODECS, StorageSpec
 from .convert import ConversionPlan, ConversionReport
 from .convert import convert as convert_folder
 from .errors import NersembleCubeError
@@ -83,9 +83,12 @@ def convert(
     benchmark: Benchmark = None,
     participant: Participant = None,
     sequence: Annotated[Optional[list[str]], typer.Option("--sequence", "-s", help="Only this sequence; repeatable.")] = None,
-    compressor: Annotated[str, typer.Option(help=f"Lossless compressor: {', '.join(COMPRESSORS)}.")] = "zstd",
-    level: Annotated[int, typer.Option(help="Compression level.")] = 3,
+    codec: Annotated[str, typer.Option(
+        help=f"Codec preset: {', '.join(CODECS)} (zstd, lz4, none are lossless; jpegxl is lossy, see --distance).")] = "zstd",
+    level: Annotated[int, typer.Option(help="Compression level of zstd / lz4.")] = 3,
+    distance: Annotated[float, typer.Option(help="jpegxl: Butteraugli distance (1 visually lossless, 0 lossless).")] = 1.0,
     frames_per_chunk: Annotated[int, typer.Option(help="Frames per chunk along time (1: fastest random access).")] = 1,
+    frames_per_shard: Annotated[int, typer.Option(help="Frames per shard file (0: no sharding, a file per chunk).")] = 32,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo parts that are already complete.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Videos decoded in parallel (default: CPU count).")] = None,
 ) -> None:
@@ -95,7 +98,7 @@ def convert(
     Re-running skips what is complete; a run that was interrupted is finished by running it again.
     """
     try:
-        storage = StorageSpec(compressor, level, frames_per_chunk)
+        storage = StorageSpec(codec, level, frames_per_chunk, frames_per_shard, distance)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     t0 = time.perf_counter()

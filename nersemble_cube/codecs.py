@@ -1,47 +1,151 @@
-"""Named, typed storage settings: compression presets and the chunk layout of frame arrays.
+"""Named, typed storage settings: codec presets and the chunk/shard layout of frame arrays.
 
-A store records the :class:`StorageSpec` it was written with (``attrs["storage"]``), so it says
-how it was made. Every preset is lossless.
+A store records the :class:`StorageSpec` it was written with (``attrs["storage"]`` of each
+sequence), so it says how it was made. ``zstd`` (the default), ``lz4`` and ``none`` are lossless:
+frames read back bit-equal. ``jpegxl`` is a lossy image codec for stores near the mp4s' size
+(:class:`JpegXlCodec`); reading such a store needs ``import nersemble_cube`` (which registers it
+with zarr) and imagecodecs.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+import imagecodecs
+import numpy as np
+from zarr.abc.codec import ArrayBytesCodec
 from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.core.common import parse_named_configuration
+from zarr.registry import register_codec
 
-CompressorName = Literal["zstd", "lz4", "none"]
-COMPRESSORS: tuple[str, ...] = ("zstd", "lz4", "none")
+if TYPE_CHECKING:
+    from typing import Self
+
+    from zarr.core.array_spec import ArraySpec
+    from zarr.core.buffer import Buffer, NDBuffer
+
+CodecName = Literal["zstd", "lz4", "none", "jpegxl"]
+CODECS: tuple[str, ...] = ("zstd", "lz4", "none", "jpegxl")
+LOSSLESS: tuple[str, ...] = ("zstd", "lz4", "none")
+
+
+@dataclass(frozen=True)
+class JpegXlCodec(ArrayBytesCodec):
+    """JPEG-XL (libjxl via imagecodecs) for uint8 chunks holding one image: ``(1, ..., y, x[, 3])``.
+
+    ``distance`` is libjxl's Butteraugli distance (0 = mathematically lossless, 1 = visually
+    lossless, higher = smaller); ``effort`` 1-9 trades encoding time for size.
+    """
+
+    is_fixed_size = False
+    distance: float = 1.0
+    effort: int = 3
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Self:
+        _, config = parse_named_configuration(data, "nersemble_cube.jpegxl", require_configuration=False)
+        return cls(**(config or {}))
+
+    def to_dict(self) -> dict:
+        return {"name": "nersemble_cube.jpegxl", "configuration": {"distance": self.distance, "effort": self.effort}}
+
+    def validate(self, *, shape, dtype, chunk_grid) -> None:  # noqa: ANN001 - zarr's signature
+        if np.dtype(dtype.to_native_dtype()) != np.uint8:
+            raise ValueError("JpegXlCodec stores uint8 images only")
+
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
+        raise NotImplementedError("JPEG-XL sizes depend on the content")
+
+    @staticmethod
+    def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+        image = shape[-3:] if shape[-1] in (3, 4) and len(shape) >= 3 else shape[-2:]
+        if int(np.prod(shape[: len(shape) - len(image)])) != 1:
+            raise ValueError(f"JpegXlCodec needs one image per chunk, got chunk shape {shape}")
+        return image
+
+    def _encode(self, array: np.ndarray) -> bytes:
+        image = np.ascontiguousarray(array.reshape(self._image_shape(array.shape)))
+        if self.distance == 0:
+            return imagecodecs.jpegxl_encode(image, lossless=True, effort=self.effort)
+        return imagecodecs.jpegxl_encode(image, distance=self.distance, effort=self.effort)
+
+    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+        data = await asyncio.to_thread(self._encode, chunk_array.as_numpy_array())
+        return chunk_spec.prototype.buffer.from_bytes(data)
+
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        image = await asyncio.to_thread(imagecodecs.jpegxl_decode, chunk_bytes.to_bytes())
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(image.reshape(chunk_spec.shape))
+
+
+register_codec("nersemble_cube.jpegxl", JpegXlCodec)
 
 
 @dataclass(frozen=True)
 class StorageSpec:
     """How frame arrays are stored.
 
-    ``compressor``: ``"zstd"`` (zstd level ``level``, the default: smallest), ``"lz4"`` (blosc-lz4,
-    fastest to decode) or ``"none"``. ``frames_per_chunk``: frames of one camera per chunk along
-    ``time`` (1 = one frame per chunk, the fastest random access).
+    ``codec``: ``"zstd"`` (zstd at ``level``, the default), ``"lz4"`` (blosc-lz4 at ``level``,
+    fastest to decode), ``"none"``, or ``"jpegxl"`` (lossy JPEG-XL at Butteraugli ``distance``).
+    ``frames_per_chunk``: frames of one camera per chunk along ``time`` (1 = one frame per chunk,
+    the fastest random access; image codecs need 1). ``frames_per_shard``: chunks are grouped into
+    zarr v3 shards of this many frames (one file per camera and shard; 0 = no sharding, one file per
+    chunk). A single-frame read still fetches only that frame's bytes (plus the shard index).
     """
 
-    compressor: CompressorName = "zstd"
+    codec: CodecName = "zstd"
     level: int = 3
     frames_per_chunk: int = 1
+    frames_per_shard: int = 32
+    distance: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.compressor not in COMPRESSORS:
-            raise ValueError(f"unknown compressor {self.compressor!r}; choose from {', '.join(COMPRESSORS)}")
+        if self.codec not in CODECS:
+            raise ValueError(f"unknown codec {self.codec!r}; choose from {', '.join(CODECS)}")
         if self.frames_per_chunk < 1:
             raise ValueError(f"frames_per_chunk must be >= 1, got {self.frames_per_chunk}")
+        if self.codec == "jpegxl" and self.frames_per_chunk != 1:
+            raise ValueError("the jpegxl codec stores one frame per chunk (frames_per_chunk=1)")
+        if self.frames_per_shard and self.frames_per_shard % self.frames_per_chunk:
+            raise ValueError(f"frames_per_shard ({self.frames_per_shard}) must be a multiple of "
+                             f"frames_per_chunk ({self.frames_per_chunk})")
+
+    @property
+    def lossless(self) -> bool:
+        return self.codec in LOSSLESS
 
     def compressors(self) -> tuple:
-        """The zarr v3 compressor codecs of this spec (empty for ``"none"``)."""
-        if self.compressor == "zstd":
+        """The zarr v3 bytes-to-bytes codecs of this spec (empty for ``none`` and ``jpegxl``)."""
+        if self.codec == "zstd":
             return (ZstdCodec(level=self.level),)
-        if self.compressor == "lz4":
+        if self.codec == "lz4":
             return (BloscCodec(cname="lz4", clevel=self.level, shuffle="noshuffle"),)
         return ()
 
+    def serializer(self) -> JpegXlCodec | None:
+        """The array-to-bytes codec (None: zarr's default ``bytes``)."""
+        return JpegXlCodec(distance=self.distance) if self.codec == "jpegxl" else None
+
+    def frame_encoding(self, n_frames: int, frame_shape: tuple[int, ...]) -> dict:
+        """zarr encoding (for xarray's ``to_zarr``) of a ``(camera, time, *frame_shape)`` array of ``n_frames``."""
+        chunk = min(self.frames_per_chunk, n_frames)
+        enc: dict = {"chunks": (1, chunk, *frame_shape), "compressors": self.compressors()}
+        if self.serializer() is not None:
+            enc["serializer"] = self.serializer()
+        shard = self.shard_frames(n_frames)
+        if shard > chunk:
+            enc["shards"] = (1, shard, *frame_shape)
+        return enc
+
+    def shard_frames(self, n_frames: int) -> int:
+        """Frames per shard for a video of ``n_frames`` (a multiple of the chunk, at most the video)."""
+        if not self.frames_per_shard:
+            return min(self.frames_per_chunk, n_frames)
+        chunk = min(self.frames_per_chunk, n_frames)
+        return max(chunk, min(self.frames_per_shard, -(-n_frames // chunk) * chunk))
+
     def to_attrs(self) -> dict:
-        """JSON-able record stored in the store's root attrs."""
+        """JSON-able record stored in each sequence's attrs."""
         return asdict(self)

@@ -173,9 +173,9 @@ def plan(
 
 # ---- write ----------------------------------------------------------------------------------------------------------
 
-def _to_zarr(target: Path, group: str, ds, compressors: tuple = (), compute: bool = True) -> None:
+def _to_zarr(target: Path, group: str, ds, storage: StorageSpec | None = None, compute: bool = True) -> None:
     ds.to_zarr(str(target), group=group, mode="w", compute=compute, zarr_format=3, consolidated=False,
-               encoding=schema.encoding(ds, compressors))
+               encoding=schema.encoding(ds, storage))
 
 
 def _open_for_writing(target: Path, array_path: str) -> zarr.Array:
@@ -194,10 +194,11 @@ def _write_calibration(target: Path, part: ParticipantPlan, root: Path) -> None:
 
 
 def _fill_video(target: Path, array_path: str, camera: int, info: VideoInfo, first_channel: bool,
-                frames_per_chunk: int, progress: Progress) -> None:
+                frames_per_write: int, progress: Progress) -> None:
+    """Decode one video and write it a whole shard at a time (the decoder runs ahead in its own process)."""
     arr = _open_for_writing(target, array_path)
     t = 0
-    for batch in iter_frames(info, batch=frames_per_chunk):
+    for batch in iter_frames(info, batch=frames_per_write):
         arr[camera, t:t + len(batch)] = batch[..., 0] if first_channel else batch
         t += len(batch)
         progress(len(batch))
@@ -217,14 +218,15 @@ def _write_sequence(target: Path, seq: SequencePlan, root: Path, storage: Storag
         sources["alpha"] = {s: _relative(i.path, root) for s, i in zip(src.serials, seq.alpha)}
     ds = schema.sequence_template(
         src.benchmark, src.participant_id, src.sequence, seq.calibration, ref.n_frames, ref.height, ref.width,
-        ref.fps, bool(seq.alpha), storage.frames_per_chunk, sources,
+        ref.fps, bool(seq.alpha), storage, sources,
     )
     ds.attrs["storage"] = storage.to_attrs()
-    _to_zarr(target, seq.group, ds, storage.compressors(), compute=False)
+    _to_zarr(target, seq.group, ds, storage, compute=False)
     jobs = [(f"{seq.group}/images", c, info, False) for c, info in enumerate(seq.images)]
     jobs += [(f"{seq.group}/alpha", c, info, True) for c, info in enumerate(seq.alpha)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_fill_video, target, *job, storage.frames_per_chunk, progress) for job in jobs]
+        per_write = storage.shard_frames(ref.n_frames)
+        futures = [pool.submit(_fill_video, target, *job, per_write, progress) for job in jobs]
         for f in futures:
             f.result()
     store.mark_complete(target, seq.group)
@@ -255,7 +257,7 @@ def _write_pointclouds(target: Path, seq: SequencePlan, root: Path, storage: Sto
     infos = list(seq.pointclouds.values())
     ds = schema.pointcloud_template(list(seq.pointclouds), [i.n_points for i in infos], infos[0].has_normals,
                                     infos[0].has_colors, [_relative(i.path, root) for i in infos])
-    _to_zarr(target, group, ds, storage.compressors(), compute=False)
+    _to_zarr(target, group, ds, storage, compute=False)
     _write_clouds(target, group, infos, 0, progress)
     store.mark_complete(target, group)
 
@@ -319,7 +321,7 @@ def _write_svfr(target: Path, images: list[layout.SvfrImageSource], root: Path, 
                 progress: Progress) -> None:
     ds = schema.svfr_template(images, *SVFR_SIZE)
     ds.attrs["sources"] = [_relative(i.path, root) for i in images]
-    _to_zarr(target, schema.SVFR, ds, storage.compressors(), compute=False)
+    _to_zarr(target, schema.SVFR, ds, storage, compute=False)
     arr = _open_for_writing(target, f"{schema.SVFR}/images")
     for i, image in enumerate(images):
         arr[i] = read_png(image.path, SVFR_SIZE)

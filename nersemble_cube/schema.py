@@ -25,6 +25,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from .codecs import StorageSpec
 from .converters.calibration import Calibration
 from .converters.flame import FlameTracking
 from .layout import SvfrImageSource, camera_role
@@ -109,16 +110,16 @@ def sequence_template(
     width: int,
     fps: float,
     has_alpha: bool,
-    frames_per_chunk: int,
+    storage: StorageSpec,
     sources: dict[str, dict[str, str]],
 ) -> xr.Dataset:
     """A lazily allocated sequence node for the cameras of ``calib`` (those with video).
 
-    ``images`` and ``alpha`` are dask zeros chunked one camera by ``frames_per_chunk`` frames by
-    the whole image; they are never computed, only used to write the metadata.
+    ``images`` and ``alpha`` are dask zeros chunked one camera by one shard of frames by the whole
+    image (aligned with the zarr shards); they are never computed, only used to write the metadata.
     """
     n_cam = len(calib.serials)
-    chunks = (1, frames_per_chunk, height, width)
+    chunks = (1, storage.shard_frames(n_frames), height, width)
     data = {
         "images": (IMAGE_DIMS, da.zeros((n_cam, n_frames, height, width, 3), dtype=np.uint8, chunks=chunks + (3,)),
                    {"long_name": "RGB video frames, background removed", "units": "1 (0-255)"}),
@@ -218,14 +219,18 @@ def svfr_template(images: list[SvfrImageSource], height: int, width: int) -> xr.
     )
 
 
-def encoding(ds: xr.Dataset, compressors: tuple = ()) -> dict:
-    """zarr encodings for a node: frame and point arrays get ``compressors`` and keep their dask
-    chunks; nothing is masked (no ``_FillValue``); small arrays are stored as one chunk."""
+def encoding(ds: xr.Dataset, storage: StorageSpec | None = None) -> dict:
+    """zarr encodings for a node: nothing is masked (no ``_FillValue``); video frame arrays get the
+    chunks, shards and codecs of ``storage``; SVFR images and point arrays its lossless compressor
+    (zstd when ``storage`` is lossy) with their dask chunks; small arrays are one chunk."""
     enc = {}
+    lossless = storage.compressors() if storage is not None and storage.lossless else StorageSpec().compressors()
     for name, var in ds.data_vars.items():
         e: dict = {"_FillValue": None}
-        if name in ("images", "alpha", "positions", "normals", "colors"):
-            e["compressors"] = compressors
+        if storage is not None and name in ("images", "alpha") and var.dims[:2] == ("camera", "time"):
+            e.update(storage.frame_encoding(var.sizes["time"], var.shape[2:]))
+        elif storage is not None and name in ("images", "positions", "normals", "colors"):
+            e["compressors"] = lossless
         elif var.ndim:
             e["chunks"] = var.shape
         enc[name] = e

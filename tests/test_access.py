@@ -21,12 +21,14 @@ class CountingStore(WrapperStore):
     def __init__(self, store):
         super().__init__(store)
         self.keys: list[str] = []
+        self.ranges: list = []
 
     def _with_store(self, store):
         return type(self)(store)
 
     async def get(self, key, prototype, byte_range=None):
         self.keys.append(key)
+        self.ranges.append(byte_range)
         return await self._store.get(key, prototype, byte_range)
 
 
@@ -63,12 +65,17 @@ def test_opening_reads_metadata_and_one_frame_reads_one_chunk(cube):
     assert {k.split("/")[-3] for k in opened[1:]} == {"camera", "time", "channel", "timestep", "image"}
     assert all(k.endswith("/c/0") for k in opened[1:])
     counting.keys.clear()
+    counting.ranges.clear()
     ds = tree["nvs/388/sequences/GLASSES"].to_dataset()
     frame = ds.images.sel(camera="222200044", time=2).values
     assert frame.shape == (1604, 1100, 3)
     cam = ds.camera.values.tolist().index("222200044")  # serials sorted: 222200040, 222200042, 222200044
     assert cam == 2
-    assert counting.keys == [f"nvs/388/sequences/GLASSES/images/c/{cam}/2/0/0/0"]
+    # frames 0-4 share one shard file: its index (at the end) and then that frame's bytes only
+    shard = f"nvs/388/sequences/GLASSES/images/c/{cam}/0/0/0/0"
+    assert counting.keys == [shard, shard]
+    index_read, frame_read = counting.ranges
+    assert frame_read.end - frame_read.start < (cube / shard).stat().st_size / 3
 
 
 def test_incomplete_conversion_warns(sample_dir, tmp_path):

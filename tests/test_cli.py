@@ -25,7 +25,7 @@ def test_help_lists_the_commands():
 def test_sample_then_convert_then_info(tmp_path):
     res = run("sample", tmp_path / "bench", "--benchmark", "mono_flame_avatar", "--frames", "3")
     assert res.returncode == 0, res.stderr
-    res = run("convert", tmp_path / "bench", tmp_path / "cube.zarr", "--compressor", "lz4", "--frames-per-chunk", "2")
+    res = run("convert", tmp_path / "bench", tmp_path / "cube.zarr", "--codec", "lz4", "--frames-per-chunk", "2")
     assert res.returncode == 0, res.stderr
     # calibration, 2 sequences with tracking, 4 hold-out sequences with tracking only
     # items: 2 sequences x (3 image + 3 alpha frames) + 6 tracking files
@@ -47,7 +47,7 @@ def test_sample_then_convert_then_info(tmp_path):
     (("convert", "{tmp}", "{tmp}/c.zarr"), 4, "inside the benchmark folder"),
     (("convert", "{sample}", "{tmp}/file.txt"), 4, "exists and is not a folder"),
     (("info", "{tmp}"), 4, "not a nersemble-cube store"),
-    (("convert", "{sample}", "{tmp}/c.zarr", "--compressor", "gzip"), 2, "unknown compressor"),
+    (("convert", "{sample}", "{tmp}/c.zarr", "--codec", "gzip"), 2, "unknown codec"),
 ])
 def test_user_mistakes_give_one_line_and_an_exit_code(tmp_path, sample_dir, args, code, message):
     (tmp_path / "file.txt").write_text("x")

@@ -59,7 +59,7 @@ def test_attrs_record_schema_sources_and_rate(cube):
     assert seq["fps"] == 73.0 and seq["n_frames"] == N_FRAMES and seq["complete"] is True
     assert (seq["height"], seq["width"]) == (1604, 1100)
     assert seq["sources"]["images"]["222200042"] == "nvs/388/sequences/GLASSES/images/cam_222200042.mp4"
-    assert seq["storage"] == {"compressor": "zstd", "level": 3, "frames_per_chunk": 1}
+    assert seq["storage"] == {"codec": "zstd", "level": 3, "frames_per_chunk": 1, "frames_per_shard": 32, "distance": 1.0}
     assert zarr.open_group(str(cube), path="mono_flame_avatar/393/sequences/EXP-1-head", mode="r").attrs["fps"] == 24.3
 
 
@@ -106,13 +106,14 @@ def test_incomplete_sequence_is_redone(sample_dir, tmp_path):
         decode_pyav(sample_dir / "mono_flame_avatar/393/sequences/EXP-1-head/images/cam_222200037.mp4"))
 
 
-@pytest.mark.parametrize("storage", [StorageSpec("lz4", 5, 2), StorageSpec("none", 0, N_FRAMES + 1)])
+@pytest.mark.parametrize("storage", [StorageSpec("lz4", 5, 2), StorageSpec("none", 0, N_FRAMES + 1, 0),
+                                     StorageSpec("zstd", 3, 1, 0)])
 def test_other_codecs_and_chunkings_store_the_same_frames(sample_dir, tmp_path, storage):
     target = tmp_path / "c.zarr"
     convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-2-eyes"], storage=storage)
     arr = zarr.open_array(str(target), path="mono_flame_avatar/393/sequences/EXP-2-eyes/images", mode="r")
     assert arr.chunks == (1, min(storage.frames_per_chunk, N_FRAMES), 512, 512, 3)
-    expected_codec = {"lz4": "blosc", "none": None}[storage.compressor]
+    expected_codec = {"lz4": "blosc", "none": None, "zstd": "zstd"}[storage.codec]
     assert [c.to_dict()["name"] for c in arr.compressors] == ([expected_codec] if expected_codec else [])
     np.testing.assert_array_equal(
         arr[0], decode_pyav(sample_dir / "mono_flame_avatar/393/sequences/EXP-2-eyes/images/cam_222200037.mp4"))

@@ -1,0 +1,102 @@
+"""Export benchmark (issue 4): submission encoding throughput and peak memory.
+
+    python benchmarks/bench_export.py [--frames 300] [--repeats 3]
+
+Baseline: the ffmpeg binary alone encoding the same raw frames from a file with the same settings
+(libx264, yuv420p, crf 14, 73 fps: the toolkit's mediapy call). Ours: ``export_submission`` of one
+nvs-sized camera (1604x1100) from a dask-backed prediction, one chunk per frame, streamed into
+ffmpeg. Peak memory: maximum resident set of a fresh process exporting 1/3 and all of the frames
+(Python side, and the ffmpeg child separately), to show it does not grow with the video's length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HEIGHT, WIDTH = 1604, 1100
+
+
+def frames_lazy(n: int):
+    """A dask array (n, H, W, 3) uint8 of moving textured frames; at most 8 distinct frames in memory."""
+    import dask.array as da
+
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    base = [np.clip(128 + 60 * np.sin(x / 17 + k / 3) * np.cos(y / 23) + 30 * np.sin((x + y) / 5), 0, 255)
+            .astype(np.uint8)[..., None].repeat(3, -1) for k in range(8)]
+    # one dask array over the 8 frames, indexed per frame: no copies (da.from_array per frame would copy each)
+    return da.from_array(np.stack(base), chunks=(1, HEIGHT, WIDTH, 3))[np.arange(n) % 8]
+
+
+def export_once(n: int, zip_path: Path) -> None:
+    import xarray as xr
+
+    from nersemble_cube import export_submission
+
+    images = frames_lazy(n)[None]
+    ds = xr.Dataset({"images": (("camera", "time", "y", "x", "channel"), images)},
+                    coords={"camera": ["222200037"], "time": np.arange(n)},
+                    attrs={"participant_id": 388, "sequence": "GLASSES", "fps": 73.0})
+    tree = xr.DataTree.from_dict({"/388/GLASSES": ds})
+    export_submission(tree, zip_path, "nvs", partial=True, workers=1)
+
+
+def child_peak(n: int, zip_path: Path) -> dict:
+    """Run one export in a fresh process; its own and its children's (ffmpeg) peak RSS in MiB."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_export as b, resource, json;"
+            f"from pathlib import Path; b.export_once({n}, Path({str(zip_path)!r}));"
+            "print(json.dumps([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+            " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    own, kids = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"python_mib": own / 1024, "ffmpeg_mib": kids / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    from nersemble_cube.export import encode_command
+
+    with tempfile.TemporaryDirectory(prefix="nersemble-bench-export-") as tmp:
+        tmp = Path(tmp)
+        raw = tmp / "frames.rgb"
+        with raw.open("wb") as f:
+            for block in frames_lazy(args.frames).to_delayed().ravel():
+                f.write(np.ascontiguousarray(block.compute()).tobytes())
+        cmd = encode_command(tmp / "base.mp4", WIDTH, HEIGHT, 73.0)
+        cmd[cmd.index("-i") + 1] = str(raw)
+        base, ours = [], []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True)
+            base.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            export_once(args.frames, tmp / "ours.zip")
+            ours.append(time.perf_counter() - t0)
+        tb, to = statistics.median(base), statistics.median(ours)
+        small = child_peak(args.frames // 3, tmp / "m1.zip")
+        large = child_peak(args.frames, tmp / "m2.zip")
+    print(f"\nworkload: one nvs camera, {args.frames} frames of {WIDTH}x{HEIGHT}, dask-backed, medians of {args.repeats}\n")
+    print("| path | ours | baseline (same run) | ratio |\n|---|---|---|---|")
+    print(f"| export (encode + zip) | {args.frames / to:.1f} frames/s | ffmpeg alone from a raw file "
+          f"{args.frames / tb:.1f} frames/s | {tb / to:.2f}x |")
+    print(f"| peak memory, {args.frames // 3} frames | python {small['python_mib']:.0f} MiB, "
+          f"ffmpeg {small['ffmpeg_mib']:.0f} MiB | - | - |")
+    print(f"| peak memory, {args.frames} frames | python {large['python_mib']:.0f} MiB, "
+          f"ffmpeg {large['ffmpeg_mib']:.0f} MiB | - | {large['python_mib'] / small['python_mib']:.2f}x of the "
+          f"{args.frames // 3}-frame run |")
+
+
+if __name__ == "__main__":
+    main()
