@@ -61,41 +61,49 @@ def child_peak(n: int, zip_path: Path) -> dict:
     return {"python_mib": own / 1024, "ffmpeg_mib": kids / 1024}
 
 
+def rows(frames: int, repeats: int, work: Path) -> list[tuple[str, str, str, str]]:
+    """The export rows of the suite's table."""
+    from nersemble_cube.export import encode_command
+
+    raw = work / "frames.rgb"
+    with raw.open("wb") as f:
+        for block in frames_lazy(frames).to_delayed().ravel():
+            f.write(np.ascontiguousarray(block.compute()).tobytes())
+    cmd = encode_command(work / "base.mp4", WIDTH, HEIGHT, 73.0)
+    cmd[cmd.index("-i") + 1] = str(raw)
+    base, ours = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        base.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        export_once(frames, work / "ours.zip")
+        ours.append(time.perf_counter() - t0)
+    raw.unlink()
+    tb, to = statistics.median(base), statistics.median(ours)
+    small = child_peak(frames // 3, work / "m1.zip")
+    large = child_peak(frames, work / "m2.zip")
+    return [
+        (f"export of one camera ({frames} frames)", f"{frames / to:.1f} frames/s",
+         f"ffmpeg alone encoding the raw frames: {frames / tb:.1f} frames/s", f"{tb / to:.2f}x"),
+        (f"peak memory, export {frames // 3} / {frames} frames",
+         f"python {small['python_mib']:.0f} / {large['python_mib']:.0f} MiB, "
+         f"ffmpeg {small['ffmpeg_mib']:.0f} / {large['ffmpeg_mib']:.0f} MiB", "-",
+         f"{large['python_mib'] / small['python_mib']:.2f}x"),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    from nersemble_cube.export import encode_command
-
     with tempfile.TemporaryDirectory(prefix="nersemble-bench-export-") as tmp:
-        tmp = Path(tmp)
-        raw = tmp / "frames.rgb"
-        with raw.open("wb") as f:
-            for block in frames_lazy(args.frames).to_delayed().ravel():
-                f.write(np.ascontiguousarray(block.compute()).tobytes())
-        cmd = encode_command(tmp / "base.mp4", WIDTH, HEIGHT, 73.0)
-        cmd[cmd.index("-i") + 1] = str(raw)
-        base, ours = [], []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            subprocess.run(cmd, check=True)
-            base.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            export_once(args.frames, tmp / "ours.zip")
-            ours.append(time.perf_counter() - t0)
-        tb, to = statistics.median(base), statistics.median(ours)
-        small = child_peak(args.frames // 3, tmp / "m1.zip")
-        large = child_peak(args.frames, tmp / "m2.zip")
+        table = rows(args.frames, args.repeats, Path(tmp))
     print(f"\nworkload: one nvs camera, {args.frames} frames of {WIDTH}x{HEIGHT}, dask-backed, medians of {args.repeats}\n")
     print("| path | ours | baseline (same run) | ratio |\n|---|---|---|---|")
-    print(f"| export (encode + zip) | {args.frames / to:.1f} frames/s | ffmpeg alone from a raw file "
-          f"{args.frames / tb:.1f} frames/s | {tb / to:.2f}x |")
-    print(f"| peak memory, {args.frames // 3} frames | python {small['python_mib']:.0f} MiB, "
-          f"ffmpeg {small['ffmpeg_mib']:.0f} MiB | - | - |")
-    print(f"| peak memory, {args.frames} frames | python {large['python_mib']:.0f} MiB, "
-          f"ffmpeg {large['ffmpeg_mib']:.0f} MiB | - | {large['python_mib'] / small['python_mib']:.2f}x of the "
-          f"{args.frames // 3}-frame run |")
+    for row in table:
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

@@ -149,3 +149,16 @@ class StorageSpec:
     def to_attrs(self) -> dict:
         """JSON-able record stored in each sequence's attrs."""
         return asdict(self)
+
+
+def encoded_size(frame: np.ndarray, spec: StorageSpec) -> int:
+    """Bytes one frame ``(y, x[, 3])`` uint8 takes when stored with ``spec`` (for size estimates)."""
+    if spec.codec == "jpegxl":
+        return len(JpegXlCodec(distance=spec.distance)._encode(frame))
+    if spec.codec == "zstd":
+        return len(imagecodecs.zstd_encode(np.ascontiguousarray(frame), level=spec.level))
+    if spec.codec == "lz4":
+        import numcodecs
+
+        return len(numcodecs.Blosc("lz4", spec.level, numcodecs.Blosc.NOSHUFFLE).encode(np.ascontiguousarray(frame)))
+    return frame.nbytes

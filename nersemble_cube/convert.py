@@ -10,6 +10,7 @@ leaves ``complete = False``, which the next run redoes and :func:`nersemble_cube
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import numpy as np
 import zarr
 
 from . import layout, schema, store
-from .codecs import StorageSpec
+from .codecs import CODECS, StorageSpec, encoded_size
 from .converters.calibration import Calibration, read_calibration
 from .converters.flame import FlameTracking, read_flame_tracking
 from .converters.image import png_size, read_png
@@ -169,6 +170,57 @@ def plan(
         if size != SVFR_SIZE:
             raise SourceError(f"{image.path}: image is {size[1]}x{size[0]}, expected 512x512; download it again")
     return ConversionPlan(folder.root, people, folder.svfr)
+
+
+# ---- size estimate ------------------------------------------------------------------------------------------------
+
+def _first_frame(info: VideoInfo) -> np.ndarray:
+    frames = iter_frames(info, batch=1)
+    try:
+        return next(frames)[0]
+    finally:
+        frames.close()
+
+
+def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: Callable[[str], bool] = lambda g: False
+                   ) -> dict[StorageSpec, int]:
+    """Estimated bytes the frames of ``checked`` take with each of ``storages``.
+
+    Each sequence's first image frame and first alpha frame are decoded and compressed; the sizes
+    are scaled by frames and cameras, plus 10 % margin (later frames of a sequence look alike).
+    Sequences for which ``skip(group)`` is true (already complete) are left out. Point clouds,
+    tracking and SVFR images are counted raw (they are small next to the videos).
+    """
+    totals = dict.fromkeys(storages, 0)
+    for part in checked.participants:
+        for seq in part.sequences:
+            if not seq.images or skip(seq.group):
+                continue
+            image = _first_frame(seq.images[0])
+            alpha = _first_frame(seq.alpha[0])[..., 0] if seq.alpha else None
+            for spec in storages:
+                per_frame = encoded_size(image, spec) * len(seq.images)
+                if alpha is not None:
+                    per_frame += encoded_size(alpha, spec) * len(seq.alpha)
+                totals[spec] += int(1.1 * per_frame * seq.n_frames)
+    extra = sum(i.n_points * 27 for p in checked.participants for s in p.sequences for i in s.pointclouds.values())
+    extra += len(checked.svfr) * 512 * 512 * 3
+    return {spec: total + extra for spec, total in totals.items()}
+
+
+def _check_free_space(target: Path, checked: ConversionPlan, storage: StorageSpec, overwrite: bool) -> None:
+    anchor = target
+    while not anchor.exists():
+        anchor = anchor.parent
+    free = shutil.disk_usage(anchor).free
+    presets = [storage] + [StorageSpec(c) for c in CODECS if c != storage.codec]
+    need = estimate_bytes(checked, presets, skip=lambda g: not overwrite and store.is_complete(target, g))
+    if need[storage] <= free:
+        return
+    fits = [f"--codec {s.codec} (~{need[s] / 1e9:.1f} GB)" for s in presets[1:] if need[s] <= free]
+    hint = f"; {' or '.join(fits)} would fit" if fits else "; free some space or choose another disk"
+    raise StoreError(f"{target}: the cube needs about {need[storage] / 1e9:.1f} GB with --codec {storage.codec} "
+                     f"but only {free / 1e9:.1f} GB are free{hint}")
 
 
 # ---- write ----------------------------------------------------------------------------------------------------------
@@ -372,6 +424,7 @@ def convert(
     workers: int | None = None,
     progress: Progress | None = None,
     on_plan: Callable[[ConversionPlan], None] | None = None,
+    check_space: bool = True,
 ) -> ConversionReport:
     """Convert a download folder (all three benchmarks) into the cube at ``target``.
 
@@ -383,9 +436,12 @@ def convert(
     written (the CLI sizes its progress bar with it); ``progress`` is called with each number of
     items written.
 
+    With ``check_space`` the store's size is estimated first (:func:`estimate_bytes`) and a disk
+    without room for it is refused, naming the codec presets that would fit.
+
     Raises :class:`SourceError` for bad input and :class:`StoreError` when ``target`` exists and is
-    not a cube or lies inside ``source``, in both cases before anything is written. The source
-    folder is only read.
+    not a cube, lies inside ``source`` or would not fit on its disk, in all cases before anything
+    is written. The source folder is only read.
     """
     root = Path(source).expanduser()
     target = Path(target).expanduser()
@@ -396,6 +452,8 @@ def convert(
         raise StoreError(f"{target}: inside the benchmark folder {root}, which is never modified; choose a path outside it")
     store.check_target(target)
     checked = plan(root, benchmarks, participants, sequences)
+    if check_space:
+        _check_free_space(target, checked, storage, overwrite)
     if on_plan is not None:
         on_plan(checked)
     store.prepare_target(target)

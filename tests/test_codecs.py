@@ -1,0 +1,69 @@
+from collections import namedtuple
+
+import numpy as np
+import pytest
+import zarr
+
+import nersemble_cube
+from nersemble_cube import StorageSpec, convert
+from nersemble_cube.codecs import JpegXlCodec, encoded_size
+from nersemble_cube.errors import StoreError
+
+from conftest import N_FRAMES, decode_pyav, psnr
+
+import importlib
+
+convert_mod = importlib.import_module("nersemble_cube.convert")
+SEQ = "mono_flame_avatar/393/sequences/EXP-1-head"
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="unknown codec"):
+        StorageSpec("gzip")
+    with pytest.raises(ValueError, match="one frame per chunk"):
+        StorageSpec("jpegxl", frames_per_chunk=2)
+    with pytest.raises(ValueError, match="multiple of frames_per_chunk"):
+        StorageSpec("zstd", frames_per_chunk=3, frames_per_shard=32)
+    assert StorageSpec().shard_frames(1118) == 32 and StorageSpec().shard_frames(5) == 5
+    assert StorageSpec(frames_per_shard=0).shard_frames(1118) == 1
+
+
+def test_jpegxl_codec_lossless_and_lossy():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:256, 0:200]
+    image = np.clip(128 + 60 * np.sin(x / 7)[..., None] + rng.normal(0, 3, (256, 200, 3)), 0, 255).astype(np.uint8)
+    for distance, check in [(0.0, lambda b: np.array_equal(b, image)), (1.0, lambda b: psnr(b, image) > 35)]:
+        arr = zarr.create_array({}, shape=(2, 1, 256, 200, 3), chunks=(1, 1, 256, 200, 3), dtype="u1",
+                                serializer=JpegXlCodec(distance=distance), compressors=None)
+        arr[1, 0] = image
+        assert check(arr[1, 0])
+        assert arr.metadata.to_dict()["codecs"][0]["name"] == "nersemble_cube.jpegxl"
+    assert encoded_size(image, StorageSpec("jpegxl")) < encoded_size(image, StorageSpec("zstd")) < image.nbytes
+
+
+def test_sharded_store_has_one_file_per_camera_shard(sample_dir, tmp_path):
+    convert(sample_dir, tmp_path / "c.zarr", benchmarks=["nvs"])
+    files = [p for p in (tmp_path / "c.zarr/nvs/388/sequences/GLASSES/images/c").rglob("*") if p.is_file()]
+    assert len(files) == 3  # 3 cameras x 1 shard of N_FRAMES frames
+    arr = zarr.open_array(str(tmp_path / "c.zarr"), path="nvs/388/sequences/GLASSES/images", mode="r")
+    assert arr.shards == (1, N_FRAMES, 1604, 1100, 3) and arr.chunks == (1, 1, 1604, 1100, 3)
+
+
+def test_jpegxl_preset_converts_near_the_mp4(sample_dir, tmp_path):
+    convert(sample_dir, tmp_path / "c.zarr", benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"],
+            storage=StorageSpec("jpegxl", distance=1.0))
+    ds = nersemble_cube.open(tmp_path / "c.zarr")[SEQ].to_dataset()
+    ref = decode_pyav(sample_dir / SEQ / "images/cam_222200037.mp4")
+    assert psnr(ds.images.isel(camera=0).values, ref) > 38
+    alpha = decode_pyav(sample_dir / SEQ / "alpha_maps/cam_222200037.mp4")[..., 0]
+    assert np.abs(ds.alpha.isel(camera=0).values.astype(int) - alpha).mean() < 2
+
+
+def test_a_disk_too_small_is_refused_before_writing(sample_dir, tmp_path, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(convert_mod.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 3 * 10**6, 3 * 10**6))
+    with pytest.raises(StoreError, match=r"needs about 0\.\d GB with --codec zstd but only 0.0 GB are free; "
+                                         r"--codec jpegxl \(~0.0 GB\) would fit"):
+        convert(sample_dir, tmp_path / "c.zarr", benchmarks=["nvs"])
+    assert not (tmp_path / "c.zarr").exists()
+    convert(sample_dir, tmp_path / "c.zarr", benchmarks=["nvs"], storage=StorageSpec("jpegxl"))
