@@ -51,14 +51,17 @@ def export_once(n: int, zip_path: Path) -> None:
 
 
 def child_peak(n: int, zip_path: Path) -> dict:
-    """Run one export in a fresh process; its own and its children's (ffmpeg) peak RSS in MiB."""
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_export as b, resource, json;"
+    """Run one export in a fresh process: its own peak RSS (VmHWM, MiB) and ffmpeg's (GNU time's %M around
+    ffmpeg: ru_maxrss of a forked child would include the forking process's own peak)."""
+    peak_file = zip_path.with_suffix(".ffmpeg-peak")
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_export as b, json;"
+            "import nersemble_cube.export as ex; orig = ex.encode_command;"
+            f"ex.encode_command = lambda *a: ['/usr/bin/time', '-f', '%M', '-o', {str(peak_file)!r}] + orig(*a);"
             f"from pathlib import Path; b.export_once({n}, Path({str(zip_path)!r}));"
-            "print(json.dumps([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-            " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))")
+            "print(int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    own, kids = json.loads(out.stdout.strip().splitlines()[-1])
-    return {"python_mib": own / 1024, "ffmpeg_mib": kids / 1024}
+    own = int(out.stdout.strip().splitlines()[-1])
+    return {"python_mib": own / 1024, "ffmpeg_mib": int(peak_file.read_text().split()[-1]) / 1024}
 
 
 def rows(frames: int, repeats: int, work: Path) -> list[tuple[str, str, str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .access import flame_tracking, load_pointcloud, open, summary  # noqa: E402,A004
+from .access import flame_tracking, load_pointcloud, open, read_frame, summary  # noqa: E402,A004
 from .codecs import StorageSpec  # noqa: E402
 from .convert import ConversionReport, convert  # noqa: E402
 from .converters.flame import FlameTracking  # noqa: E402
@@ -17,6 +17,6 @@ from .validate import ValidationReport, validate_submission  # noqa: E402
 __all__ = [
     "ConversionReport", "ExportReport", "FlameTracking", "NersembleCubeError", "PredictionError", "SourceError",
     "StorageSpec", "StoreError", "SvfrMesh", "ValidationReport",
-    "convert", "export_submission", "flame_tracking", "load_pointcloud", "open", "prediction_template", "summary",
+    "convert", "export_submission", "flame_tracking", "load_pointcloud", "open", "prediction_template", "read_frame", "summary",
     "validate_submission", "write_frames", "write_sample", "__version__",
 ]

@@ -124,3 +124,13 @@ def test_summary_lists_every_node(cube):
         "nvs/388/sequences/GLASSES/pointclouds: 2 timesteps [0, 3], 10000 points",
         "svfr: 3 images of 512x512 from 1 participants",
     ]
+
+
+def test_read_frame_without_xarray(cube, sample_dir):
+    src = sample_dir / "nvs/388/sequences/GLASSES"
+    frame = nersemble_cube.read_frame(cube, "nvs/388/sequences/GLASSES", "222200044", 4)
+    np.testing.assert_array_equal(frame, decode_pyav(src / "images/cam_222200044.mp4")[4])
+    alpha = nersemble_cube.read_frame(cube, "nvs/388/sequences/GLASSES", "222200044", 4, variable="alpha")
+    np.testing.assert_array_equal(alpha, decode_pyav(src / "alpha_maps/cam_222200044.mp4")[4][..., 0])
+    with pytest.raises(KeyError, match="camera 222200037 has no video"):
+        nersemble_cube.read_frame(cube, "nvs/388/sequences/GLASSES", "222200037", 0)
