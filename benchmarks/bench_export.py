@@ -12,8 +12,6 @@ ffmpeg. Peak memory: maximum resident set of a fresh process exporting 1/3 and a
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import statistics
 import subprocess
 import sys

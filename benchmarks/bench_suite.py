@@ -21,7 +21,6 @@ a baseline measured in the same run (medians; the machine is shared and noisy):
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import statistics
@@ -132,7 +131,6 @@ def main() -> None:
         print(f"writing the sample workload to {src} ...", file=sys.stderr)
         write_sample(src, benchmarks=("nvs",), n_frames=args.frames, n_cameras=args.cameras, pointcloud_frames=())
     videos = sorted(src.rglob("*.mp4"))
-    images = sorted(src.rglob("images/*.mp4"))
     frames_total = args.frames * len(videos)
     mp4_bytes = sum(v.stat().st_size for v in videos)
 

@@ -465,7 +465,7 @@ def convert(
             store.set_attrs(target, schema.participant_path(src.benchmark, src.participant_id),
                             {"benchmark": src.benchmark, "participant_id": src.participant_id})
             if part.calibration is not None and w.needed(part.group):
-                w.write(part.group, 0, lambda: _write_calibration(target, part, root))
+                w.write(part.group, 0, lambda part=part: _write_calibration(target, part, root))
             for seq in part.sequences:
                 _convert_sequence(w, seq, storage, workers, progress)
         if checked.svfr:

@@ -105,7 +105,7 @@ def test_summary_lists_every_node(cube):
     seq = "mono_flame_avatar/393/sequences"
     hold_out = [f"{seq}/{name}: no video, {N_FRAMES + 3} frames to render" for name in
                 ("EMO-1-shout+laugh", "FREE", "SEN-09-frown_events_bad", "SEN-10-port_strong_smokey")]
-    v2 = f"FLAME tracking v2, {{}} frames (valid for submissions)"
+    v2 = "FLAME tracking v2, {} frames (valid for submissions)"
     v1 = f"FLAME tracking v1, {N_FRAMES} frames (outdated, not for submissions)"
     assert text.splitlines() == [
         "mono_flame_avatar/393/calibration: 16 cameras (1 train, 3 hold_out, 12 unused)",

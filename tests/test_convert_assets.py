@@ -92,7 +92,7 @@ def test_tracking_is_bit_equal_and_toolkit_shaped(sample_dir, cube, sequence):
     seq = tree[f"mono_flame_avatar/393/sequences/{sequence}"]
     source = read_flame_tracking(sample_dir / seq.path.lstrip("/") / "tracking/flame2023_tracking_v2.npz")
     view = nersemble_cube.flame_tracking(seq)
-    for key, spec in SHAPES.items():
+    for key in SHAPES:
         got, want = getattr(view, key), getattr(source, key)
         assert got.dtype == want.dtype and got.shape == want.shape, key
         np.testing.assert_array_equal(got, want)

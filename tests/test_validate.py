@@ -1,7 +1,6 @@
 """Offline validation finds each kind of defect, agrees with the toolkit's reader, and never extracts unsafe paths."""
 
 import io
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,7 +10,7 @@ import pytest
 
 from nersemble_cube import layout
 from nersemble_cube.errors import PredictionError
-from nersemble_cube.export import SvfrMesh, encode_command, export_submission, svfr_image_keys
+from nersemble_cube.export import encode_command, export_submission, svfr_image_keys
 from nersemble_cube.prediction import prediction_template
 from nersemble_cube.validate import is_unsafe, validate_submission
 
