@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import accessor  # noqa: E402,F401 - registers ds.nersemble
 from .access import flame_tracking, load_pointcloud, open, read_frame, summary  # noqa: E402,A004
 from .codecs import StorageSpec  # noqa: E402
 from .convert import ConversionReport, convert  # noqa: E402

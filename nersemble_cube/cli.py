@@ -24,6 +24,8 @@ from .convert import convert as convert_folder
 from .errors import NersembleCubeError
 from .export import export_submission
 from .prediction import prediction_template
+from .preprocess import Steps
+from .preprocess import preprocess as preprocess_cube
 from .sample import write_sample
 from .validate import validate_submission
 
@@ -51,7 +53,7 @@ def _user_errors(func):
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("items"),
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=err, transient=False)
 
 
@@ -182,6 +184,34 @@ def demo(
               f"expression {flame.expression.shape} -> render {flame.n_frames} frames", highlight=False)
     mp4 = sum(f.stat().st_size for f in source.rglob("*.mp4"))
     out.print(f"mp4s {mp4 / 1e6:.1f} MB -> cube {access.stored_bytes(store) / 1e6:.1f} MB (lossless)", highlight=False)
+
+
+@app.command()
+@_user_errors
+def preprocess(
+    store: Annotated[Path, typer.Argument(help="A cube written by nersemble-cube convert.")],
+    out: Annotated[Path, typer.Argument(help="New cube to write.")],
+    composite: Annotated[Optional[str], typer.Option(help="Composite onto a background: black, white, grey.")] = None,
+    downscale: Annotated[int, typer.Option(min=1, help="Area-average by this integer factor.")] = 1,
+    crop_to_alpha: Annotated[Optional[int], typer.Option(
+        help="Crop each camera to its foreground in every frame, plus this margin in pixels.")] = None,
+    to_float: Annotated[bool, typer.Option("--float", help="Store float32 in [0, 1] instead of uint8.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="dask threads (default: CPU count).")] = None,
+) -> None:
+    """Write a preprocessed copy of a cube (composite, crop, downscale, float), calibration adjusted."""
+    steps = Steps(composite, crop_to_alpha, downscale, to_float)
+    bar = _progress()
+    task = bar.add_task("preprocessing", total=None)
+
+    def on_start(total: int) -> None:
+        bar.update(task, total=total)
+        bar.start()
+
+    try:
+        preprocess_cube(store, out, steps, workers=workers, progress=lambda n: bar.advance(task, n), on_start=on_start)
+    finally:
+        bar.stop()
+    err.print(f"wrote {out}", highlight=False)
 
 
 BenchmarkName = typer.Argument(help="nvs, mono_flame_avatar or svfr.")

@@ -1,8 +1,9 @@
 """Import the official toolkit's submission writers and readers without its heavy dependencies.
 
 ``nersemble_benchmark.data.submission_data`` needs mediapy, imageio, trimesh and environs (installed
-by the test extra) and, through ``benchmark_data`` and ``util.metadata``, open3d, dreifus and elias,
-which it does not use for submissions: those are replaced by empty stand-ins here. mediapy is
+by the test extra) and, through ``benchmark_data``, ``util.video`` and ``util.metadata``, open3d,
+dreifus, elias and cv2, which it does not use for submissions: those are replaced by empty stand-ins
+here (cv2 only when OpenCV is not installed). mediapy is
 pointed at imageio-ffmpeg's ffmpeg binary (the same one nersemble-cube uses).
 """
 
@@ -36,6 +37,10 @@ def submission_data():
         mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
         any_ = type("Any", (), {"__init__": lambda self, *a, **k: None})
         _stub("open3d")
+        try:
+            import cv2  # noqa: F401
+        except ImportError:
+            _stub("cv2")
         _stub("dreifus")
         _stub("dreifus.camera", CameraCoordinateConvention=types.SimpleNamespace(OPEN_CV="OPEN_CV"),
               PoseType=types.SimpleNamespace(WORLD_2_CAM="WORLD_2_CAM"))

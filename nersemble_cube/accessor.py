@@ -1,0 +1,164 @@
+"""``ds.nersemble``: lazy, chunk-aligned preprocessing of a sequence Dataset that keeps its calibration right.
+
+Registered as an xarray accessor (like rioxarray's ``ds.rio``) when ``nersemble_cube`` is imported::
+
+    ds = nersemble_cube.open("cube.zarr")["nvs/388/sequences/GLASSES"].to_dataset()
+    small = ds.nersemble.composite("white").nersemble.downscale(2)   # lazy (dask), nothing computed yet
+
+Every method returns a new Dataset with ``images`` (and ``alpha``) replaced and ``intrinsics``
+adjusted to the new pixels. Pixel convention (docs/schema.md): pixel ``(u, v)`` covers
+``[u, u+1) x [v, v+1)``, so downscaling by ``f`` maps image coordinates ``x -> x / f`` (fx, fy, cx, cy
+all divided by ``f``) and cropping at ``(x0, y0)`` maps ``x -> x - x0`` (cx, cy shifted).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .errors import NersembleCubeError
+
+COLORS = {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128), "gray": (128, 128, 128)}
+
+
+def _as_uint8(values: xr.DataArray) -> xr.DataArray:
+    """Round to nearest (ties to even, ``np.rint``) and clip into uint8."""
+    return np.rint(values).clip(0, 255).astype(np.uint8)
+
+
+def _background(background, ds: xr.Dataset) -> xr.DataArray:
+    if isinstance(background, str):
+        if background not in COLORS:
+            raise NersembleCubeError(f"unknown background {background!r}; use {', '.join(COLORS)} or an RGB triple")
+        background = COLORS[background]
+    bg = background if isinstance(background, xr.DataArray) else np.asarray(background, dtype=np.float32)
+    if isinstance(bg, np.ndarray):
+        if bg.shape == (3,):
+            return xr.DataArray(bg, dims=("channel",))
+        if bg.shape == (ds.sizes["y"], ds.sizes["x"], 3):
+            return xr.DataArray(bg, dims=("y", "x", "channel"))
+        raise NersembleCubeError(f"background must be a colour (3,) or an image (y, x, 3), got {bg.shape}")
+    return bg.astype(np.float32)
+
+
+@xr.register_dataset_accessor("nersemble")
+class NersembleAccessor:
+    """Domain methods on a sequence Dataset (``images``, ``alpha``, ``intrinsics``, ``world_2_cam``)."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    def _need(self, *names: str) -> None:
+        missing = [n for n in names if n not in self._ds]
+        if missing:
+            raise NersembleCubeError(f"this Dataset has no {', '.join(missing)}; use a sequence node of a cube")
+
+    def composite(self, background="black", dtype: str = "uint8") -> xr.Dataset:
+        """``rgb * a + bg * (1 - a)`` with ``a = alpha / 255``, in float32.
+
+        ``background``: a colour name, an RGB triple in 0-255, or an image ``(y, x, 3)`` in 0-255.
+        ``dtype="uint8"`` rounds to nearest (ties to even) and clips; ``"float32"`` returns [0, 1].
+        ``alpha`` is kept.
+        """
+        self._need("images", "alpha")
+        ds = self._ds
+        a = ds.alpha.astype(np.float32) / np.float32(255)
+        out = ds.images.astype(np.float32) * a + _background(background, ds) * (np.float32(1) - a)
+        out = out.transpose(*ds.images.dims)
+        images = _as_uint8(out) if dtype == "uint8" else (out / np.float32(255)).astype(np.float32)
+        return ds.assign(images=images.assign_attrs(ds.images.attrs, composited_on=str(background)))
+
+    def downscale(self, factor: int) -> xr.Dataset:
+        """Area-average ``factor x factor`` pixel blocks of images and alpha (trailing rows/columns that
+        do not fill a block are dropped); uint8 stays uint8 (rounded). Intrinsics are divided by ``factor``."""
+        self._need("images", "intrinsics")
+        if int(factor) != factor or factor < 1:
+            raise NersembleCubeError(f"downscale factor must be a positive integer, got {factor}")
+        factor = int(factor)
+        ds = self._ds
+        out = {}
+        for name in ("images", "alpha"):
+            if name in ds:
+                var = ds[name]
+                mean = var.astype(np.float32).coarsen(y=factor, x=factor, boundary="trim").mean()
+                out[name] = (_as_uint8(mean) if var.dtype == np.uint8 else mean).assign_attrs(var.attrs)
+        k = ds.intrinsics.copy()
+        k[..., 0, :] = k[..., 0, :] / factor
+        k[..., 1, :] = k[..., 1, :] / factor
+        result = ds.drop_vars(list(out)).assign(**out, intrinsics=k)
+        return result.assign_attrs(height=out["images"].sizes["y"], width=out["images"].sizes["x"])
+
+    def crop(self, box: tuple[int, int, int, int] | dict[str, tuple[int, int]], size: tuple[int, int] | None = None
+             ) -> xr.Dataset:
+        """Crop every frame. ``box`` is ``(x0, y0, x1, y1)`` in pixels for all cameras, or a mapping
+        ``serial -> (x0, y0)`` of per-camera corners with one ``size=(height, width)`` (a camera keeps
+        one box for all its frames, and all cameras one size). Principal points shift by the corner;
+        the corners are kept as ``crop_x0`` / ``crop_y0`` coordinates."""
+        self._need("images", "intrinsics")
+        ds = self._ds
+        serials = [str(s) for s in ds.camera.values]
+        if isinstance(box, dict):
+            if size is None:
+                raise NersembleCubeError("per-camera crops need size=(height, width)")
+            corners = {s: tuple(int(v) for v in box[s]) for s in serials}
+            height, width = size
+        else:
+            x0, y0, x1, y1 = (int(v) for v in box)
+            corners = dict.fromkeys(serials, (x0, y0))
+            height, width = y1 - y0, x1 - x0
+        for s, (x0, y0) in corners.items():
+            if x0 < 0 or y0 < 0 or x0 + width > ds.sizes["x"] or y0 + height > ds.sizes["y"] or height < 1 or width < 1:
+                raise NersembleCubeError(f"crop of camera {s} ({x0}, {y0}, {x0 + width}, {y0 + height}) leaves the "
+                                         f"{ds.sizes['x']}x{ds.sizes['y']} image")
+        parts = [ds.isel(camera=[i], x=slice(x0, x0 + width), y=slice(y0, y0 + height))
+                 for i, (x0, y0) in enumerate(corners[s] for s in serials)]
+        out = xr.concat([p[[v for v in ("images", "alpha") if v in ds]] for p in parts], dim="camera")
+        x0s = np.array([corners[s][0] for s in serials], np.float64)
+        y0s = np.array([corners[s][1] for s in serials], np.float64)
+        k = ds.intrinsics.copy()
+        k[:, 0, 2] = k[:, 0, 2] - x0s
+        k[:, 1, 2] = k[:, 1, 2] - y0s
+        result = ds.drop_vars([v for v in ("images", "alpha") if v in ds]).drop_dims(["y", "x"], errors="ignore")
+        result = result.assign(**{v: out[v] for v in out.data_vars}, intrinsics=k)
+        return result.assign_coords(crop_x0=("camera", x0s.astype(np.int32)), crop_y0=("camera", y0s.astype(np.int32))
+                                    ).assign_attrs(height=height, width=width)
+
+    def alpha_boxes(self, margin: int = 0, threshold: int = 0) -> dict[str, tuple[int, int, int, int]]:
+        """Per camera, the box ``(x0, y0, x1, y1)`` around every pixel whose alpha exceeds ``threshold`` in
+        any frame, grown by ``margin`` and clipped to the image (computes a reduction of ``alpha``)."""
+        self._need("alpha")
+        ds = self._ds
+        mask = (ds.alpha > threshold).any("time")
+        rows = mask.any("x").values
+        cols = mask.any("y").values
+        boxes = {}
+        for i, s in enumerate(str(c) for c in ds.camera.values):
+            ys, xs = np.flatnonzero(rows[i]), np.flatnonzero(cols[i])
+            if not len(ys):
+                boxes[s] = (0, 0, ds.sizes["x"], ds.sizes["y"])
+                continue
+            boxes[s] = (max(int(xs[0]) - margin, 0), max(int(ys[0]) - margin, 0),
+                        min(int(xs[-1]) + 1 + margin, ds.sizes["x"]), min(int(ys[-1]) + 1 + margin, ds.sizes["y"]))
+        return boxes
+
+    def crop_to_alpha(self, margin: int = 16) -> xr.Dataset:
+        """Crop each camera to one box covering its foreground in every frame (plus ``margin``); all
+        cameras get the size of the largest box, centred on their own foreground and kept inside the image."""
+        ds = self._ds
+        boxes = self.alpha_boxes(margin)
+        height = max(b[3] - b[1] for b in boxes.values())
+        width = max(b[2] - b[0] for b in boxes.values())
+        corners = {}
+        for s, (x0, y0, x1, y1) in boxes.items():
+            cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+            corners[s] = (min(max(cx - width // 2, 0), ds.sizes["x"] - width),
+                          min(max(cy - height // 2, 0), ds.sizes["y"] - height))
+        return self.crop(corners, size=(height, width))
+
+    def to_float(self) -> xr.Dataset:
+        """images (and alpha) as float32 in [0, 1] (``x / 255``: the toolkit's ``load_image`` convention)."""
+        self._need("images")
+        ds = self._ds
+        out = {v: (ds[v].astype(np.float32) / np.float32(255)).assign_attrs(ds[v].attrs, units="1 (0-1)")
+               for v in ("images", "alpha") if v in ds}
+        return ds.assign(**out)

@@ -1,0 +1,101 @@
+"""Write a preprocessed copy of a cube: the ``ds.nersemble`` steps applied to every video sequence, in parallel with dask.
+
+Frames stream through dask one chunk (one camera-frame) per task, so memory stays bounded by the
+number of workers, whatever the sequence length. Nodes without frames (calibration, point clouds,
+tracking, SVFR) are copied unchanged. The output is a cube of the same schema whose root attrs
+record the steps (``preprocessing``); frame arrays are written one frame per chunk, zstd, unsharded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import dask
+import xarray as xr
+from dask.callbacks import Callback
+
+from . import accessor  # noqa: F401 - registers ds.nersemble
+from .access import open as open_cube
+from .codecs import StorageSpec
+from .errors import StoreError
+from .schema import encoding
+from .store import check_target, consolidate, mark_complete, prepare_target
+
+OUTPUT_STORAGE = StorageSpec("zstd", frames_per_shard=0)
+
+
+@dataclass(frozen=True)
+class Steps:
+    """Preprocessing steps, applied in this order: composite, crop to alpha, downscale, to float."""
+
+    composite: str | None = None
+    crop_to_alpha: int | None = None
+    downscale: int = 1
+    to_float: bool = False
+
+    def apply(self, ds: xr.Dataset) -> xr.Dataset:
+        """The steps on one sequence Dataset (lazy)."""
+        if self.composite is not None:
+            ds = ds.nersemble.composite(self.composite)
+        if self.crop_to_alpha is not None:
+            ds = ds.nersemble.crop_to_alpha(self.crop_to_alpha)
+        if self.downscale > 1:
+            ds = ds.nersemble.downscale(self.downscale)
+        if self.to_float:
+            ds = ds.nersemble.to_float()
+        return ds
+
+
+class _Tasks(Callback):
+    def __init__(self, progress: Callable[[int], None]):
+        super().__init__()
+        self.progress = progress
+
+    def _posttask(self, key, result, dsk, state, worker_id):  # noqa: ANN001 - dask's callback signature
+        self.progress(1)
+
+
+def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int | None = None,
+               progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None) -> Path:
+    """Write ``steps`` applied to every sequence of the cube ``store`` into the new cube ``out``.
+
+    ``workers`` dask threads (default: CPU count). ``on_start`` gets the number of dask tasks,
+    ``progress`` is called as they finish. Raises :class:`StoreError` if ``out`` exists and is not
+    an empty folder.
+    """
+    out = Path(out).expanduser()
+    if check_target(out):
+        raise StoreError(f"{out}: already a cube; preprocess writes a new one, choose another path")
+    tree = open_cube(store)
+    prepare_target(out)
+    import zarr
+
+    zarr.open_group(str(out), mode="r+", use_consolidated=False).attrs["preprocessing"] = asdict(steps)
+    writes, done = [], []
+    for node in tree.subtree:
+        ds = node.to_dataset(inherit=False)
+        if not ds.data_vars and not ds.attrs:
+            continue
+        if "images" in ds and "time" in ds.dims:
+            ds = steps.apply(node.to_dataset())
+            ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims and c not in ("role", "crop_x0", "crop_y0")])
+            ds.attrs["storage"] = OUTPUT_STORAGE.to_attrs()
+        path = node.path.lstrip("/")
+        if not path:
+            continue
+        if "complete" in ds.attrs:
+            ds.attrs["complete"] = False  # set again once the data is written
+            done.append(path)
+        writes.append(ds.to_zarr(str(out), group=path, mode="w", compute=False, zarr_format=3, consolidated=False,
+                                 encoding=encoding(ds, OUTPUT_STORAGE)))
+    graph = dask.delayed(writes)
+    with dask.config.set(scheduler="threads", num_workers=workers), _Tasks(progress or (lambda n: None)):
+        if on_start:
+            on_start(len(graph.__dask_graph__()))
+        graph.compute()
+    for path in done:
+        mark_complete(out, path)
+    consolidate(out)
+    return out
