@@ -11,6 +11,7 @@ import xarray as xr
 from .converters.flame import FlameTracking
 from .converters.pcd import colors_as_float
 from .schema import POINTCLOUDS, tracking_node
+from .errors import StoreError
 from .store import check_cube
 
 
@@ -22,7 +23,7 @@ def _incomplete_nodes(tree: xr.DataTree) -> list[str]:
     return [node.path for node in tree.subtree if node.attrs.get("complete") is False]
 
 
-def open(store: str | Path, *, dask: bool = True) -> xr.DataTree:  # noqa: A001
+def open(store: str | Path, *, dask: bool = True, scale: int = 1) -> xr.DataTree:  # noqa: A001
     """Open the cube at ``store`` lazily.
 
     Returns the whole tree (``tree["nvs/388/sequences/GLASSES"]`` etc., see docs/schema.md).
@@ -33,6 +34,10 @@ def open(store: str | Path, *, dask: bool = True) -> xr.DataTree:  # noqa: A001
     a single-frame read); use it in PyTorch DataLoader workers. Either way ``.sel(camera=...,
     time=...)`` reads only the chunks it needs.
 
+    ``scale`` selects a reduced-resolution level written with ``convert --scales``: the returned
+    tree has the same paths (``nvs/388/sequences/GLASSES``, ``nvs/388/calibration``) with frames
+    area-averaged by ``scale`` and intrinsics to match (root attr ``scale_factor``).
+
     Opening reads the consolidated metadata and the small dimension coordinates (serials, frame
     indices, channel names). Warns with :class:`IncompleteCubeWarning` if a conversion into the store
     did not finish. Raises :class:`~nersemble_cube.errors.StoreError` if ``store`` is not a cube.
@@ -41,6 +46,13 @@ def open(store: str | Path, *, dask: bool = True) -> xr.DataTree:  # noqa: A001
     check_cube(path)
     tree = xr.open_datatree(str(path), engine="zarr", chunks={} if dask else None, consolidated=True,
                             zarr_format=3)
+    if scale != 1:
+        levels = tree.attrs.get("multiscales", [1])
+        if scale not in levels:
+            raise StoreError(f"{path}: no scale {scale} in this cube (it has {levels}); convert with --scales")
+        tree = tree[f"scales/{scale}"].copy()
+        tree.orphan()
+        tree.attrs["scale_factor"] = scale
     incomplete = _incomplete_nodes(tree)
     if incomplete:
         warnings.warn(

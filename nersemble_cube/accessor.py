@@ -21,6 +21,15 @@ from .errors import NersembleCubeError
 COLORS = {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128), "gray": (128, 128, 128)}
 
 
+def scale_intrinsics(k: xr.DataArray, factor: float) -> xr.DataArray:
+    """Intrinsics ``(..., 3, 3)`` of images downscaled by ``factor``: fx, fy, cx, cy divided by it
+    (pixel-edge convention: image coordinates map ``x -> x / factor``)."""
+    k = k.copy()
+    k[..., 0, :] = k[..., 0, :] / factor
+    k[..., 1, :] = k[..., 1, :] / factor
+    return k
+
+
 def _as_uint8(values: xr.DataArray) -> xr.DataArray:
     """Round to nearest (ties to even, ``np.rint``) and clip into uint8."""
     return np.rint(values).clip(0, 255).astype(np.uint8)
@@ -82,10 +91,7 @@ class NersembleAccessor:
                 var = ds[name]
                 mean = var.astype(np.float32).coarsen(y=factor, x=factor, boundary="trim").mean()
                 out[name] = (_as_uint8(mean) if var.dtype == np.uint8 else mean).assign_attrs(var.attrs)
-        k = ds.intrinsics.copy()
-        k[..., 0, :] = k[..., 0, :] / factor
-        k[..., 1, :] = k[..., 1, :] / factor
-        result = ds.drop_vars(list(out)).assign(**out, intrinsics=k)
+        result = ds.drop_vars(list(out)).assign(**out, intrinsics=scale_intrinsics(ds.intrinsics, factor))
         return result.assign_attrs(height=out["images"].sizes["y"], width=out["images"].sizes["x"])
 
     def crop(self, box: tuple[int, int, int, int] | dict[str, tuple[int, int]], size: tuple[int, int] | None = None

@@ -93,6 +93,7 @@ def convert(
     frames_per_shard: Annotated[int, typer.Option(help="Frames per shard file (0: no sharding, a file per chunk).")] = 32,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo parts that are already complete.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Videos decoded in parallel (default: CPU count).")] = None,
+    scales: Annotated[str, typer.Option(help="Also store reduced-resolution levels, e.g. 1,2,4 (integer factors).")] = "1",
 ) -> None:
     """Convert a benchmark folder into a zarr cube: videos, alpha mattes, calibration, point clouds,
     FLAME tracking and SVFR images.
@@ -101,11 +102,14 @@ def convert(
     """
     try:
         storage = StorageSpec(codec, level, frames_per_chunk, frames_per_shard, distance)
+        factors = tuple(int(f) for f in scales.split(","))
+        if any(f < 1 for f in factors):
+            raise ValueError("scales are positive integers")
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     t0 = time.perf_counter()
     report = _run_convert(source, store, benchmarks=benchmark, participants=participant, sequences=sequence,
-                          storage=storage, overwrite=overwrite, workers=workers)
+                          storage=storage, overwrite=overwrite, workers=workers, scales=factors)
     secs = time.perf_counter() - t0
     for note in report.notes:
         err.print(f"note: {note}", highlight=False)

@@ -354,6 +354,28 @@ def _append_pointclouds(target: Path, seq: SequencePlan, new: list[int], root: P
     node.attrs["complete"] = True
 
 
+def _write_scaled(target: Path, group: str, factor: int, storage: StorageSpec, workers: int) -> None:
+    """Write the level ``factor`` of a complete node (a sequence's frames, or a calibration) from the store
+    itself: frames are area-averaged one by one (dask), then gathered into whole shards."""
+    import dask
+    import xarray as xr
+
+    from .accessor import scale_intrinsics
+
+    src = xr.open_zarr(str(target), group=group, consolidated=False, chunks={}, zarr_format=3)
+    if "images" in src:
+        ds = src.nersemble.downscale(factor)
+        ds = ds.chunk({"time": storage.shard_frames(ds.sizes["time"])})
+    else:
+        ds = src.assign(intrinsics=scale_intrinsics(src.intrinsics, factor))
+    ds.attrs.update(scale_factor=factor, complete=False)
+    path = f"{schema.scale_path(factor)}/{group}"
+    with dask.config.set(scheduler="threads", num_workers=workers):
+        ds.to_zarr(str(target), group=path, mode="w", zarr_format=3, consolidated=False,
+                   encoding=schema.encoding(ds, storage))
+    store.mark_complete(target, path)
+
+
 def _write_tracking(target: Path, seq: SequencePlan, version: int, root: Path) -> str | None:
     """Write one tracking version; returns a note if its frames could not be aligned with the images."""
     tracking = seq.tracking[version]
@@ -425,6 +447,7 @@ def convert(
     progress: Progress | None = None,
     on_plan: Callable[[ConversionPlan], None] | None = None,
     check_space: bool = True,
+    scales: tuple[int, ...] = (1,),
 ) -> ConversionReport:
     """Convert a download folder (all three benchmarks) into the cube at ``target``.
 
@@ -435,6 +458,10 @@ def convert(
     in parallel (default: the number of CPUs). ``on_plan`` sees the checked plan before anything is
     written (the CLI sizes its progress bar with it); ``progress`` is called with each number of
     items written.
+
+    ``scales`` other than 1 also store reduced-resolution copies of the calibration and frames
+    (area-averaged by each integer factor) under ``scales/{factor}/``, opened with
+    ``nersemble_cube.open(store, scale=factor)``.
 
     With ``check_space`` the store's size is estimated first (:func:`estimate_bytes`) and a disk
     without room for it is refused, naming the codec presets that would fit.
@@ -468,6 +495,16 @@ def convert(
                 w.write(part.group, 0, lambda part=part: _write_calibration(target, part, root))
             for seq in part.sequences:
                 _convert_sequence(w, seq, storage, workers, progress)
+            groups = ([part.group] if part.calibration is not None else []) + [s.group for s in part.sequences if s.images]
+            for factor in (f for f in scales if f != 1):
+                for group in groups:
+                    scaled = f"{schema.scale_path(factor)}/{group}"
+                    if group in report.written or w.needed(scaled):
+                        w.write(scaled, 0, lambda g=group, f=factor: _write_scaled(target, g, f, storage, workers))
+        if any(f != 1 for f in scales):
+            levels = sorted(set(zarr.open_group(str(target), mode="r", use_consolidated=False).attrs.get(
+                "multiscales", [1])) | set(scales))
+            store.set_attrs(target, "", {"multiscales": levels})
         if checked.svfr:
             if not overwrite and _svfr_is_current(target, checked.svfr):
                 report.skipped.append(schema.SVFR)

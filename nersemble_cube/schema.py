@@ -15,6 +15,7 @@ Group paths mirror the download layout::
     /{benchmark}/{p_id:03d}/sequences/{seq}/flame2023_tracking_v2  mono: FLAME tracking (time, ...)
     /{benchmark}/{p_id:03d}/sequences/{seq}/flame2023_tracking_v1  mono: the outdated v1 tracking, if downloaded
     /svfr                                    images (image, y, x, channel) uint8 + per-image coords
+    /scales/{f}/{benchmark}/{p_id:03d}/...   reduced-resolution copies: calibration and sequence frames
 
 This module builds the lazily allocated xarray templates of those nodes; :mod:`.convert` fills them.
 """
@@ -47,6 +48,11 @@ SVFR = "svfr"
 def tracking_node(version: int) -> str:
     """Name of the FLAME tracking child node of a sequence; v1 carries its version so it is never taken for v2."""
     return f"flame2023_tracking_v{version}"
+
+
+def scale_path(factor: int) -> str:
+    """Root of the reduced-resolution copy ``factor`` (its nodes mirror the full-resolution paths)."""
+    return f"scales/{factor}"
 
 
 def participant_path(benchmark: str, participant_id: int) -> str:

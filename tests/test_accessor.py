@@ -123,3 +123,25 @@ def test_preprocess_cli_equals_the_accessor(cube, tmp_path):
     res = subprocess.run([sys.executable, "-m", "nersemble_cube.cli", "preprocess", str(cube), str(tmp_path / "p.zarr")],
                          capture_output=True, text=True)
     assert res.returncode == 4 and "already a cube" in res.stderr
+
+
+def test_multiscale_levels_at_conversion(sample_dir, tmp_path):
+    target = tmp_path / "c.zarr"
+    nersemble_cube.convert(sample_dir, target, benchmarks=["nvs"], scales=(1, 2, 4))
+    full = nersemble_cube.open(target)
+    assert full.attrs["multiscales"] == [1, 2, 4]
+    for factor in (2, 4):
+        level = nersemble_cube.open(target, scale=factor)
+        ds = level[SEQ].to_dataset()
+        expected = full[SEQ].to_dataset().nersemble.downscale(factor)
+        assert ds.images.shape == (3, 5, 1604 // factor, 1100 // factor, 3)
+        np.testing.assert_array_equal(ds.images.values, expected.images.values)
+        np.testing.assert_array_equal(ds.alpha.values, expected.alpha.values)
+        np.testing.assert_allclose(ds.intrinsics.values, expected.intrinsics.values)
+        calib = level["nvs/388/calibration"].to_dataset()
+        np.testing.assert_allclose(calib.intrinsics.values[:, :2], full["nvs/388/calibration"].intrinsics.values[:, :2] / factor)
+        files = [p for p in (target / f"scales/{factor}" / SEQ / "images/c").rglob("*") if p.is_file()]
+        assert len(files) == 3  # sharded like full resolution: one file per camera and shard
+    with pytest.raises(nersemble_cube.StoreError, match=r"no scale 3 in this cube \(it has \[1, 2, 4\]\)"):
+        nersemble_cube.open(target, scale=3)
+    assert nersemble_cube.convert(sample_dir, target, benchmarks=["nvs"], scales=(1, 2, 4)).written == []
