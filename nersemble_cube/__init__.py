@@ -12,12 +12,13 @@ from .converters.flame import FlameTracking  # noqa: E402
 from .errors import NersembleCubeError, PredictionError, SourceError, StoreError  # noqa: E402
 from .export import ExportReport, SvfrMesh, export_submission  # noqa: E402
 from .prediction import prediction_template, write_frames  # noqa: E402
+from .preprocess import Steps, preprocess  # noqa: E402
 from .sample import write_sample  # noqa: E402
 from .validate import ValidationReport, validate_submission  # noqa: E402
 
 __all__ = [
     "ConversionReport", "ExportReport", "FlameTracking", "NersembleCubeError", "PredictionError", "SourceError",
-    "StorageSpec", "StoreError", "SvfrMesh", "ValidationReport",
-    "convert", "export_submission", "flame_tracking", "load_pointcloud", "open", "prediction_template", "read_frame", "summary",
+    "Steps", "StorageSpec", "StoreError", "SvfrMesh", "ValidationReport",
+    "convert", "export_submission", "flame_tracking", "load_pointcloud", "open", "prediction_template", "preprocess", "read_frame", "summary",
     "validate_submission", "write_frames", "write_sample", "__version__",
 ]

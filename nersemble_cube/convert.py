@@ -182,15 +182,17 @@ def _first_frame(info: VideoInfo) -> np.ndarray:
         frames.close()
 
 
-def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: Callable[[str], bool] = lambda g: False
-                   ) -> dict[StorageSpec, int]:
+def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: Callable[[str], bool] = lambda g: False,
+                   scales: tuple[int, ...] = (1,)) -> dict[StorageSpec, int]:
     """Estimated bytes the frames of ``checked`` take with each of ``storages``.
 
     Each sequence's first image frame and first alpha frame are decoded and compressed; the sizes
     are scaled by frames and cameras, plus 10 % margin (later frames of a sequence look alike).
     Sequences for which ``skip(group)`` is true (already complete) are left out. Point clouds,
-    tracking and SVFR images are counted raw (they are small next to the videos).
+    tracking and SVFR images are counted raw (they are small next to the videos). Each extra level
+    of ``scales`` adds ``1 / factor**2`` of the frames.
     """
+    levels = 1 + sum(1 / f ** 2 for f in scales if f != 1)
     totals = dict.fromkeys(storages, 0)
     for part in checked.participants:
         for seq in part.sequences:
@@ -202,19 +204,20 @@ def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: C
                 per_frame = encoded_size(image, spec) * len(seq.images)
                 if alpha is not None:
                     per_frame += encoded_size(alpha, spec) * len(seq.alpha)
-                totals[spec] += int(1.1 * per_frame * seq.n_frames)
+                totals[spec] += int(1.1 * per_frame * seq.n_frames * levels)
     extra = sum(i.n_points * 27 for p in checked.participants for s in p.sequences for i in s.pointclouds.values())
     extra += len(checked.svfr) * 512 * 512 * 3
     return {spec: total + extra for spec, total in totals.items()}
 
 
-def _check_free_space(target: Path, checked: ConversionPlan, storage: StorageSpec, overwrite: bool) -> None:
+def _check_free_space(target: Path, checked: ConversionPlan, storage: StorageSpec, overwrite: bool,
+                      scales: tuple[int, ...]) -> None:
     anchor = target
     while not anchor.exists():
         anchor = anchor.parent
     free = shutil.disk_usage(anchor).free
     presets = [storage] + [StorageSpec(c) for c in CODECS if c != storage.codec]
-    need = estimate_bytes(checked, presets, skip=lambda g: not overwrite and store.is_complete(target, g))
+    need = estimate_bytes(checked, presets, skip=lambda g: not overwrite and store.is_complete(target, g), scales=scales)
     if need[storage] <= free:
         return
     fits = [f"--codec {s.codec} (~{need[s] / 1e9:.1f} GB)" for s in presets[1:] if need[s] <= free]
@@ -480,7 +483,7 @@ def convert(
     store.check_target(target)
     checked = plan(root, benchmarks, participants, sequences)
     if check_space:
-        _check_free_space(target, checked, storage, overwrite)
+        _check_free_space(target, checked, storage, overwrite, scales)
     if on_plan is not None:
         on_plan(checked)
     store.prepare_target(target)
@@ -495,12 +498,7 @@ def convert(
                 w.write(part.group, 0, lambda part=part: _write_calibration(target, part, root))
             for seq in part.sequences:
                 _convert_sequence(w, seq, storage, workers, progress)
-            groups = ([part.group] if part.calibration is not None else []) + [s.group for s in part.sequences if s.images]
-            for factor in (f for f in scales if f != 1):
-                for group in groups:
-                    scaled = f"{schema.scale_path(factor)}/{group}"
-                    if group in report.written or w.needed(scaled):
-                        w.write(scaled, 0, lambda g=group, f=factor: _write_scaled(target, g, f, storage, workers))
+            _convert_scales(w, part, scales, storage, workers)
         if any(f != 1 for f in scales):
             levels = sorted(set(zarr.open_group(str(target), mode="r", use_consolidated=False).attrs.get(
                 "multiscales", [1])) | set(scales))
@@ -515,6 +513,17 @@ def convert(
     finally:
         store.consolidate(target)
     return report
+
+
+def _convert_scales(w: _Writer, part: ParticipantPlan, scales: tuple[int, ...], storage: StorageSpec,
+                    workers: int) -> None:
+    """The reduced-resolution levels of a participant's calibration and video sequences."""
+    groups = ([part.group] if part.calibration is not None else []) + [s.group for s in part.sequences if s.images]
+    for factor in (f for f in scales if f != 1):
+        for group in groups:
+            scaled = f"{schema.scale_path(factor)}/{group}"
+            if group in w.report.written or w.needed(scaled):
+                w.write(scaled, 0, lambda g=group, f=factor: _write_scaled(w.target, g, f, storage, workers))
 
 
 def _convert_sequence(w: _Writer, seq: SequencePlan, storage: StorageSpec, workers: int, progress: Progress) -> None:
