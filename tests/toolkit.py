@@ -35,7 +35,10 @@ def submission_data():
         import imageio_ffmpeg
 
         mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
-        any_ = type("Any", (), {"__init__": lambda self, *a, **k: None})
+        import json
+
+        def matrix(m, **kwargs):  # dreifus Pose / Intrinsics: ndarray subclasses; plain arrays do here
+            return np.asarray(m, dtype=np.float64)
         _stub("open3d")
         try:
             import cv2  # noqa: F401
@@ -44,12 +47,20 @@ def submission_data():
         _stub("dreifus")
         _stub("dreifus.camera", CameraCoordinateConvention=types.SimpleNamespace(OPEN_CV="OPEN_CV"),
               PoseType=types.SimpleNamespace(WORLD_2_CAM="WORLD_2_CAM"))
-        _stub("dreifus.matrix", Pose=any_, Intrinsics=any_)
+        _stub("dreifus.matrix", Pose=matrix, Intrinsics=matrix)
         _stub("elias")
         _stub("elias.config", Config=object)
-        _stub("elias.util", load_json=lambda p: None,
+        _stub("elias.util", load_json=lambda p: json.loads(Path(p).read_text()),
               ensure_directory_exists_for_file=lambda p: Path(p).parent.mkdir(parents=True, exist_ok=True))
         _stub("elias.util.io", resize_img=lambda img, scale: img, load_img=lambda p: np.zeros(1))
     import nersemble_benchmark.data.submission_data as sd
 
     return sd
+
+
+def benchmark_data():
+    """The toolkit's ``nersemble_benchmark.data.benchmark_data`` (data managers), imported as above."""
+    submission_data()
+    import nersemble_benchmark.data.benchmark_data as bd
+
+    return bd
