@@ -218,6 +218,28 @@ def preprocess(
     err.print(f"wrote {out}", highlight=False)
 
 
+@app.command()
+@_user_errors
+def preview(
+    store: Annotated[Path, typer.Argument(help="A cube.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("preview.png"),
+    sequence: Annotated[str, typer.Option(help="Sequence node to show.")] = "nvs/388/sequences/GLASSES",
+    frames: Annotated[int, typer.Option(min=1, help="Frames per camera.")] = 4,
+    alpha: Annotated[str, typer.Option(help="overlay, composite or none.")] = "overlay",
+    rig: Annotated[Optional[str], typer.Option(
+        help="Plot this calibration node's camera rig instead (e.g. nvs/388/calibration).")] = None,
+) -> None:
+    """Save a contact sheet of cameras x frames, or with --rig a 3D plot of the cameras (needs matplotlib)."""
+    try:
+        from .preview import contact_sheet, rig_plot
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise typer.BadParameter("preview needs matplotlib: pip install 'nersemble-cube[preview]'") from None
+    written = rig_plot(store, rig, out) if rig else contact_sheet(store, sequence, out, frames, alpha=alpha)
+    out_msg = f"wrote {written}"
+    err.print(out_msg, highlight=False)
+
+
 BenchmarkName = typer.Argument(help="nvs, mono_flame_avatar or svfr.")
 
 
