@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad command-line usage, 3 bad source data (:class:`Sour
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import access, layout
 from .codecs import CODECS, StorageSpec
-from .convert import ConversionPlan, ConversionReport
+from .convert import ConversionReport
 from .convert import convert as convert_folder
 from .errors import NersembleCubeError
 from .export import export_submission
@@ -57,19 +58,27 @@ def _progress() -> Progress:
                     TimeRemainingColumn(), console=err, transient=False)
 
 
-def _run_convert(source: Path, store: Path, **kwargs) -> ConversionReport:
-    """Convert with a progress bar that appears once the input has been checked (so errors print alone)."""
+@contextlib.contextmanager
+def _sized_bar(description: str):
+    """Yield ``(progress, on_start)`` callbacks: the bar appears when ``on_start(total)`` is called, i.e.
+    once the input has been checked, so errors found before print alone."""
     bar = _progress()
-    task = bar.add_task("converting", total=None)
+    task = bar.add_task(description, total=None)
 
-    def on_plan(plan: ConversionPlan) -> None:
-        bar.update(task, total=plan.total_items)
+    def on_start(total: int) -> None:
+        bar.update(task, total=total)
         bar.start()
 
     try:
-        return convert_folder(source, store, progress=lambda n: bar.advance(task, n), on_plan=on_plan, **kwargs)
+        yield (lambda n: bar.advance(task, n)), on_start
     finally:
         bar.stop()
+
+
+def _run_convert(source: Path, store: Path, **kwargs) -> ConversionReport:
+    with _sized_bar("converting") as (progress, on_start):
+        return convert_folder(source, store, progress=progress,
+                              on_plan=lambda plan: on_start(plan.total_items), **kwargs)
 
 
 Benchmark = Annotated[Optional[list[str]], typer.Option(
@@ -204,17 +213,8 @@ def preprocess(
 ) -> None:
     """Write a preprocessed copy of a cube (composite, crop, downscale, float), calibration adjusted."""
     steps = Steps(composite, crop_to_alpha, downscale, to_float)
-    bar = _progress()
-    task = bar.add_task("preprocessing", total=None)
-
-    def on_start(total: int) -> None:
-        bar.update(task, total=total)
-        bar.start()
-
-    try:
-        preprocess_cube(store, out, steps, workers=workers, progress=lambda n: bar.advance(task, n), on_start=on_start)
-    finally:
-        bar.stop()
+    with _sized_bar("preprocessing") as (progress, on_start):
+        preprocess_cube(store, out, steps, workers=workers, progress=progress, on_start=on_start)
     err.print(f"wrote {out}", highlight=False)
 
 
@@ -279,18 +279,9 @@ def export(
 ) -> None:
     """Write the submission zip (H.264 crf 14 videos, or SVFR meshes) from predictions."""
     _benchmark(benchmark)
-    bar = _progress()
-    task = bar.add_task("exporting", total=None)
-
-    def on_start(total: int) -> None:
-        bar.update(task, total=total)
-        bar.start()
-
-    try:
+    with _sized_bar("exporting") as (progress, on_start):
         report = export_submission(predictions, zip_path, benchmark, partial=partial, workers=workers,
-                                   progress=lambda n: bar.advance(task, n), on_start=on_start)
-    finally:
-        bar.stop()
+                                   progress=progress, on_start=on_start)
     note = f", {len(report.missing)} expected entries left out (--partial)" if report.missing else ""
     out.print(f"wrote {zip_path} with {len(report.entries)} entries{note}", highlight=False)
 

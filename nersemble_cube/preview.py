@@ -10,6 +10,22 @@ from .access import open as open_cube
 from .errors import StoreError
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _dataset(store: str | Path, path: str, what: str):
+    try:
+        return open_cube(store, dask=False)[path].to_dataset()
+    except KeyError:
+        raise StoreError(f"{store}: no {what} {path!r}") from None
+
+
 def _small(frame: np.ndarray, factor: int) -> np.ndarray:
     h, w = frame.shape[0] // factor * factor, frame.shape[1] // factor * factor
     f = frame[:h, :w].astype(np.float32)
@@ -24,16 +40,8 @@ def contact_sheet(store: str | Path, sequence: str, out: str | Path, frames: int
     ``alpha``: ``"overlay"`` tints the background (alpha 0) blue, ``"composite"`` puts the head on
     white, ``"none"`` shows the frames as stored. Thumbnails are ``factor``-times area-averaged.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tree = open_cube(store, dask=False)
-    try:
-        ds = tree[sequence].to_dataset()
-    except KeyError:
-        raise StoreError(f"{store}: no sequence {sequence!r}") from None
+    plt = _pyplot()
+    ds = _dataset(store, sequence, "sequence")
     if "images" not in ds:
         raise StoreError(f"{store}: {sequence} has no frames to show")
     times = np.linspace(0, ds.sizes["time"] - 1, min(frames, ds.sizes["time"])).round().astype(int)
@@ -65,16 +73,8 @@ def contact_sheet(store: str | Path, sequence: str, out: str | Path, frames: int
 def rig_plot(store: str | Path, calibration: str, out: str | Path, frustum: float = 0.15) -> Path:
     """Save a 3D plot of the cameras of a calibration node (e.g. ``nvs/388/calibration``): camera
     centres, viewing frusta (``frustum`` metres deep), serials; hold-out cameras in red."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tree = open_cube(store, dask=False)
-    try:
-        ds = tree[calibration].to_dataset()
-    except KeyError:
-        raise StoreError(f"{store}: no calibration node {calibration!r}") from None
+    plt = _pyplot()
+    ds = _dataset(store, calibration, "calibration node")
     fig = plt.figure(figsize=(7, 6))
     ax = fig.add_subplot(projection="3d")
     for serial, w2c, k, role in zip(ds.camera.values, ds.world_2_cam.values, ds.intrinsics.values, ds.role.values,
