@@ -19,6 +19,11 @@ class IncompleteCubeWarning(UserWarning):
     """The cube holds a node whose conversion did not finish; convert again to complete it."""
 
 
+def as_tree(cube: xr.DataTree | str | Path, *, dask: bool = True) -> xr.DataTree:
+    """``cube`` itself if it is already an opened tree, else :func:`open` of its path."""
+    return cube if isinstance(cube, xr.DataTree) else open(cube, dask=dask)
+
+
 def _incomplete_nodes(tree: xr.DataTree) -> list[str]:
     return [node.path for node in tree.subtree if node.attrs.get("complete") is False]
 
@@ -190,4 +195,4 @@ def summary(tree: xr.DataTree) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["IncompleteCubeWarning", "flame_tracking", "load_pointcloud", "open", "read_frame", "stored_bytes", "summary"]
+__all__ = ["IncompleteCubeWarning", "as_tree", "flame_tracking", "load_pointcloud", "open", "read_frame", "stored_bytes", "summary"]

@@ -25,8 +25,7 @@ import numpy as np
 import xarray as xr
 
 from . import schema
-from .access import flame_tracking, load_pointcloud, read_frame
-from .access import open as open_cube
+from .access import as_tree, flame_tracking, load_pointcloud, read_frame
 from .converters.flame import FlameTracking
 
 
@@ -63,7 +62,7 @@ class BaseDataManager:
 
     def __init__(self, cube: str | Path | xr.DataTree, benchmark_type: str, participant_id: int):
         self._store = None if isinstance(cube, xr.DataTree) else Path(cube).expanduser()
-        self._tree = cube if isinstance(cube, xr.DataTree) else open_cube(cube, dask=False)
+        self._tree = as_tree(cube, dask=False)
         self._benchmark_type = benchmark_type
         self._participant_id = participant_id
 
@@ -142,7 +141,7 @@ class SVFRDataManager:
     """The toolkit's ``SVFRDataManager`` over the cube's ``svfr`` node."""
 
     def __init__(self, cube: str | Path | xr.DataTree, participant_id: int):
-        tree = cube if isinstance(cube, xr.DataTree) else open_cube(cube, dask=False)
+        tree = as_tree(cube, dask=False)
         self._ds = tree[schema.SVFR].to_dataset()
         self._participant_id = participant_id
 

@@ -59,9 +59,13 @@ class SequencePlan:
         return self.tracking[max(self.tracking)].n_frames if self.tracking else None
 
     @property
+    def frame_items(self) -> int:
+        """Frames to decode: images and alpha mattes of every camera."""
+        return self.images[0].n_frames * (len(self.images) + len(self.alpha)) if self.images else 0
+
+    @property
     def total_items(self) -> int:
-        frames = self.images[0].n_frames * (len(self.images) + len(self.alpha)) if self.images else 0
-        return frames + len(self.pointclouds) + len(self.tracking)
+        return self.frame_items + len(self.pointclouds) + len(self.tracking)
 
 
 @dataclass(frozen=True)
@@ -528,7 +532,7 @@ def _convert_scales(w: _Writer, part: ParticipantPlan, scales: tuple[int, ...], 
 
 def _convert_sequence(w: _Writer, seq: SequencePlan, storage: StorageSpec, workers: int, progress: Progress) -> None:
     target, root = w.target, w.root
-    frames = seq.total_items - len(seq.pointclouds) - len(seq.tracking)
+    frames = seq.frame_items
     # rewriting the sequence node deletes its children, so they are rewritten after it
     rewrite = w.needed(seq.group)
     if rewrite:

@@ -20,6 +20,7 @@ import xarray as xr
 import zarr
 
 from . import layout, schema
+from .access import as_tree
 from .errors import StoreError
 
 PREDICTION_SCHEMA = "nersemble-cube-prediction"
@@ -86,9 +87,7 @@ def prediction_template(cube: xr.DataTree | str | Path, benchmark: str, store: s
     lazily; fill it with :func:`write_frames`. Raises :class:`StoreError` if the cube holds none of
     the benchmark's sequences.
     """
-    from .access import open as open_cube
-
-    tree = open_cube(cube) if isinstance(cube, (str, Path)) else cube
+    tree = as_tree(cube)
     nodes = {}
     for (p_id, seq), serials in expected_videos(benchmark).items():
         if _has_node(tree, schema.sequence_path(benchmark, p_id, seq)):

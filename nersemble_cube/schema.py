@@ -72,7 +72,7 @@ def _strings(values: list[str]) -> np.ndarray:
     return np.array(values, dtype=object)
 
 
-def _calibration_vars(benchmark: str, calib: Calibration) -> dict:
+def _calibration_vars(calib: Calibration) -> dict:
     return {
         "world_2_cam": (POSE_DIMS, calib.world_2_cam, {
             "long_name": "world-to-camera pose", "convention": CAMERA_CONVENTION, "units": "m (translation)",
@@ -88,7 +88,7 @@ def calibration_dataset(benchmark: str, participant_id: int, calib: Calibration,
     """The ``calibration`` node: every camera in ``camera_params.json``, including the hold-out ones."""
     roles = [camera_role(benchmark, s) for s in calib.serials]
     return xr.Dataset(
-        _calibration_vars(benchmark, calib),
+        _calibration_vars(calib),
         coords={"camera": _strings(calib.serials), "role": ("camera", _strings(roles))},
         attrs={"benchmark": benchmark, "participant_id": participant_id, "source": source},
     )
@@ -129,7 +129,7 @@ def sequence_template(
     data = {
         "images": (IMAGE_DIMS, da.zeros((n_cam, n_frames, height, width, 3), dtype=np.uint8, chunks=chunks + (3,)),
                    {"long_name": "RGB video frames, background removed", "units": "1 (0-255)"}),
-        **_calibration_vars(benchmark, calib),
+        **_calibration_vars(calib),
     }
     if has_alpha:
         data["alpha"] = (ALPHA_DIMS, da.zeros((n_cam, n_frames, height, width), dtype=np.uint8, chunks=chunks),

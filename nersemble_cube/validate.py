@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from . import layout, schema
+from .access import as_tree
 from .converters.video import probe
 from .errors import NersembleCubeError, PredictionError
 from .export import FLAME_VERTICES, SVFR_TASKS, svfr_image_keys
@@ -65,9 +66,7 @@ def is_unsafe(name: str) -> bool:
 def _frame_counts(cube: xr.DataTree | str | Path | None, benchmark: str) -> dict[tuple[int, str], int]:
     if cube is None:
         return {}
-    from .access import open as open_cube
-
-    tree = open_cube(cube) if isinstance(cube, (str, Path)) else cube
+    tree = as_tree(cube)
     counts = {}
     for p_id, seq in expected_videos(benchmark):
         try:
