@@ -12,15 +12,15 @@ from .converters.flame import FlameTracking
 from .converters.pcd import colors_as_float
 from .schema import POINTCLOUDS, tracking_node
 from .errors import StoreError
-from .store import check_cube
+from .store import Location, check_cube, locate
 
 
 class IncompleteCubeWarning(UserWarning):
     """The cube holds a node whose conversion did not finish; convert again to complete it."""
 
 
-def as_tree(cube: xr.DataTree | str | Path, *, dask: bool = True) -> xr.DataTree:
-    """``cube`` itself if it is already an opened tree, else :func:`open` of its path."""
+def as_tree(cube: xr.DataTree | str | Path | Location, *, dask: bool = True) -> xr.DataTree:
+    """``cube`` itself if it is already an opened tree, else :func:`open` of its path or URL."""
     return cube if isinstance(cube, xr.DataTree) else open(cube, dask=dask)
 
 
@@ -28,8 +28,13 @@ def _incomplete_nodes(tree: xr.DataTree) -> list[str]:
     return [node.path for node in tree.subtree if node.attrs.get("complete") is False]
 
 
-def open(store: str | Path, *, dask: bool = True, scale: int = 1) -> xr.DataTree:  # noqa: A001
+def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # noqa: A001
+         storage_options: dict | None = None) -> xr.DataTree:
     """Open the cube at ``store`` lazily.
+
+    ``store`` is a local path or an fsspec URL: ``s3://bucket/cube.zarr``, ``gs://...``,
+    ``http://host/cube.zarr`` (read-only; needs the consolidated metadata every conversion writes),
+    with ``storage_options`` for fsspec (endpoint, credentials; else the usual configuration).
 
     Returns the whole tree (``tree["nvs/388/sequences/GLASSES"]`` etc., see docs/schema.md).
     With ``dask=True`` every variable is a dask array chunked like the store (one chunk per camera
@@ -47,10 +52,10 @@ def open(store: str | Path, *, dask: bool = True, scale: int = 1) -> xr.DataTree
     indices, channel names). Warns with :class:`IncompleteCubeWarning` if a conversion into the store
     did not finish. Raises :class:`~nersemble_cube.errors.StoreError` if ``store`` is not a cube.
     """
-    path = Path(store).expanduser()
+    path = locate(store, storage_options)
     check_cube(path)
-    tree = xr.open_datatree(str(path), engine="zarr", chunks={} if dask else None, consolidated=True,
-                            zarr_format=3)
+    tree = xr.open_datatree(path.zarr_store(read_only=True), engine="zarr", chunks={} if dask else None,
+                            consolidated=True, zarr_format=3)
     if scale != 1:
         levels = tree.attrs.get("multiscales", [1])
         if scale not in levels:
@@ -67,17 +72,18 @@ def open(store: str | Path, *, dask: bool = True, scale: int = 1) -> xr.DataTree
     return tree
 
 
-def read_frame(store: str | Path, sequence: str, serial: str, time: int, variable: str = "images") -> np.ndarray:
+def read_frame(store: str | Path | Location, sequence: str, serial: str, time: int, variable: str = "images",
+               storage_options: dict | None = None) -> np.ndarray:
     """One frame straight from zarr, without building a DataTree or a dask graph: the cheapest read.
 
     ``sequence`` is a sequence node's path (``"nvs/388/sequences/GLASSES"``), ``time`` the frame
-    index. Returns ``(y, x, channel)`` uint8 for ``images``, ``(y, x)`` for ``alpha``. In a fresh
+    index; ``store`` and ``storage_options`` as for :func:`open`. Returns ``(y, x, channel)`` uint8 for ``images``, ``(y, x)`` for ``alpha``. In a fresh
     process it costs a few metadata reads and the frame's bytes. Raises ``KeyError`` naming the
     cameras of the sequence if ``serial`` has no video there.
     """
     import zarr
 
-    root = str(Path(store).expanduser())
+    root = locate(store, storage_options).zarr_store(read_only=True)
     cameras = [str(c) for c in zarr.open_array(root, path=f"{sequence}/camera", mode="r")[:]]
     if serial not in cameras:
         raise KeyError(f"camera {serial} has no video in {sequence}; it has {cameras}")
@@ -150,9 +156,13 @@ def _size(nbytes: float) -> str:
     return f"{nbytes:.1f} TB"
 
 
-def stored_bytes(path: str | Path) -> int:
-    """Bytes the files under ``path`` take (a local store or folder)."""
-    return sum(f.stat().st_size for f in Path(path).expanduser().rglob("*") if f.is_file())
+def stored_bytes(store: str | Path | Location, node: str = "") -> int:
+    """Bytes the files (objects) under ``node`` of ``store`` take; 0 if there is no such node."""
+    loc = locate(store)
+    try:
+        return int(loc.fs.du(loc.key(node), total=True))
+    except FileNotFoundError:
+        return 0
 
 
 def _describe(node: xr.DataTree) -> str | None:

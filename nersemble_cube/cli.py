@@ -165,7 +165,8 @@ def sample(
 def info(store: Annotated[Path, typer.Argument(help="A cube written by nersemble-cube convert.")]) -> None:
     """Print what a cube holds."""
     out.print(access.summary(access.open(store)), highlight=False)
-    sizes = [f"{b} {access.stored_bytes(store / b) / 1e6:.1f} MB" for b in layout.BENCHMARKS if (store / b).is_dir()]
+    sizes = [f"{b} {access.stored_bytes(store, b) / 1e6:.1f} MB" for b in layout.BENCHMARKS
+             if access.stored_bytes(store, b)]
     out.print(f"stored: {', '.join(sizes)}; total {access.stored_bytes(store) / 1e6:.1f} MB", highlight=False)
 
 

@@ -34,7 +34,7 @@ from . import layout
 from .converters.video import ffmpeg_exe
 from .errors import PredictionError
 from .prediction import expected_videos, video_path
-from .store import is_consolidated
+from .store import is_consolidated, locate
 
 CRF = 14
 FLAME_VERTICES = 5023
@@ -344,7 +344,7 @@ def _open_predictions(predictions, benchmark: str):
         path = Path(predictions).expanduser()
         if not (path / "zarr.json").is_file():
             raise PredictionError(f"{path}: not a zarr store of predictions (see prediction_template)")
-        consolidated = is_consolidated(path)
+        consolidated = is_consolidated(locate(path))
         if benchmark == "svfr":
             return svfr_meshes_from_dataset(xr.open_zarr(str(path), consolidated=consolidated)), None
         return xr.open_datatree(str(path), engine="zarr", chunks={}, consolidated=consolidated), path

@@ -21,7 +21,7 @@ from .access import open as open_cube
 from .codecs import StorageSpec
 from .errors import StoreError
 from .schema import encoding
-from .store import check_target, consolidate, mark_complete, prepare_target
+from .store import Location, check_target, consolidate, locate, mark_complete, prepare_target, set_attrs
 
 OUTPUT_STORAGE = StorageSpec("zstd", frames_per_shard=0)
 
@@ -58,21 +58,19 @@ class _Tasks(Callback):
 
 
 def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int | None = None,
-               progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None) -> Path:
+               progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None) -> Path | Location:
     """Write ``steps`` applied to every sequence of the cube ``store`` into the new cube ``out``.
 
     ``workers`` dask threads (default: CPU count). ``on_start`` gets the number of dask tasks,
     ``progress`` is called as they finish. Raises :class:`StoreError` if ``out`` exists and is not
     an empty folder.
     """
-    out = Path(out).expanduser()
+    out = locate(out)
     if check_target(out):
         raise StoreError(f"{out}: already a cube; preprocess writes a new one, choose another path")
     tree = open_cube(store)
     prepare_target(out)
-    import zarr
-
-    zarr.open_group(str(out), mode="r+", use_consolidated=False).attrs["preprocessing"] = asdict(steps)
+    set_attrs(out, "", {"preprocessing": asdict(steps)})
     writes, done = [], []
     for node in tree.subtree:
         ds = node.to_dataset(inherit=False)
@@ -88,7 +86,7 @@ def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int
         if "complete" in ds.attrs:
             ds.attrs["complete"] = False  # set again once the data is written
             done.append(path)
-        writes.append(ds.to_zarr(str(out), group=path, mode="w", compute=False, zarr_format=3, consolidated=False,
+        writes.append(ds.to_zarr(out.zarr_store(), group=path, mode="w", compute=False, zarr_format=3, consolidated=False,
                                  encoding=encoding(ds, OUTPUT_STORAGE)))
     graph = dask.delayed(writes)
     with dask.config.set(scheduler="threads", num_workers=workers), _Tasks(progress or (lambda n: None)):
@@ -98,4 +96,4 @@ def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int
     for path in done:
         mark_complete(out, path)
     consolidate(out)
-    return out
+    return out.path if out.is_local else out

@@ -43,6 +43,13 @@ CHANNELS = ("R", "G", "B")
 POINT_CHUNK = 262_144  # points per chunk of the point-cloud arrays (3 MiB of float32 xyz)
 POINTCLOUDS = "pointclouds"
 SVFR = "svfr"
+FLAG_SUFFIX = "_complete"  # per-unit completion flags: images_complete (camera,), cloud_complete (timestep,), ...
+
+
+def _flags(dim: str, n: int, what: str) -> tuple:
+    """A completion flag per unit of a node (False until that unit's data is written; one chunk each,
+    so parallel writers never share a chunk)."""
+    return (dim,), np.zeros(n, bool), {"long_name": f"whether the {what} of this {dim} is fully written"}
 
 
 def tracking_node(version: int) -> str:
@@ -129,12 +136,14 @@ def sequence_template(
     data = {
         "images": (IMAGE_DIMS, da.zeros((n_cam, n_frames, height, width, 3), dtype=np.uint8, chunks=chunks + (3,)),
                    {"long_name": "RGB video frames, background removed", "units": "1 (0-255)"}),
+        "images" + FLAG_SUFFIX: _flags("camera", n_cam, "video"),
         **_calibration_vars(calib),
     }
     if has_alpha:
         data["alpha"] = (ALPHA_DIMS, da.zeros((n_cam, n_frames, height, width), dtype=np.uint8, chunks=chunks),
                          {"long_name": "foreground alpha matte (first channel of the matte video)",
                           "units": "1 (0-255)"})
+        data["alpha" + FLAG_SUFFIX] = _flags("camera", n_cam, "alpha matte video")
     return xr.Dataset(
         data,
         coords={
@@ -177,19 +186,19 @@ def tracking_dataset(tracking: FlameTracking, version: int, time_dim: str, sourc
     )
 
 
-def pointcloud_template(timesteps: list[int], counts: list[int], has_normals: bool, has_colors: bool,
-                        sources: list[str]) -> xr.Dataset:
+def pointcloud_template(timesteps: list[int], counts: list[int], offsets: list[int], total: int, has_normals: bool,
+                        has_colors: bool, sources: list[str]) -> xr.Dataset:
     """A point-cloud node (CF contiguous ragged array): timestep ``i`` owns the points
-    ``offset[i] : offset[i] + count[i]``; the point arrays are lazily allocated dask zeros."""
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if counts else np.zeros(0, np.int64)
-    total = int(sum(counts))
+    ``offset[i] : offset[i] + count[i]`` of ``total``; the point arrays are lazily allocated dask zeros."""
     chunk = min(POINT_CHUNK, max(total, 1))
     data = {
         "positions": (("point", "xyz"), da.zeros((total, 3), dtype=np.float32, chunks=(chunk, 3)),
                       {"long_name": "point positions (world)", "units": "m"}),
         "count": (("timestep",), np.asarray(counts, np.int64),
                   {"long_name": "points of each timestep", "sample_dimension": "point"}),
-        "offset": (("timestep",), offsets, {"long_name": "index of the first point of each timestep"}),
+        "offset": (("timestep",), np.asarray(offsets, np.int64),
+                   {"long_name": "index of the first point of each timestep"}),
+        "cloud" + FLAG_SUFFIX: _flags("timestep", len(timesteps), "point cloud"),
     }
     if has_normals:
         data["normals"] = (("point", "xyz"), da.zeros((total, 3), dtype=np.float32, chunks=(chunk, 3)),
@@ -237,6 +246,8 @@ def encoding(ds: xr.Dataset, storage: StorageSpec | None = None) -> dict:
             e.update(storage.frame_encoding(var.sizes["time"], var.shape[2:]))
         elif storage is not None and name in ("images", "positions", "normals", "colors"):
             e["compressors"] = lossless
+        elif name.endswith(FLAG_SUFFIX):
+            e["chunks"] = (1,)
         elif var.ndim:
             e["chunks"] = var.shape
         enc[name] = e

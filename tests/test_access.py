@@ -83,8 +83,8 @@ def test_incomplete_conversion_warns(sample_dir, tmp_path):
     convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"])
     zarr.open_group(str(target), path="mono_flame_avatar/393/sequences/EXP-1-head", mode="r+",
                     use_consolidated=False).attrs["complete"] = False
-    from nersemble_cube.store import consolidate
-    consolidate(target)
+    from nersemble_cube.store import consolidate, locate
+    consolidate(locate(target))
     with pytest.warns(IncompleteCubeWarning, match="EXP-1-head"):
         nersemble_cube.open(target)
 

@@ -94,12 +94,16 @@ def test_incomplete_sequence_is_redone(sample_dir, tmp_path):
     convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"])
     group = zarr.open_group(str(target), path="mono_flame_avatar/393/sequences/EXP-1-head", mode="r+",
                             use_consolidated=False)
-    group.attrs["complete"] = False  # as left by a killed conversion
+    # as left by a conversion killed while writing the video of camera 0
+    group.attrs["complete"] = False
+    group["images_complete"][0] = False
     group["images"][0, 2] = 0
     report = convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"])
-    # the sequence is rewritten, and with it its children
-    assert report.written == [f"mono_flame_avatar/393/sequences/EXP-1-head{node}"
-                              for node in ("", "/flame2023_tracking_v1", "/flame2023_tracking_v2")]
+    # only the unfinished video is redone; the complete children are kept
+    assert report.written == ["mono_flame_avatar/393/sequences/EXP-1-head"]
+    assert report.items == N_FRAMES
+    assert sorted(report.skipped) == ["mono_flame_avatar/393/calibration"] + [
+        f"mono_flame_avatar/393/sequences/EXP-1-head/flame2023_tracking_v{v}" for v in (1, 2)]
     ds = nersemble_cube.open(target)["mono_flame_avatar/393/sequences/EXP-1-head"].to_dataset()
     np.testing.assert_array_equal(
         ds.images.isel(camera=0).values,

@@ -1,0 +1,117 @@
+"""Where conversion and export tasks run: threads of this process, a local dask.distributed cluster
+of worker processes, or an existing dask.distributed scheduler.
+
+A :class:`Task` writes its own chunk-aligned region of the store and nothing else, so tasks need
+no locks and can run anywhere that reaches the store (a local folder for a local cluster, an object
+store for machines of a real cluster).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import StoreError
+
+Progress = Callable[[int], None]
+SCHEDULERS = ("threads", "processes")
+"""Named schedulers; anything else is a dask.distributed scheduler address such as ``tcp://host:8786``."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """``fn(*args, progress)`` for ``items`` units of progress (frames, files). ``fn`` must be a
+    module-level function and ``args`` picklable, so the task can run on another machine."""
+
+    key: str
+    items: int
+    fn: Callable[..., Any]
+    args: tuple
+
+    def __call__(self, progress: Progress | None = None) -> Any:
+        return self.fn(*self.args, progress or _no_progress)
+
+
+def _no_progress(n: int) -> None:
+    pass
+
+
+class Runner:
+    """Runs tasks and yields ``(task, result, error)`` as they finish, stopping early on the first
+    error (tasks not yet started are cancelled; running ones finish)."""
+
+    def __init__(self, workers: int, client: Any | None = None):
+        self.workers, self.client = workers, client
+
+    @property
+    def distributed(self) -> bool:
+        return self.client is not None
+
+    def run(self, tasks: Sequence[Task], progress: Progress) -> Iterator[tuple[Task, Any, BaseException | None]]:
+        """In threads, ``progress`` is called as each task advances; on a cluster, as each task finishes."""
+        if not tasks:
+            return
+        if self.client is None:
+            yield from self._run_threads(tasks, progress)
+        else:
+            yield from self._run_distributed(tasks, progress)
+
+    def _run_threads(self, tasks: Sequence[Task], progress: Progress):
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            pending = {pool.submit(task, progress): task for task in tasks}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = pending.pop(future)
+                    error = future.exception()
+                    yield task, None if error else future.result(), error
+                    if error:
+                        for other in pending:
+                            other.cancel()
+
+    def _run_distributed(self, tasks: Sequence[Task], progress: Progress):
+        from distributed import as_completed
+
+        futures = {self.client.submit(task, key=f"nersemble-cube-{task.key}", pure=False): task for task in tasks}
+        stream = as_completed(list(futures))
+        for future in stream:
+            task = futures[future]
+            error = future.exception() if future.status == "error" else None
+            if error is None:
+                progress(task.items)
+            yield task, None if error else future.result(), error
+            if error:
+                self.client.cancel([f for f in futures if not f.done()])
+
+
+@contextlib.contextmanager
+def runner(scheduler: str | None = None, workers: int | None = None) -> Iterator[Runner]:
+    """A :class:`Runner` for ``scheduler``: ``"threads"`` (default) runs ``workers`` threads here;
+    ``"processes"`` starts a local dask.distributed cluster of ``workers`` processes (one thread
+    each) for the duration; an address (``tcp://host:8786``) connects to a running scheduler, whose
+    workers must reach the source folder and the store at the same paths or URLs."""
+    import os
+
+    workers = workers or os.cpu_count() or 1
+    if scheduler in (None, "threads"):
+        yield Runner(workers)
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise StoreError(f"--scheduler {scheduler} needs dask.distributed: pip install 'nersemble-cube[distributed]'") \
+            from None
+    if scheduler == "processes":
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            yield Runner(workers, client)
+        return
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as e:
+        raise StoreError(f"cannot reach the dask scheduler at {scheduler} ({e})") from None
+    with client:
+        yield Runner(sum(client.nthreads().values()) or workers, client)
