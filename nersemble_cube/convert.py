@@ -356,6 +356,7 @@ class _Jobs:
         self.target, self.root, self.overwrite, self.storage = target, root, overwrite, storage
         self.report, self.progress = report, progress
         self.nodes: list[_NodeJob] = []
+        self.order: dict[str, int] = {}  # plan order, so the report lists nodes alike however tasks finish
 
     def needed(self, group: str) -> bool:
         if self.overwrite or not store.is_complete(self.target, group):
@@ -364,10 +365,12 @@ class _Jobs:
         return False
 
     def add(self, group: str, tasks: list[Task], note: str | None = None) -> None:
+        self.order.setdefault(group, len(self.order))
         self.nodes.append(_NodeJob(group, tasks, sum(t.items for t in tasks), note))
 
     def direct(self, group: str, fn: Callable[[], None]) -> None:
         """Write a small node here and now (calibration, a sequence without video)."""
+        self.order.setdefault(group, len(self.order))
         try:
             fn()
         except SourceError as e:
@@ -397,6 +400,7 @@ class _Jobs:
             left[job.group] -= 1
             if left[job.group] == 0:
                 self._finish(job)
+        self.report.written.sort(key=lambda g: self.order.get(g, len(self.order)))
 
     def _finish(self, job: _NodeJob) -> None:
         store.mark_complete(self.target, job.group)

@@ -1,0 +1,240 @@
+"""Scaling out: conversion on a dask.distributed cluster, stores behind HTTP and S3, crash safety,
+the writer lock, and a second zarr v3 implementation reading the cube."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+import nersemble_cube
+from nersemble_cube import convert
+from nersemble_cube.errors import StoreError
+from nersemble_cube.store import locate, writer_lock
+
+from conftest import store_contents
+
+SEQ = "nvs/388/sequences/GLASSES"
+
+
+def test_distributed_conversion_equals_the_threaded_one(sample_dir, cube, tmp_path):
+    pytest.importorskip("distributed")
+    target = tmp_path / "c.zarr"
+    report = convert(sample_dir, target, scheduler="processes", workers=2)
+    assert report.written and not report.skipped
+    assert store_contents(target) == store_contents(cube)
+
+
+# ---- http ---------------------------------------------------------------------------------------------------------
+
+class _RangeHandler(SimpleHTTPRequestHandler):
+    """A static file server that honours single byte ranges (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``),
+    as object stores and CDNs do, and counts requests and body bytes."""
+
+    log: list = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        header = self.headers.get("Range")
+        if not header or not os.path.isfile(path):
+            return super().send_head()
+        size = os.path.getsize(path)
+        start, end = header.removeprefix("bytes=").split("-")
+        if start == "":
+            first, last = max(0, size - int(end)), size - 1
+        else:
+            first, last = int(start), min(int(end) if end else size - 1, size - 1)
+        f = open(path, "rb")  # noqa: SIM115 - closed by the base class after copying
+        f.seek(first)
+        self.send_response(206)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.send_header("Content-Length", str(last - first + 1))
+        self.end_headers()
+        self._remaining = last - first + 1
+        return _Limited(f, last - first + 1)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.log.append(self.path)
+        super().do_GET()
+
+
+class _Limited:
+    def __init__(self, f, n):
+        self.f, self.n = f, n
+
+    def read(self, size=-1):
+        size = self.n if size < 0 else min(size, self.n)
+        data = self.f.read(size)
+        self.n -= len(data)
+        return data
+
+    def close(self):
+        self.f.close()
+
+
+@pytest.fixture
+def http_cube(cube):
+    handler = partial(_RangeHandler, directory=str(cube.parent))
+    _RangeHandler.log = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{cube.name}", _RangeHandler.log
+    server.shutdown()
+
+
+def test_open_over_http_reads_one_frame_with_a_few_requests(cube, http_cube):
+    url, log = http_cube
+    tree = nersemble_cube.open(url)
+    opened = len(log)
+    # the root zarr.json (consolidated metadata: no listing, no per-node metadata) and one request per
+    # dimension coordinate (serials, frame indices...) of each node, which xarray loads into indexes
+    meta = json.loads((cube / "zarr.json").read_text())["consolidated_metadata"]["metadata"]
+    index_coords = [k for k, m in meta.items() if m["node_type"] == "array" and m.get("dimension_names") == [
+        k.rsplit("/", 1)[-1]]]
+    assert log[:2] == ["/cube.zarr/zarr.json"] * 2 and not any(r.endswith("zarr.json") for r in log[2:])
+    assert opened == 2 + len(index_coords), log
+    serial = str(tree[SEQ].camera.values[1])
+    frame = tree[SEQ].images.sel(camera=serial, time=2).values
+    requests = log[opened:]
+    assert len(requests) <= 2, requests  # the shard index and the frame's bytes
+    assert all("/images/" in r for r in requests)
+    np.testing.assert_array_equal(frame, nersemble_cube.open(cube)[SEQ].images.sel(camera=serial, time=2).values)
+    np.testing.assert_array_equal(nersemble_cube.read_frame(url, SEQ, serial, 2), frame)
+
+
+def test_http_store_is_read_only(sample_dir, http_cube):
+    url, _ = http_cube
+    with pytest.raises(StoreError, match="read-only"):
+        convert(sample_dir, url + "2")
+
+
+# ---- s3 -----------------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def s3(monkeypatch):
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    # credentials and endpoint the usual way (environment), never passed to nersemble-cube
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-0123456789")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem()
+    fs.mkdir("cubes")
+    yield fs
+    s3fs.S3FileSystem.clear_instance_cache()
+    server.stop()
+
+
+def test_convert_into_and_read_from_s3(sample_dir, cube, s3):
+    url = "s3://cubes/sample.zarr"
+    report = convert(sample_dir, url, benchmarks=["nvs", "mono_flame_avatar"], participants=[388, 393],
+                     sequences=["GLASSES", "EXP-1-head"])
+    assert f"{SEQ}" in report.written
+    tree = nersemble_cube.open(url)
+    local = nersemble_cube.open(cube)
+    np.testing.assert_array_equal(tree[SEQ].images.isel(camera=2, time=4).values,
+                                  local[SEQ].images.isel(camera=2, time=4).values)
+    np.testing.assert_array_equal(tree["nvs/388/calibration"].world_2_cam.values,
+                                  local["nvs/388/calibration"].world_2_cam.values)
+    # a second run skips everything, no lock is left behind
+    again = convert(sample_dir, url, benchmarks=["nvs"], participants=[388], sequences=["GLASSES"])
+    assert again.written == [] and SEQ in again.skipped
+    assert not s3.exists("cubes/sample.zarr.lock")
+    # no credential in any object of the cube
+    for key in s3.find("cubes/sample.zarr"):
+        data = s3.cat_file(key)
+        assert b"testing-secret" not in data and b"testing-key-id" not in data, key
+
+
+# ---- crash safety -------------------------------------------------------------------------------------------------
+
+def _convert_cmd(source, target) -> list[str]:
+    return [sys.executable, "-m", "nersemble_cube.cli", "convert", str(source), str(target), "--workers", "2"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_sigkill_at_a_random_point_then_rerun_equals_an_uninterrupted_conversion(sample_dir, cube, tmp_path, seed):
+    target = tmp_path / "c.zarr"
+    # kill once a random share of the cube's files exists (progress, not time, so any machine speed works)
+    total = sum(1 for p in cube.rglob("*") if p.is_file())
+    kill_at = int(np.random.default_rng(seed).integers(1, int(0.9 * total)))
+    proc = subprocess.Popen(_convert_cmd(sample_dir, target), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while proc.poll() is None and (not target.exists() or sum(1 for p in target.rglob("*") if p.is_file()) < kill_at):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the conversion finished before it could be killed"
+    assert store_contents(target) != store_contents(cube)
+    rerun = subprocess.run(_convert_cmd(sample_dir, target), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert store_contents(target) == store_contents(cube)
+    assert not list(target.rglob("*.partial"))
+    assert not (tmp_path / "c.zarr.lock").exists()
+
+
+# ---- the writer lock ----------------------------------------------------------------------------------------------
+
+def test_a_second_writer_is_refused(sample_dir, tmp_path):
+    target = tmp_path / "c.zarr"
+    with writer_lock(target):
+        with pytest.raises(StoreError, match="another nersemble-cube convert"):
+            convert(sample_dir, target, benchmarks=["svfr"])
+        cli = subprocess.run(_convert_cmd(sample_dir, target), capture_output=True, text=True)
+        assert cli.returncode == 4 and "another nersemble-cube convert" in cli.stderr
+    assert convert(sample_dir, target, benchmarks=["svfr"]).written == ["svfr"]
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(sample_dir, tmp_path):
+    target = tmp_path / "c.zarr"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "c.zarr.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
+    assert convert(sample_dir, target, benchmarks=["svfr"]).written == ["svfr"]
+
+
+# ---- a second zarr v3 implementation ------------------------------------------------------------------------------
+
+def test_tensorstore_reads_a_frame_the_calibration_and_a_string_coordinate(cube):
+    ts = pytest.importorskip("tensorstore")
+    import numcodecs
+
+    def array(path):
+        return ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": f"{cube}/{path}/"}}).result()
+
+    local = nersemble_cube.open(cube)
+    images = array(f"{SEQ}/images")
+    assert images.domain.labels == ("camera", "time", "y", "x", "channel")
+    np.testing.assert_array_equal(images[1, 3].read().result(), local[SEQ].images.isel(camera=1, time=3).values)
+    np.testing.assert_array_equal(array("nvs/388/calibration/world_2_cam").read().result(),
+                                  local["nvs/388/calibration"].world_2_cam.values)
+    # tensorstore 0.1.x has no "string" data type (zarr-extensions' vlen-utf8); its key-value layer reads the
+    # chunk, decoded as that spec says: the zstd codec, then the vlen-utf8 layout (numcodecs implements it)
+    meta = json.loads(ts.KvStore.open(f"file://{cube}/nvs/388/calibration/camera/").result().read("zarr.json")
+                      .result().value)
+    assert meta["data_type"] == "string" and [c["name"] for c in meta["codecs"]] == ["vlen-utf8", "zstd"]
+    raw = ts.KvStore.open(f"file://{cube}/nvs/388/calibration/camera/").result().read("c/0").result().value
+    serials = numcodecs.VLenUTF8().decode(numcodecs.Zstd().decode(raw)).tolist()
+    assert serials == local["nvs/388/calibration"].camera.values.tolist()
