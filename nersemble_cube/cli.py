@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import access, layout
+from .cluster import SCHEDULERS
 from .codecs import CODECS, StorageSpec
 from .convert import ConversionReport
 from .convert import convert as convert_folder
@@ -29,6 +30,7 @@ from .preprocess import Steps
 from .preprocess import preprocess as preprocess_cube
 from .sample import write_sample
 from .validate import validate_submission
+from .verify import verify as verify_cube
 
 app = typer.Typer(
     help="NeRSemble benchmark downloads as chunked, labeled, lazily readable zarr data cubes.",
@@ -75,7 +77,7 @@ def _sized_bar(description: str):
         bar.stop()
 
 
-def _run_convert(source: Path, store: Path, **kwargs) -> ConversionReport:
+def _run_convert(source: Path, store: str | Path, **kwargs) -> ConversionReport:
     with _sized_bar("converting") as (progress, on_start):
         return convert_folder(source, store, progress=progress,
                               on_plan=lambda plan: on_start(plan.total_items), **kwargs)
@@ -90,7 +92,8 @@ Participant = Annotated[Optional[list[int]], typer.Option("--participant", "-p",
 @_user_errors
 def convert(
     source: Annotated[Path, typer.Argument(help="Benchmark folder written by nersemble-benchmark-download.")],
-    store: Annotated[Path, typer.Argument(help="Cube to write (a new path, an empty folder or an existing cube).")],
+    store: Annotated[str, typer.Argument(help="Cube to write: a new path, an empty folder, an existing cube, or an "
+                                         "fsspec URL (s3://bucket/cube.zarr, gs://..., memory://...).")],
     benchmark: Benchmark = None,
     participant: Participant = None,
     sequence: Annotated[Optional[list[str]], typer.Option("--sequence", "-s", help="Only this sequence; repeatable.")] = None,
@@ -101,29 +104,47 @@ def convert(
     frames_per_chunk: Annotated[int, typer.Option(help="Frames per chunk along time (1: fastest random access).")] = 1,
     frames_per_shard: Annotated[int, typer.Option(help="Frames per shard file (0: no sharding, a file per chunk).")] = 32,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo parts that are already complete.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Videos decoded in parallel (default: CPU count).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Tasks (videos) run in parallel (default: CPU count).")] = None,
+    scheduler: Annotated[str, typer.Option(
+        help="Where tasks run: threads (here), processes (a local dask.distributed cluster of --workers "
+             "processes) or a dask scheduler address such as tcp://host:8786.")] = "threads",
     scales: Annotated[str, typer.Option(help="Also store reduced-resolution levels, e.g. 1,2,4 (integer factors).")] = "1",
+    verify: Annotated[bool, typer.Option("--verify", help="Afterwards re-read 2 random frames of every video (and "
+                                         "samples of the rest) and compare with the source; exit 4 on a mismatch.")] = False,
 ) -> None:
     """Convert a benchmark folder into a zarr cube: videos, alpha mattes, calibration, point clouds,
     FLAME tracking and SVFR images.
 
-    Re-running skips what is complete; a run that was interrupted is finished by running it again.
+    Re-running skips what is complete; a run that was interrupted (even killed) is finished by running
+    it again, redoing only unfinished videos. Object-store credentials come from the environment
+    (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, fsspec config), never from the command line.
     """
     try:
         storage = StorageSpec(codec, level, frames_per_chunk, frames_per_shard, distance)
+        if scheduler not in SCHEDULERS and "://" not in scheduler:
+            raise ValueError(f"--scheduler is {', '.join(SCHEDULERS)} or an address like tcp://host:8786")
         factors = tuple(int(f) for f in scales.split(","))
         if any(f < 1 for f in factors):
             raise ValueError("scales are positive integers")
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     t0 = time.perf_counter()
-    report = _run_convert(source, store, benchmarks=benchmark, participants=participant, sequences=sequence,
-                          storage=storage, overwrite=overwrite, workers=workers, scales=factors)
+    selection = {"benchmarks": benchmark, "participants": participant, "sequences": sequence}
+    report = _run_convert(source, store, storage=storage, overwrite=overwrite, workers=workers,
+                          scheduler=scheduler, scales=factors, **selection)
     secs = time.perf_counter() - t0
     for note in report.notes:
         err.print(f"note: {note}", highlight=False)
     out.print(f"wrote {len(report.written)} nodes ({report.items} items in {secs:.1f} s), "
               f"skipped {len(report.skipped)} complete: {store}")
+    if verify:
+        checked = verify_cube(source, store, **selection)
+        for line in checked.mismatches:
+            err.print(f"mismatch: {line}", highlight=False)
+        out.print(f"verified {checked.checked} samples against the source: "
+                  f"{len(checked.mismatches)} mismatches", highlight=False)
+        if not checked.ok:
+            raise typer.Exit(4)
 
 
 @app.command()
@@ -162,7 +183,7 @@ def sample(
 
 @app.command()
 @_user_errors
-def info(store: Annotated[Path, typer.Argument(help="A cube written by nersemble-cube convert.")]) -> None:
+def info(store: Annotated[str, typer.Argument(help="A cube written by nersemble-cube convert (path or URL).")]) -> None:
     """Print what a cube holds."""
     out.print(access.summary(access.open(store)), highlight=False)
     sizes = [f"{b} {access.stored_bytes(store, b) / 1e6:.1f} MB" for b in layout.BENCHMARKS

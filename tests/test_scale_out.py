@@ -238,3 +238,19 @@ def test_tensorstore_reads_a_frame_the_calibration_and_a_string_coordinate(cube)
     raw = ts.KvStore.open(f"file://{cube}/nvs/388/calibration/camera/").result().read("c/0").result().value
     serials = numcodecs.VLenUTF8().decode(numcodecs.Zstd().decode(raw)).tolist()
     assert serials == local["nvs/388/calibration"].camera.values.tolist()
+
+
+def test_verify_reports_a_corrupted_frame(sample_dir, tmp_path):
+    import zarr
+
+    target = tmp_path / "c.zarr"
+    ok = subprocess.run(_convert_cmd(sample_dir, target) + ["--verify"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "0 mismatches" in ok.stdout, ok.stderr
+    checked = int(ok.stdout.split("verified ")[1].split()[0])
+    assert checked >= 2 * 3 + 2  # the nvs videos and mattes, calibrations, tracking arrays, svfr images
+    images = zarr.open_array(str(target), path=f"{SEQ}/images", mode="r+")
+    images[1, :] = 7  # every frame of camera 1, so the random sample cannot miss it
+    bad = subprocess.run(_convert_cmd(sample_dir, target) + ["--verify"], capture_output=True, text=True)
+    assert bad.returncode == 4
+    serial = str(zarr.open_array(str(target), path=f"{SEQ}/camera", mode="r")[1])
+    assert f"mismatch: {SEQ}/images camera {serial} frames" in bad.stderr
