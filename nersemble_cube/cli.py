@@ -298,11 +298,15 @@ def export(
     zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Submission zip to write.")],
     partial: Annotated[bool, typer.Option("--partial", help="Allow a submission that lacks videos or meshes.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Videos encoded in parallel (default: CPU count).")] = None,
+    scheduler: Annotated[str, typer.Option(
+        help="Where the encoding tasks run: threads, processes (local dask.distributed cluster) or a dask scheduler "
+             "address whose workers share this machine's disk.")] = "threads",
 ) -> None:
     """Write the submission zip (H.264 crf 14 videos, or SVFR meshes) from predictions."""
     _benchmark(benchmark)
     with _sized_bar("exporting") as (progress, on_start):
         report = export_submission(predictions, zip_path, benchmark, partial=partial, workers=workers,
+                                   scheduler=scheduler,
                                    progress=progress, on_start=on_start)
     note = f", {len(report.missing)} expected entries left out (--partial)" if report.missing else ""
     out.print(f"wrote {zip_path} with {len(report.entries)} entries{note}", highlight=False)

@@ -23,7 +23,6 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from . import layout
+from .cluster import Runner, Task, runner
 from .converters.video import ffmpeg_exe
 from .errors import PredictionError
 from .prediction import expected_videos, video_path
@@ -216,25 +216,27 @@ class _ZipAside:
         self.tmp.unlink(missing_ok=True)
 
 
-def _export_videos(jobs: list[VideoJob], out: _ZipAside, workers: int, progress: Progress | None) -> list[str]:
-    """Encode ``workers`` videos at a time; add each to the zip in job order (a deterministic archive)."""
-    with tempfile.TemporaryDirectory(prefix="nersemble-cube-export-", dir=out.target.parent) as tmp:
-        def one(i: int, job: VideoJob) -> Path:
-            mp4 = Path(tmp) / f"{i}.mp4"
-            encode_video(job, mp4, progress=progress)
-            return mp4
+def _encode_task(job: VideoJob, path: Path, progress: Progress) -> None:
+    """Task: encode one video to ``path``."""
+    encode_video(job, path, progress=progress)
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(one, i, job) for i, job in enumerate(jobs)]
-            try:
-                for job, future in zip(jobs, futures):
-                    mp4 = future.result()
-                    out.add_file(mp4, job.arcname)
-                    mp4.unlink()
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+
+def _export_videos(jobs: list[VideoJob], out: _ZipAside, run: Runner, progress: Progress | None) -> list[str]:
+    """One task per video (threads, or dask.distributed workers sharing this machine's disk); each mp4 is
+    added to the zip in job order as soon as it and those before it are done (a deterministic archive)."""
+    with tempfile.TemporaryDirectory(prefix="nersemble-cube-export-", dir=out.target.parent) as tmp:
+        mp4s = [Path(tmp) / f"{i}.mp4" for i in range(len(jobs))]
+        tasks = [Task(str(i), job.frames.sizes["time"], _encode_task, (job, mp4))
+                 for i, (job, mp4) in enumerate(zip(jobs, mp4s))]
+        done, next_job = set(), 0
+        for task, _, error in run.run(tasks, progress or (lambda n: None)):
+            if error is not None:
+                raise error
+            done.add(int(task.key))
+            while next_job in done:
+                out.add_file(mp4s[next_job], jobs[next_job].arcname)
+                mp4s[next_job].unlink()
+                next_job += 1
     return [job.arcname for job in jobs]
 
 
@@ -360,6 +362,7 @@ def export_submission(
     *,
     partial: bool = False,
     workers: int | None = None,
+    scheduler: str | None = None,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> ExportReport:
@@ -369,7 +372,9 @@ def export_submission(
     filled) or the path of an on-disk template store. svfr: a mapping ``{"017/EMO-1-..._156_221501007":
     {"posed": SvfrMesh(...), "neutral": ...}}``, a Dataset (:func:`svfr_meshes_from_dataset`) or its
     zarr store path. Every check runs before the zip is written; a complete submission is required
-    unless ``partial``. ``workers`` videos encode in parallel (default: CPU count). ``on_start`` is
+    unless ``partial``. ``workers`` videos encode in parallel (default: CPU count), one task per video
+    in threads or on a dask.distributed cluster (``scheduler`` as for :func:`~nersemble_cube.convert`;
+    its workers must share this machine's disk, where the mp4s are written before zipping). ``on_start`` is
     called with the number of frames (meshes) to write, ``progress`` as they are written. The zip
     replaces ``zip_path`` only once complete.
     """
@@ -393,7 +398,8 @@ def export_submission(
         if benchmark == "svfr":
             report.entries = _export_svfr(preds, out, progress)
         else:
-            report.entries = _export_videos(jobs, out, workers or os.cpu_count() or 1, progress)
+            with runner(scheduler, workers) as run:
+                report.entries = _export_videos(jobs, out, run, progress)
         out.commit()
     except BaseException:
         out.abort()

@@ -59,7 +59,11 @@ class Location:
 
     @cached_property
     def _fs_root(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        return fsspec.core.url_to_fs(self.url, **self.storage_options)
+        try:
+            return fsspec.core.url_to_fs(self.url, **self.storage_options)
+        except ImportError as e:
+            raise StoreError(f"{self.url}: this protocol needs an fsspec backend that is not installed ({e}); "
+                             "pip install 'nersemble-cube[remote]' (http, s3) or the backend named") from None
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
@@ -74,6 +78,7 @@ class Location:
         """A zarr store object for this location (a new one each call, cheap)."""
         if self.is_local:
             return LocalStore(self.url, read_only=read_only)
+        self.fs  # a clear error for a missing fsspec backend
         return FsspecStore.from_url(self.url, storage_options=dict(self.storage_options),
                                     read_only=read_only or self.read_only)
 
