@@ -77,7 +77,7 @@ def _sized_bar(description: str):
         bar.stop()
 
 
-def _run_convert(source: Path, store: str | Path, **kwargs) -> ConversionReport:
+def _run_convert(source: str | Path, store: str | Path, **kwargs) -> ConversionReport:
     with _sized_bar("converting") as (progress, on_start):
         return convert_folder(source, store, progress=progress,
                               on_plan=lambda plan: on_start(plan.total_items), **kwargs)
@@ -91,7 +91,8 @@ Participant = Annotated[Optional[list[int]], typer.Option("--participant", "-p",
 @app.command()
 @_user_errors
 def convert(
-    source: Annotated[Path, typer.Argument(help="Benchmark folder written by nersemble-benchmark-download.")],
+    source: Annotated[str, typer.Argument(help="Benchmark folder written by nersemble-benchmark-download (a path or "
+                                          "an fsspec URL such as s3://bucket/benchmark).")],
     store: Annotated[str, typer.Argument(help="Cube to write: a new path, an empty folder, an existing cube, or an "
                                          "fsspec URL (s3://bucket/cube.zarr, gs://..., memory://...).")],
     benchmark: Benchmark = None,

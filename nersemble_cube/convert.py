@@ -22,6 +22,7 @@ from . import layout, schema, store
 from .cluster import Runner, Task, runner
 from .codecs import CODECS, StorageSpec, encoded_size
 from .converters.calibration import Calibration, read_calibration
+from .converters.files import SourcePath, as_path, is_remote
 from .converters.flame import FlameTracking, read_flame_tracking
 from .converters.image import png_size, read_png
 from .converters.pcd import PcdInfo, probe_pcd, read_pcd
@@ -591,7 +592,7 @@ def _svfr_is_current(target: store.Location, images: list[layout.SvfrImageSource
 
 
 def convert(
-    source: str | Path,
+    source: str | Path | SourcePath,
     target: str | Path | store.Location,
     *,
     benchmarks: list[str] | None = None,
@@ -609,7 +610,8 @@ def convert(
 ) -> ConversionReport:
     """Convert a download folder (all three benchmarks) into the cube at ``target``.
 
-    ``source`` is the folder given to ``nersemble-benchmark-download``; ``benchmarks``,
+    ``source`` is the folder given to ``nersemble-benchmark-download``, local or an fsspec URL
+    (``s3://bucket/benchmark``: videos and images are downloaded one at a time for decoding); ``benchmarks``,
     ``participants`` and ``sequences`` restrict what is converted. ``target`` is a local path or an
     fsspec URL (``s3://bucket/cube.zarr``, ``gs://...``, ``memory://...``) opened with
     ``storage_options`` (else fsspec's usual configuration and the cloud SDK's credentials).
@@ -637,11 +639,11 @@ def convert(
     not a cube, lies inside ``source``, would not fit on its disk or another ``convert`` is writing
     it, in all cases before anything is written. The source folder is only read.
     """
-    root = Path(source).expanduser()
+    root = as_path(source)
     target = store.locate(target, storage_options)
     storage = storage or StorageSpec()
     progress = progress or (lambda n: None)
-    if target.is_local and target.path.resolve().is_relative_to(root.resolve()):
+    if target.is_local and not is_remote(root) and target.path.resolve().is_relative_to(root.resolve()):
         raise StoreError(f"{target}: inside the benchmark folder {root}, which is never modified; choose a path outside it")
     store.check_target(target)
     checked = plan(root, benchmarks, participants, sequences)

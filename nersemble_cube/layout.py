@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .converters.files import SourcePath, as_path
 from .errors import SourceError
 
 BENCHMARKS = ("nvs", "mono_flame_avatar", "svfr")
@@ -573,7 +574,7 @@ def _benchmark_dirs(root: Path) -> dict[str, Path]:
 
 
 def discover(
-    root: str | Path,
+    root: str | Path | SourcePath,
     benchmarks: list[str] | None = None,
     participants: list[int] | None = None,
     sequences: list[str] | None = None,
@@ -588,7 +589,7 @@ def discover(
     Raises :class:`SourceError` for a missing folder, a folder that is no benchmark folder, a
     sequence whose alpha mattes cover other cameras than its images, or filters that match nothing.
     """
-    root = Path(root).expanduser()
+    root = as_path(root)
     if not root.exists():
         raise SourceError(f"{root}: no such folder; pass the folder given to nersemble-benchmark-download")
     if not root.is_dir():
@@ -611,7 +612,7 @@ def discover(
             calib = pdir / CALIBRATION.format(p_id=p_id).split("/", 1)[1]
             part = ParticipantSource(benchmark, p_id, pdir, calib if calib.is_file() else None)
             seq_root = pdir / "sequences"
-            for sdir in sorted(seq_root.iterdir()) if seq_root.is_dir() else []:
+            for sdir in sorted(seq_root.iterdir(), key=lambda p: p.name) if seq_root.is_dir() else []:
                 if not sdir.is_dir() or (sequences and sdir.name not in sequences):
                     continue
                 seq = _sequence_source(benchmark, p_id, sdir)
@@ -632,7 +633,7 @@ def discover(
 
 def _participant_dirs(bdir: Path, participants: list[int] | None) -> list[tuple[Path, int]]:
     out = []
-    for pdir in sorted(bdir.iterdir()):
+    for pdir in sorted(bdir.iterdir(), key=lambda p: p.name):
         if pdir.is_dir() and _PARTICIPANT.match(pdir.name) and (not participants or int(pdir.name) in participants):
             out.append((pdir, int(pdir.name)))
     return out
@@ -669,7 +670,7 @@ def _sequence_source(benchmark: str, p_id: int, sdir: Path) -> SequenceSource | 
 def _svfr_images(bdir: Path, participants: list[int] | None, sequences: list[str] | None) -> list[SvfrImageSource]:
     images = []
     for pdir, p_id in _participant_dirs(bdir, participants):
-        for folder in sorted(pdir.iterdir()):
+        for folder in sorted(pdir.iterdir(), key=lambda p: p.name):
             m = _SVFR_FOLDER.match(folder.name)
             if not (m and folder.is_dir() and (folder / "rgb.png").is_file()):
                 continue

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import schema, store
 from .convert import ConversionPlan, SequencePlan, plan
+from .converters.files import as_path
 from .converters.image import read_png
 from .converters.pcd import read_pcd
 from .converters.video import read_frames
@@ -100,7 +101,7 @@ def verify(
     """
     loc = store.locate(target, storage_options)
     store.check_cube(loc)
-    checked = plan(Path(source).expanduser(), benchmarks, participants, sequences)
+    checked = plan(as_path(source), benchmarks, participants, sequences)
     if on_plan is not None:
         on_plan(checked)
     rng = np.random.default_rng(seed)

@@ -42,3 +42,11 @@ def test_torch_loader(cube):
     assert len(lines) == 4  # 3 cameras x 5 frames = 15 samples in batches of 4
     assert all(line.startswith("batch (") for line in lines)
     assert "(4, 3, 401, 275) torch.float32" in lines[0] and "max 1.000" in lines[0]
+
+
+def test_remote_cube(cube):
+    res = subprocess.run([sys.executable, str(EXAMPLES / "remote_cube.py"), str(cube)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[1] == "frame (1604, 1100, 3) uint8 with 2 requests"  # the shard index, then the frame's bytes
+    assert lines[2] == "read_frame equals the local cube: True"

@@ -151,9 +151,14 @@ def s3(monkeypatch):
 
 
 def test_convert_into_and_read_from_s3(sample_dir, cube, s3):
+    pytest.importorskip("upath")
+    s3.put(str(sample_dir / "nvs"), "cubes/benchmark/nvs", recursive=True)
+    s3.put(str(sample_dir / "mono_flame_avatar/393/calibration"), "cubes/benchmark/mono_flame_avatar/393/calibration",
+           recursive=True)
+    s3.put(str(sample_dir / "mono_flame_avatar/393/sequences/EXP-1-head"),
+           "cubes/benchmark/mono_flame_avatar/393/sequences/EXP-1-head", recursive=True)
     url = "s3://cubes/sample.zarr"
-    report = convert(sample_dir, url, benchmarks=["nvs", "mono_flame_avatar"], participants=[388, 393],
-                     sequences=["GLASSES", "EXP-1-head"])
+    report = convert("s3://cubes/benchmark", url)
     assert f"{SEQ}" in report.written
     tree = nersemble_cube.open(url)
     local = nersemble_cube.open(cube)
@@ -162,6 +167,8 @@ def test_convert_into_and_read_from_s3(sample_dir, cube, s3):
     np.testing.assert_array_equal(tree["nvs/388/calibration"].world_2_cam.values,
                                   local["nvs/388/calibration"].world_2_cam.values)
     # a second run skips everything, no lock is left behind
+    assert tree["mono_flame_avatar/393/sequences/EXP-1-head/flame2023_tracking_v2"].expression.equals(
+        local["mono_flame_avatar/393/sequences/EXP-1-head/flame2023_tracking_v2"].expression)
     again = convert(sample_dir, url, benchmarks=["nvs"], participants=[388], sequences=["GLASSES"])
     assert again.written == [] and SEQ in again.skipped
     assert not s3.exists("cubes/sample.zarr.lock")
@@ -254,3 +261,17 @@ def test_verify_reports_a_corrupted_frame(sample_dir, tmp_path):
     assert bad.returncode == 4
     serial = str(zarr.open_array(str(target), path=f"{SEQ}/camera", mode="r")[1])
     assert f"mismatch: {SEQ}/images camera {serial} frames" in bad.stderr
+
+
+def test_convert_from_a_source_folder_behind_fsspec(sample_dir, cube, tmp_path):
+    pytest.importorskip("upath")
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    memory.put(str(sample_dir), "/remote/benchmark", recursive=True)
+    try:
+        target = tmp_path / "c.zarr"
+        convert("memory://remote/benchmark", target)
+        assert store_contents(target) == store_contents(cube)
+    finally:
+        memory.rm("/remote", recursive=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SourceError
+from .files import as_path
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def _matrices(path: Path, data: dict, key: str, shape: tuple[int, int]) -> dict[
 
 def read_calibration(path: str | Path) -> Calibration:
     """Parse ``camera_params.json``; raises :class:`SourceError` naming the file if it is malformed."""
-    path = Path(path)
+    path = as_path(path)
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SourceError
+from .files import as_path
 
 # key -> shape with "T" for the number of frames (the toolkit's FlameTracking, in its field order)
 SHAPES: dict[str, tuple] = {
@@ -63,9 +64,9 @@ assert tuple(f.name for f in fields(FlameTracking)) == tuple(SHAPES)
 def read_flame_tracking(path: str | Path) -> FlameTracking:
     """Load and check a tracking npz; raises :class:`SourceError` naming the file for missing keys,
     wrong shapes, frame counts that disagree between keys, or non-finite values."""
-    path = Path(path)
+    path = as_path(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with path.open("rb") as f, np.load(f, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise SourceError(f"{path}: not a readable npz file ({e}); download it again") from None

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SourceError
+from .files import as_path, local_copy
 from .video import ffmpeg_exe, iter_frames, probe
 
 
@@ -16,7 +17,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def png_size(path: str | Path) -> tuple[int, int]:
     """``(height, width)`` from the png's IHDR chunk, without decoding; :class:`SourceError` if it is no png."""
-    path = Path(path)
+    path = as_path(path)
     with path.open("rb") as f:
         head = f.read(24)
     if len(head) < 24 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
@@ -27,10 +28,13 @@ def png_size(path: str | Path) -> tuple[int, int]:
 def read_png(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode ``path`` to ``(y, x, 3)`` uint8 RGB; with ``size=(height, width)`` a png of another
     size is a :class:`SourceError` naming the file."""
-    info = probe(path)
-    if size is not None and (info.height, info.width) != tuple(size):
-        raise SourceError(f"{path}: image is {info.width}x{info.height}, expected {size[1]}x{size[0]}; download it again")
-    return next(iter_frames(info))[0]
+    path = as_path(path)
+    with local_copy(path) as local:
+        info = probe(local)
+        if size is not None and (info.height, info.width) != tuple(size):
+            raise SourceError(f"{path}: image is {info.width}x{info.height}, expected {size[1]}x{size[0]}; "
+                              "download it again")
+        return next(iter_frames(info))[0]
 
 
 def write_png(path: str | Path, image: np.ndarray) -> None:

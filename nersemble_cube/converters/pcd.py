@@ -17,6 +17,7 @@ import imagecodecs
 import numpy as np
 
 from ..errors import SourceError
+from .files import as_path
 
 XYZ = ("x", "y", "z")
 NORMALS = ("normal_x", "normal_y", "normal_z")
@@ -81,7 +82,7 @@ class PcdInfo:
 
 def probe_pcd(path: str | Path) -> PcdInfo:
     """Read and check only the header of a ``.pcd`` (and, for ``binary``, that the file is long enough)."""
-    path = Path(path)
+    path = as_path(path)
     with path.open("rb") as f:
         head = f.read(4096)
     header, pos = _parse_header(path, head)
@@ -98,7 +99,7 @@ def probe_pcd(path: str | Path) -> PcdInfo:
 def read_pcd(path: str | Path) -> PointCloud:
     """Read an open3d-written ``.pcd``; raises :class:`SourceError` naming the file if it is
     truncated, damaged or has fields we do not know."""
-    path = Path(path)
+    path = as_path(path)
     data = path.read_bytes()
     header, pos = _parse_header(path, data)
     dtype = _dtype(path, header)

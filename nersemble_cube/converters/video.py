@@ -16,6 +16,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from ..errors import SourceError
+from .files import as_path, local_copy
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,11 @@ def probe(path: str | Path) -> VideoInfo:
 
     Raises :class:`SourceError` naming the file when it is not a readable video.
     """
-    path = Path(path)
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    path = as_path(path)
+    with local_copy(path) as local:
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(local), "-map", "0:v:0", "-c", "copy", "-f", "null",
+               "-"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         raise SourceError(f"{path}: not a readable video ({_last_error_line(proc.stderr)}); download it again")
     stream = _STREAM.search(proc.stderr)
@@ -81,10 +84,16 @@ def iter_frames(info: VideoInfo, batch: int = 1) -> Iterator[np.ndarray]:
 
     Each batch is ``(n, y, x, channel)`` uint8 RGB with ``n <= batch`` (only the last one is
     shorter). Raises :class:`SourceError` when the decoder fails or delivers another number of
-    frames than :func:`probe` counted (a truncated or damaged file).
+    frames than :func:`probe` counted (a truncated or damaged file). A remote video is decoded
+    from a temporary local copy.
     """
+    with local_copy(info.path) as local:
+        yield from _iter_frames(info, local, batch)
+
+
+def _iter_frames(info: VideoInfo, local: Path, batch: int) -> Iterator[np.ndarray]:
     cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(info.path),
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(local),
         "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -117,11 +126,12 @@ def read_frames(info: VideoInfo, indices: list[int]) -> np.ndarray:
     """Only the frames ``indices`` (sorted, distinct) of the video: ``(len(indices), y, x, channel)``
     uint8 RGB, decoded like :func:`iter_frames` (bit-equal) but without piping the other frames out."""
     chosen = "+".join(f"eq(n\\,{i})" for i in indices)
-    cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(info.path), "-map", "0:v:0",
-        "-vf", f"select={chosen}", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
-    ]
-    proc = subprocess.run(cmd, capture_output=True)
+    with local_copy(info.path) as local:
+        cmd = [
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(local), "-map", "0:v:0",
+            "-vf", f"select={chosen}", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+        ]
+        proc = subprocess.run(cmd, capture_output=True)
     want = len(indices) * info.height * info.width * 3
     if proc.returncode != 0 or len(proc.stdout) != want:
         raise SourceError(f"{info.path}: could not decode frames {indices} "

@@ -1,0 +1,151 @@
+"""Scale-out benchmark (issue 7): conversion on 1 and 2 local dask.distributed worker processes,
+requests and bytes to open a cube over HTTP and read one frame, and a paper estimate for the
+full benchmark.
+
+    python benchmarks/bench_scale_out.py [--cameras 4] [--frames 96] [--repeats 3] [--workdir DIR]
+
+Rows (medians of ``--repeats`` runs, in the same run so the ratios hold on a noisy machine):
+``convert --scheduler processes --workers 1`` and ``--workers 2`` (the speed-up), and the default
+threads for reference; a point-cloud conversion rate; then the HTTP figures of a cube served by a
+Range-capable static file server on 127.0.0.1. The estimate scales the measured per-frame and
+per-point costs to the benchmark's sizes (toolkit README: nvs 3516 frames x 13 cameras, mono
+12,013 train frames, 3516 point clouds of 66.3 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import nersemble_cube
+from nersemble_cube.converters.pcd import probe_pcd
+
+SEQ = "nvs/388/sequences/GLASSES"
+NVS_FRAMES, NVS_CAMERAS, MONO_FRAMES = 3516, 13, 12_013
+CLOUD_BYTES = (69.6 - 3.34) * 1e9
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def convert_time(src: Path, work: Path, repeats: int, **kwargs) -> float:
+    times = []
+    for _ in range(repeats):
+        target = work / "bench.zarr"
+        shutil.rmtree(target, ignore_errors=True)
+        times.append(timed(lambda: nersemble_cube.convert(src, target, check_space=False, **kwargs)))
+    return statistics.median(times)
+
+
+class CountingHandler(SimpleHTTPRequestHandler):
+    """Static files with single byte ranges; records (path, body bytes) per request."""
+
+    log: list = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        path = self.translate_path(self.path)
+        rng = self.headers.get("Range")
+        if not os.path.isfile(path):
+            self.send_error(404)
+            return
+        data = Path(path).read_bytes()
+        if rng:
+            start, end = rng.removeprefix("bytes=").split("-")
+            if start == "":
+                data = data[-int(end):]
+            else:
+                data = data[int(start):int(end) + 1 if end else None]
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.log.append((self.path, len(data)))
+
+
+def http_figures(cube: Path) -> dict[str, float]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(CountingHandler, directory=str(cube.parent)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{cube.name}"
+    try:
+        CountingHandler.log = []
+        tree = nersemble_cube.open(url)
+        opened = list(CountingHandler.log)
+        serial = str(tree[SEQ].camera.values[0])
+        tree[SEQ].images.sel(camera=serial, time=1).values
+        frame = CountingHandler.log[len(opened):]
+        CountingHandler.log = []
+        nersemble_cube.read_frame(url, SEQ, serial, 1)
+        cheap = list(CountingHandler.log)
+    finally:
+        server.shutdown()
+    return {"open_requests": len(opened), "open_bytes": sum(b for _, b in opened),
+            "frame_requests": len(frame), "frame_bytes": sum(b for _, b in frame),
+            "read_frame_requests": len(cheap), "read_frame_bytes": sum(b for _, b in cheap)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cameras", type=int, default=4)
+    ap.add_argument("--frames", type=int, default=96)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="nersemble-bench-scale-"))
+    src = work / f"sample-{args.cameras}x{args.frames}"
+    if not (src / "nvs").exists():
+        nersemble_cube.write_sample(src, benchmarks=("nvs",), n_frames=args.frames, n_cameras=args.cameras,
+                                    pointcloud_frames=())
+    clouds = work / "clouds"
+    if not (clouds / "nvs").exists():
+        nersemble_cube.write_sample(clouds, benchmarks=("nvs",), n_frames=2, n_cameras=1,
+                                    pointcloud_frames=tuple(range(8)), pointcloud_points=400_000)
+    frames = args.cameras * args.frames * 2  # images and alpha mattes
+    one = convert_time(src, work, args.repeats, scheduler="processes", workers=1)
+    two = convert_time(src, work, args.repeats, scheduler="processes", workers=2)
+    threads = convert_time(src, work, args.repeats, scheduler="threads", workers=2)
+    video_only = convert_time(clouds, work, args.repeats, scheduler="threads", workers=1)
+    pcds = sorted((clouds / SEQ / "pointclouds").glob("*.pcd"))
+    cloud_bytes = sum(p.stat().st_size for p in pcds)
+    shutil.rmtree(work / "bench.zarr", ignore_errors=True)
+    print(f"conversion of {args.cameras} cameras x {args.frames} frames of 1604x1100 (+ mattes), "
+          f"median of {args.repeats}:")
+    print(f"  processes, 1 worker : {one:6.2f} s  {frames / one:6.1f} frames/s")
+    print(f"  processes, 2 workers: {two:6.2f} s  {frames / two:6.1f} frames/s  speed-up {one / two:.2f}x")
+    print(f"  threads,   2 workers: {threads:6.2f} s  {frames / threads:6.1f} frames/s")
+    print(f"point clouds: {len(pcds)} x {probe_pcd(pcds[0]).n_points} points, {cloud_bytes / 1e6:.0f} MB, "
+          f"converted with 2 frames of 1 camera in {video_only:.2f} s (1 worker)")
+
+    target = work / "http.zarr"
+    shutil.rmtree(target, ignore_errors=True)
+    nersemble_cube.convert(src, target, check_space=False)
+    h = http_figures(target)
+    print(f"HTTP: open {h['open_requests']} requests, {h['open_bytes'] / 1e3:.1f} kB; one frame through the tree "
+          f"{h['frame_requests']} requests, {h['frame_bytes'] / 1e6:.2f} MB; read_frame in a fresh call "
+          f"{h['read_frame_requests']} requests, {h['read_frame_bytes'] / 1e6:.2f} MB")
+
+    per_frame = one / frames  # seconds per (camera, frame) of 1604x1100, one worker
+    per_mono = per_frame * (512 * 512) / (1604 * 1100)  # pixels scale the cost
+    per_cloud_byte = max(video_only - 4 * per_frame, 1e-9) / cloud_bytes
+    work_s = NVS_FRAMES * NVS_CAMERAS * 2 * per_frame + MONO_FRAMES * 2 * per_mono + CLOUD_BYTES * per_cloud_byte
+    longest = 1118 * per_frame  # the longest task: one 1118-frame nvs video
+    print("paper estimate, full benchmark with all point clouds (ideal scaling, then the longest task):")
+    for w in (1, 8, 64):
+        print(f"  {w:2d} workers: {max(work_s / w, longest) / 3600:6.2f} h")
+
+
+if __name__ == "__main__":
+    main()
