@@ -30,6 +30,32 @@ def scale_intrinsics(k: xr.DataArray, factor: float) -> xr.DataArray:
     return k
 
 
+def frame_indices(n_frames: int, fps: float, *, every_nth: int | None = None, target_fps: float | None = None,
+                  start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Source frame indices (int) chosen from ``start`` up to ``stop`` (exclusive, default the end): every
+    ``every_nth`` frame, or at ``target_fps`` the source frame nearest to each target time
+    ``k / target_fps`` (``round(start + k * fps / target_fps)``, halves rounded up), or all of them.
+
+    Raises :class:`NersembleCubeError` for both rules at once, a rule below 1, a target rate above the
+    source's ``fps``, or an empty range."""
+    stop = n_frames if stop is None else min(stop, n_frames)
+    if start < 0 or start >= stop:
+        raise NersembleCubeError(f"no frames in {start}:{stop} (the sequence has frames 0..{n_frames - 1})")
+    if every_nth is not None and target_fps is not None:
+        raise NersembleCubeError("choose every_nth or a target fps, not both")
+    if every_nth is not None:
+        if every_nth < 1:
+            raise NersembleCubeError(f"every_nth must be 1 or more, got {every_nth}")
+        return np.arange(start, stop, every_nth)
+    if target_fps is not None:
+        if not 0 < target_fps <= fps:
+            raise NersembleCubeError(f"target fps must be in (0, {fps:g}] (the source's), got {target_fps:g}")
+        step = fps / target_fps
+        count = int(np.floor((stop - 1 - start) / step + 1e-9)) + 1
+        return np.unique(np.minimum(np.floor(start + np.arange(count) * step + 0.5).astype(np.int64), stop - 1))
+    return np.arange(start, stop)
+
+
 def _as_uint8(values: xr.DataArray) -> xr.DataArray:
     """Round to nearest (ties to even, ``np.rint``) and clip into uint8."""
     return np.rint(values).clip(0, 255).astype(np.uint8)
@@ -61,6 +87,25 @@ class NersembleAccessor:
         missing = [n for n in names if n not in self._ds]
         if missing:
             raise NersembleCubeError(f"this Dataset has no {', '.join(missing)}; use a sequence node of a cube")
+
+    def select_time(self, *, every_nth: int | None = None, fps: float | None = None, start: int = 0,
+                    stop: int | None = None) -> xr.Dataset:
+        """The frames chosen by :func:`frame_indices` (every ``every_nth`` frame, or the nearest source
+        frame at ``fps``, within ``start:stop`` source frames), lazily. The ``time`` coordinate keeps
+        the chosen source frame indices; attrs ``fps`` become the new rate (``source_fps`` keeps the
+        old) and ``n_frames`` the new count. Works on a FLAME tracking node too (same indices)."""
+        ds = self._ds
+        source_fps = float(ds.attrs.get("source_fps", ds.attrs.get("fps", np.nan)))
+        times = ds["time"].values
+        if fps is not None and not np.isfinite(source_fps):
+            raise NersembleCubeError("this Dataset has no fps attribute; select frames with every_nth")
+        pos = frame_indices(len(times), source_fps, every_nth=every_nth, target_fps=fps, start=start, stop=stop)
+        out = ds.isel(time=pos)
+        new_fps = fps if fps is not None else source_fps / (every_nth or 1)
+        out.attrs.update(n_frames=len(pos))
+        if np.isfinite(source_fps):
+            out.attrs.update(fps=new_fps, source_fps=source_fps)
+        return out
 
     def composite(self, background="black", dtype: str = "uint8") -> xr.Dataset:
         """``rgb * a + bg * (1 - a)`` with ``a = alpha / 255``, in float32.

@@ -25,6 +25,7 @@ from .convert import ConversionReport
 from .convert import convert as convert_folder
 from .errors import NersembleCubeError
 from .export import export_submission
+from .nerf import export_nerf as export_nerf_folder
 from .prediction import prediction_template
 from .preprocess import Steps
 from .preprocess import preprocess as preprocess_cube
@@ -239,6 +240,41 @@ def preprocess(
     with _sized_bar("preprocessing") as (progress, on_start):
         preprocess_cube(store, out, steps, workers=workers, progress=progress, on_start=on_start)
     err.print(f"wrote {out}", highlight=False)
+
+
+@app.command("export-nerf")
+@_user_errors
+def export_nerf(
+    store: Annotated[str, typer.Argument(help="A cube (path or URL).")],
+    folder: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write (new or empty).")],
+    sequence: Annotated[str, typer.Option("--sequence", "-s", help="BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES.")],
+    downscale: Annotated[int, typer.Option(min=1, help="Area-average by this integer factor (2: 802x550 nvs).")] = 1,
+    background: Annotated[str, typer.Option(help="Composite onto black, white or grey.")] = "white",
+    every_nth: Annotated[Optional[int], typer.Option(min=1, help="Keep every n-th frame.")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Resample to this frame rate (nearest source frame), e.g. 25.")] = None,
+    frames: Annotated[Optional[str], typer.Option(help="Source frame range START:STOP (STOP exclusive), e.g. 0:300.")] = None,
+    camera: Annotated[Optional[list[str]], typer.Option("--camera", "-c", help="Only this camera serial; repeatable.")] = None,
+    image_format: Annotated[str, typer.Option("--format", help="png (lossless) or jpg (quality 95).")] = "png",
+    workers: Annotated[Optional[int], typer.Option(help="dask threads (default: CPU count).")] = None,
+) -> None:
+    """Write a NeRF / 3DGS training folder (images on a background, masks, transforms.json with OpenGL
+    camera-to-world poses, FLAME parameters for mono) that GaussianAvatars-style trainers read as it is."""
+    if every_nth is not None and fps is not None:
+        raise typer.BadParameter("choose --every-nth or --fps, not both")
+    try:
+        start, _, stop = (frames or "0:").partition(":")
+        first, last = int(start or 0), int(stop) if stop else None
+    except ValueError:
+        raise typer.BadParameter(f"--frames {frames!r}: write START:STOP, e.g. 0:300") from None
+    with _sized_bar("exporting") as (progress, on_start):
+        report = export_nerf_folder(store, folder, sequence, downscale=downscale, background=background,
+                                    every_nth=every_nth, fps=fps, start=first, stop=last, cameras=camera,
+                                    image_format=image_format, workers=workers, progress=progress, on_start=on_start)
+    for note in report.notes:
+        err.print(f"note: {note}", highlight=False)
+    shown = report.frames if len(report.frames) <= 8 else report.frames[:4] + ["..."] + report.frames[-2:]
+    out.print(f"wrote {folder}: {len(report.cameras)} cameras x {len(report.frames)} frames "
+              f"(source frames {shown}), {report.files} files", highlight=False)
 
 
 @app.command()

@@ -266,7 +266,7 @@ def _fill_video(target: store.Location, group: str, variable: str, camera: int, 
     process), then flag the camera complete."""
     arr = _open_for_writing(target, f"{group}/{variable}")
     t = 0
-    for batch in iter_frames(info, batch=frames_per_write):
+    for batch in iter_frames(info, batch=frames_per_write, reuse=True):
         arr[camera, t:t + len(batch)] = batch[..., 0] if variable == "alpha" else batch
         t += len(batch)
         progress(len(batch))

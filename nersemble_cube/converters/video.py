@@ -79,30 +79,32 @@ def probe(path: str | Path) -> VideoInfo:
     )
 
 
-def iter_frames(info: VideoInfo, batch: int = 1) -> Iterator[np.ndarray]:
+def iter_frames(info: VideoInfo, batch: int = 1, reuse: bool = False) -> Iterator[np.ndarray]:
     """Decode the video of ``info`` and yield consecutive batches of frames.
 
     Each batch is ``(n, y, x, channel)`` uint8 RGB with ``n <= batch`` (only the last one is
     shorter). Raises :class:`SourceError` when the decoder fails or delivers another number of
     frames than :func:`probe` counted (a truncated or damaged file). A remote video is decoded
-    from a temporary local copy.
+    from a temporary local copy. With ``reuse`` every batch is written into the same buffer (no page
+    faults for fresh memory): each batch is valid only until the next one is requested.
     """
     with local_copy(info.path) as local:
-        yield from _iter_frames(info, local, batch)
+        yield from _iter_frames(info, local, batch, reuse)
 
 
-def _iter_frames(info: VideoInfo, local: Path, batch: int) -> Iterator[np.ndarray]:
+def _iter_frames(info: VideoInfo, local: Path, batch: int, reuse: bool) -> Iterator[np.ndarray]:
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(local),
         "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     frame_bytes = info.height * info.width * 3
-    done = 0
+    done, buf = 0, None
     try:
         while done < info.n_frames:
             n = min(batch, info.n_frames - done)
-            buf = np.empty((n, info.height, info.width, 3), dtype=np.uint8)
+            if not reuse or buf is None or len(buf) != n:
+                buf = np.empty((n, info.height, info.width, 3), dtype=np.uint8)
             got = proc.stdout.readinto(memoryview(buf).cast("B"))
             if got != n * frame_bytes:
                 break

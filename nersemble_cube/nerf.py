@@ -1,0 +1,295 @@
+"""Training-ready NeRF / 3D Gaussian Splatting folders from a cube, laid out as VHAP's
+``export_as_nerf_dataset.py`` writes them and GaussianAvatars' ``scene/dataset_readers.py`` reads them.
+
+::
+
+    OUT/
+      images/{timestep_index:05d}_{camera_index:02d}.png    composited on the background (RGB)
+      fg_masks/{timestep_index:05d}_{camera_index:02d}.png  the alpha matte (8-bit grey)
+      transforms.json                                       every frame, plus the shared intrinsics
+      transforms_train.json, transforms_val.json, transforms_test.json   VHAP's split
+      points3d.ply                                          nvs: the sequence's first point cloud
+      flame_param/{timestep_index:05d}.npz, canonical_flame_param.npz   mono: the FLAME tracking
+
+Poses: ``transform_matrix`` is camera-to-world in the OpenGL / Blender convention (x right, y up,
+z backwards): ``inv(world_2_cam) @ diag(1, -1, -1, 1)`` of the cube's OpenCV world_2_cam. See
+docs/nerf-export.md for every key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import accessor  # noqa: F401 - registers ds.nersemble
+from .access import as_tree, flame_tracking, load_pointcloud
+from .errors import NersembleCubeError, StoreError
+from .schema import POINTCLOUDS, calibration_path, tracking_node
+
+OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
+"""Right-multiplied onto an OpenCV camera-to-world matrix: flips the camera's y and z axes."""
+FORMATS = ("png", "jpg")
+JPEG_QUALITY = 95
+TRAIN_RATIO = 0.7  # VHAP's split_json: the first 70 % of the timesteps train, the rest test
+VAL_CAMERA_INDEX = 8  # VHAP's split_json: camera index 8 (if present) is the validation view
+
+
+@dataclass
+class NerfExport:
+    """What :func:`export_nerf` wrote: the folder, the source frame indices, the cameras and the file count."""
+
+    folder: Path
+    frames: list[int]
+    cameras: list[str]
+    files: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def sequence_group(sequence: str) -> str:
+    """``"nvs/388/GLASSES"`` (or the node path ``"nvs/388/sequences/GLASSES"``) -> the node path."""
+    parts = sequence.strip("/").split("/")
+    if len(parts) == 3:
+        parts.insert(2, "sequences")
+    if len(parts) != 4 or parts[2] != "sequences":
+        raise NersembleCubeError(f"sequence {sequence!r}: write BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES")
+    return "/".join(parts)
+
+
+def opengl_c2w(world_2_cam: np.ndarray) -> np.ndarray:
+    """OpenCV world_2_cam ``(..., 4, 4)`` -> OpenGL camera_to_world ``(..., 4, 4)``."""
+    return np.linalg.inv(world_2_cam) @ OPENCV_TO_OPENGL
+
+
+def world_2_cam_from_opengl(c2w: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`opengl_c2w` (what GaussianAvatars' reader does)."""
+    return np.linalg.inv(np.asarray(c2w) @ OPENCV_TO_OPENGL)
+
+
+def _encode(image: np.ndarray, fmt: str) -> bytes:
+    import imagecodecs
+
+    image = np.ascontiguousarray(image)
+    if fmt == "png":
+        return imagecodecs.png_encode(image)
+    return imagecodecs.jpeg8_encode(image, level=JPEG_QUALITY)
+
+
+def _write_image(block: np.ndarray, path: str, fmt: str) -> int:
+    """dask task: one frame block ``(1, 1, y, x[, 3])`` to an image file; returns 1 (one file)."""
+    with open(path, "wb") as f:
+        f.write(_encode(block[0, 0], fmt))
+    return 1
+
+
+def _frame_item(t_index: int, t_orig: int, c_index: int, serial: str, k: np.ndarray, w2c: np.ndarray,
+                h: int, w: int, fmt: str, has_mask: bool) -> dict:
+    fl_x, fl_y, cx, cy = float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2])
+    name = f"{t_index:05d}_{c_index:02d}"
+    item = {
+        "timestep_index": t_index, "timestep_index_original": t_orig, "timestep_id": f"frame_{t_orig:05d}",
+        "camera_index": c_index, "camera_id": serial,
+        "cx": cx, "cy": cy, "fl_x": fl_x, "fl_y": fl_y, "h": h, "w": w,
+        "camera_angle_x": 2 * math.atan(w / (2 * fl_x)), "camera_angle_y": 2 * math.atan(h / (2 * fl_y)),
+        "transform_matrix": opengl_c2w(w2c).tolist(),
+        "file_path": f"images/{name}.{fmt}",
+    }
+    if has_mask:
+        item["fg_mask_path"] = f"fg_masks/{name}.png"
+    return item
+
+
+def _split(db: dict) -> dict[str, dict]:
+    """VHAP's ``split_json``: timesteps split 70/30 into train/test; camera 8 (else the last) is the
+    validation view of the train timesteps; one camera: no validation set."""
+    shared = {k: v for k, v in db.items() if k not in ("frames", "timestep_indices", "camera_indices")}
+    steps, cams = sorted(db["timestep_indices"]), db["camera_indices"]
+    n_train = int(np.ceil(len(steps) * TRAIN_RATIO))
+    if len(cams) > 1:
+        val = [VAL_CAMERA_INDEX] if VAL_CAMERA_INDEX in cams else [cams[-1]]
+        train_cams = [c for c in cams if c not in val]
+    else:
+        val, train_cams = [], cams
+    out = {
+        "train": {**shared, "timestep_indices": steps[:n_train], "camera_indices": train_cams, "frames": []},
+        "val": {**shared, "timestep_indices": steps[:n_train], "camera_indices": val, "frames": []},
+        "test": {**shared, "timestep_indices": steps[n_train:], "camera_indices": cams, "frames": []},
+    }
+    train_steps = set(steps[:n_train])
+    for f in db["frames"]:
+        if f["timestep_index"] in train_steps:
+            out["val" if f["camera_index"] in val else "train"]["frames"].append(f)
+        else:
+            out["test"]["frames"].append(f)
+    return out
+
+
+def _write_ply(path: Path, points: np.ndarray, colors: np.ndarray, normals: np.ndarray) -> None:
+    """A binary PLY with the vertex properties 3DGS readers expect (x y z nx ny nz red green blue)."""
+    n = len(points)
+    rec = np.empty(n, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4"),
+                             ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    rec["x"], rec["y"], rec["z"] = points.T
+    if len(normals) == n:
+        rec["nx"], rec["ny"], rec["nz"] = normals.T
+    else:
+        rec["nx"] = rec["ny"] = rec["nz"] = 0
+    rgb = np.rint(colors * 255).astype(np.uint8) if len(colors) == n else np.full((n, 3), 128, np.uint8)
+    rec["red"], rec["green"], rec["blue"] = rgb.T
+    props = "".join(f"property {t} {name}\n" for name, t in
+                    [("x", "float"), ("y", "float"), ("z", "float"), ("nx", "float"), ("ny", "float"),
+                     ("nz", "float"), ("red", "uchar"), ("green", "uchar"), ("blue", "uchar")])
+    header = f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n{props}end_header\n"
+    path.write_bytes(header.encode("ascii") + rec.tobytes())
+
+
+def _write_flame(out: Path, seq: xr.DataTree, frames: list[int]) -> list[str]:
+    """Per chosen timestep ``flame_param/{i:05d}.npz`` with GaussianAvatars' keys, and the canonical
+    parameters; returns the relative paths by timestep index."""
+    tracking = flame_tracking(seq, 2)
+    (out / "flame_param").mkdir()
+    shape = tracking.shape[0]
+    paths = []
+    for i, t in enumerate(frames):
+        rel = f"flame_param/{i:05d}.npz"
+        np.savez(out / rel, translation=tracking.translation[[t]], rotation=tracking.rotation[[t]],
+                 neck_pose=tracking.neck[[t]], jaw_pose=tracking.jaw[[t]], eyes_pose=tracking.eyes[[t]],
+                 shape=shape, expr=tracking.expression[[t]],
+                 rotation_matrices=tracking.rotation_matrices[[t]], scale=tracking.scale, frame=np.array([t]))
+        paths.append(rel)
+    np.savez(out / "canonical_flame_param.npz", translation=np.zeros((1, 3)), rotation=np.zeros((1, 3)),
+             neck_pose=np.zeros((1, 3)), jaw_pose=np.array([[0.3, 0.0, 0.0]]), eyes_pose=np.zeros((1, 6)),
+             shape=shape, expr=np.zeros((1, tracking.expression.shape[1])))
+    return paths
+
+
+def export_nerf(
+    cube: xr.DataTree | str | Path,
+    out: str | Path,
+    sequence: str,
+    *,
+    downscale: int = 1,
+    background: str | tuple[int, int, int] = "white",
+    every_nth: int | None = None,
+    fps: float | None = None,
+    start: int = 0,
+    stop: int | None = None,
+    cameras: list[str] | None = None,
+    image_format: str = "png",
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> NerfExport:
+    """Write a NeRF / 3DGS training folder (module docstring) for one sequence of the cube.
+
+    ``sequence`` is ``"nvs/388/GLASSES"``; ``cameras`` restricts the serials (default all with
+    video); frames are chosen with ``every_nth`` or ``fps`` within ``start:stop`` (source frame
+    indices, see :func:`nersemble_cube.accessor.frame_indices`). Images are composited on
+    ``background`` (a colour name or RGB 0-255), area-downscaled by ``downscale`` with the
+    intrinsics to match, and written as ``png`` (lossless) or ``jpg`` (quality 95); masks are png.
+    One dask task per image, ``workers`` threads (default: CPU count); ``on_start`` gets the number
+    of files, ``progress`` is called as each is written. ``out`` must not exist or be empty; the
+    folder is written as ``{out}.partial`` and renamed to ``out`` once complete.
+    """
+    import dask
+    from dask.callbacks import Callback
+
+    if image_format not in FORMATS:
+        raise NersembleCubeError(f"format {image_format!r}: choose {' or '.join(FORMATS)}")
+    if downscale < 1:
+        raise NersembleCubeError(f"downscale must be 1 or more, got {downscale}")
+    out = Path(out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StoreError(f"{out}: exists and is not an empty folder; choose a new output folder")
+    tree = as_tree(cube)
+    group = sequence_group(sequence)
+    try:
+        node = tree[group]
+    except KeyError:
+        raise NersembleCubeError(f"{group}: no such sequence in the cube") from None
+    ds = node.to_dataset(inherit=False)
+    if "images" not in ds:
+        raise NersembleCubeError(f"{group}: this sequence has no video (a hold-out sequence); nothing to export")
+    if cameras:
+        unknown = sorted(set(cameras) - set(ds.camera.values.tolist()))
+        if unknown:
+            raise NersembleCubeError(f"{group}: no video of cameras {unknown}; it has {ds.camera.values.tolist()}")
+        ds = ds.sel(camera=sorted(cameras))
+    ds = ds.nersemble.select_time(every_nth=every_nth, fps=fps, start=start, stop=stop)
+    has_mask = "alpha" in ds
+    if has_mask:
+        ds = ds.nersemble.composite(background)
+    if downscale > 1:
+        ds = ds.nersemble.downscale(downscale)
+    benchmark, participant = group.split("/")[:2]
+    all_serials = tree[calibration_path(benchmark, int(participant))].dataset.camera.values.tolist()
+    serials = ds.camera.values.tolist()
+    frames = ds.time.values.astype(int).tolist()
+    h, w = ds.sizes["y"], ds.sizes["x"]
+
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "images").mkdir(parents=True)
+    if has_mask:
+        (tmp / "fg_masks").mkdir()
+    db: dict = {"frames": []}
+    writes = []
+    image_blocks = ds.images.data.to_delayed()
+    mask_blocks = ds.alpha.data.to_delayed() if has_mask else None
+    k_all, w2c_all = ds.intrinsics.values, ds.world_2_cam.values
+    for c, serial in enumerate(serials):
+        c_index = all_serials.index(serial)
+        for i, t in enumerate(frames):
+            item = _frame_item(i, t, c_index, serial, k_all[c], w2c_all[c], h, w, image_format, has_mask)
+            db["frames"].append(item)
+            writes.append(dask.delayed(_write_image, pure=True)(image_blocks[c, i, 0, 0, 0],
+                                                                  str(tmp / item["file_path"]), image_format,
+                                                                  dask_key_name=f"write-image-{c}-{i}"))
+            if has_mask:
+                writes.append(dask.delayed(_write_image, pure=True)(mask_blocks[c, i, 0, 0],
+                                                                      str(tmp / item["fg_mask_path"]), "png",
+                                                                      dask_key_name=f"write-mask-{c}-{i}"))
+    report = NerfExport(out, frames, serials)
+    flame_paths = None
+    if tracking_node(2) in node.children:
+        flame_paths = _write_flame(tmp, node, frames)
+        for item in db["frames"]:
+            item["flame_param_path"] = flame_paths[item["timestep_index"]]
+    if POINTCLOUDS in node.children:
+        steps = node[POINTCLOUDS].dataset.timestep.values.tolist()
+        first = min(steps, key=lambda s: (abs(s - frames[0]), s))
+        _write_ply(tmp / "points3d.ply", *load_pointcloud(node, first))
+        report.notes.append(f"points3d.ply: the point cloud of timestep {first}")
+
+    class _Written(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):  # noqa: ANN001 - dask's callback signature
+            if progress and isinstance(key, str) and key.startswith("write-"):
+                progress(1)
+
+    if on_start:
+        on_start(len(writes))
+    with dask.config.set(scheduler="threads", num_workers=workers or os.cpu_count() or 1), _Written():
+        report.files = int(sum(dask.compute(*writes)))
+    last = db["frames"][-1]
+    db.update({key: last[key] for key in ("cx", "cy", "fl_x", "fl_y", "h", "w", "camera_angle_x", "camera_angle_y")})
+    db["timestep_indices"] = list(range(len(frames)))
+    db["camera_indices"] = sorted({f["camera_index"] for f in db["frames"]})
+    db["source"] = {"cube_sequence": group, "source_frames": frames, "fps": ds.attrs.get("fps"),
+                    "source_fps": ds.attrs.get("source_fps"), "downscale": downscale,
+                    "background": background if isinstance(background, str) else list(background),
+                    "camera_convention": "OpenGL camera_to_world (x right, y up, z back); "
+                                         "= inv(world_2_cam) @ diag(1, -1, -1, 1)"}
+    for name, part in _split(db).items():
+        (tmp / f"transforms_{name}.json").write_text(json.dumps(part, indent=2))
+    (tmp / "transforms.json").write_text(json.dumps(db, indent=2))
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    return report

@@ -1,0 +1,174 @@
+"""Temporal selection and NeRF / 3DGS folders (GaussianAvatars / VHAP layout) from a cube."""
+
+import json
+import subprocess
+import sys
+
+import imagecodecs
+import numpy as np
+import pytest
+
+import nersemble_cube
+from nersemble_cube import layout
+from nersemble_cube.accessor import frame_indices
+from nersemble_cube.errors import NersembleCubeError, StoreError
+from nersemble_cube.nerf import export_nerf, world_2_cam_from_opengl
+from nersemble_cube.sample import head_centre
+
+from conftest import N_FRAMES
+
+SEQ = "nvs/388/sequences/GLASSES"
+
+
+# ---- temporal selection -------------------------------------------------------------------------------------------
+
+def test_frame_indices_follow_the_documented_rules():
+    assert frame_indices(10, 73, every_nth=3).tolist() == [0, 3, 6, 9]
+    assert frame_indices(10, 73, every_nth=3, start=2, stop=8).tolist() == [2, 5]
+    # 73 -> 25 fps: the nearest source frame to k / 25 s is round(k * 2.92)
+    assert frame_indices(20, 73, target_fps=25).tolist() == [0, 3, 6, 9, 12, 15, 18]
+    assert frame_indices(1118, 73, target_fps=25).tolist()[-3:] == [1110, 1113, 1115]
+    assert len(frame_indices(1118, 73, target_fps=25)) == 383  # 1118 frames at 73 fps last 15.3 s
+    assert frame_indices(12, 24.3, target_fps=24.3).tolist() == list(range(12))
+    for bad in ({"every_nth": 0}, {"target_fps": 100}, {"every_nth": 2, "target_fps": 25}, {"start": 12}):
+        with pytest.raises(NersembleCubeError):
+            frame_indices(12, 73, **bad)
+
+
+def test_select_time_is_lazy_and_keeps_the_source_indices(cube):
+    ds = nersemble_cube.open(cube)[SEQ].to_dataset()
+    out = ds.nersemble.select_time(fps=25)
+    assert out.time.values.tolist() == [0, 3]
+    assert out.attrs["fps"] == 25 and out.attrs["source_fps"] == 73 and out.attrs["n_frames"] == 2
+    assert hasattr(out.images.data, "dask")
+    np.testing.assert_array_equal(out.images.sel(time=3).values, ds.images.sel(time=3).values)
+    every = ds.nersemble.select_time(every_nth=2, start=1)
+    assert every.time.values.tolist() == [1, 3] and every.attrs["fps"] == 36.5
+
+
+# ---- export-nerf --------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def nvs_export(cube, tmp_path_factory):
+    out = tmp_path_factory.mktemp("nerf") / "388_GLASSES"
+    report = export_nerf(cube, out, "nvs/388/GLASSES", downscale=2, background="white", every_nth=2)
+    return out, report, json.loads((out / "transforms.json").read_text())
+
+
+def test_frame_selection_and_files(nvs_export, cube):
+    out, report, db = nvs_export
+    serials = nersemble_cube.open(cube)[SEQ].camera.values.tolist()
+    assert report.frames == [0, 2, 4] and report.cameras == serials
+    assert report.files == 2 * len(serials) * 3
+    assert len(db["frames"]) == len(serials) * 3
+    assert sorted({f["timestep_index_original"] for f in db["frames"]}) == [0, 2, 4]
+    assert db["timestep_indices"] == [0, 1, 2]
+    all_serials = nersemble_cube.open(cube)["nvs/388/calibration"].camera.values.tolist()
+    assert db["camera_indices"] == sorted(all_serials.index(s) for s in serials)
+    for f in db["frames"]:
+        assert f["file_path"] == f"images/{f['timestep_index']:05d}_{f['camera_index']:02d}.png"
+        assert (out / f["file_path"]).is_file() and (out / f["fg_mask_path"]).is_file()
+    # VHAP's split: 70 % of the timesteps for training, camera index 8 (222200042) as the validation view
+    train, val, test = (json.loads((out / f"transforms_{d}.json").read_text()) for d in ("train", "val", "test"))
+    assert train["timestep_indices"] == [0, 1, 2] and test["timestep_indices"] == []
+    assert val["camera_indices"] == [8] and {f["camera_id"] for f in val["frames"]} == {"222200042"}
+    assert len(train["frames"]) + len(val["frames"]) + len(test["frames"]) == len(db["frames"])
+    assert (out / "points3d.ply").read_bytes().startswith(b"ply\nformat binary_little_endian 1.0\nelement vertex 5000")
+
+
+def test_poses_convert_back_to_the_cube_and_intrinsics_follow_the_downscale(nvs_export, cube):
+    _, _, db = nvs_export
+    ds = nersemble_cube.open(cube)[SEQ].to_dataset()
+    for f in db["frames"]:
+        c2w = np.array(f["transform_matrix"])
+        np.testing.assert_allclose(world_2_cam_from_opengl(c2w), ds.world_2_cam.sel(camera=f["camera_id"]).values,
+                                   atol=1e-12)
+        # GaussianAvatars' reader: flip y, z of c2w (OpenGL -> OpenCV), invert
+        c2w[:3, 1:3] *= -1
+        np.testing.assert_allclose(np.linalg.inv(c2w), ds.world_2_cam.sel(camera=f["camera_id"]).values, atol=1e-12)
+        k = ds.intrinsics.sel(camera=f["camera_id"]).values
+        assert (f["fl_x"], f["fl_y"], f["cx"], f["cy"]) == pytest.approx(
+            (k[0, 0] / 2, k[1, 1] / 2, k[0, 2] / 2, k[1, 2] / 2), abs=1e-12)
+        assert (f["w"], f["h"]) == (550, 802)
+        assert f["camera_angle_x"] == pytest.approx(2 * np.arctan(550 / (2 * f["fl_x"])))
+
+
+def test_pixels_background_and_a_projected_point(nvs_export, cube):
+    out, _, db = nvs_export
+    ds = nersemble_cube.open(cube)[SEQ].to_dataset()
+    for f in db["frames"][::2]:
+        serial, t = f["camera_id"], f["timestep_index_original"]
+        image = imagecodecs.png_decode((out / f["file_path"]).read_bytes())
+        mask = imagecodecs.png_decode((out / f["fg_mask_path"]).read_bytes())
+        assert image.shape == (802, 550, 3) and mask.shape == (802, 550)
+        # independent expectation: composite on white and 2x2 area average, in float64
+        rgb = ds.images.sel(camera=serial, time=t).values.astype(np.float64)
+        a = ds.alpha.sel(camera=serial, time=t).values.astype(np.float64)[..., None] / 255
+        comp = rgb * a + 255 * (1 - a)
+        expected = comp.reshape(802, 2, 550, 2, 3).mean(axis=(1, 3))
+        assert np.abs(image - expected).max() <= 1
+        # background (alpha 0 in the whole 2x2 block) is exactly the background colour
+        empty = a[..., 0].reshape(802, 2, 550, 2).max(axis=(1, 3)) == 0
+        assert empty.any() and (image[empty] == 255).all() and (mask[empty] == 0).all()
+        # the head's centre, projected with the exported camera, shows the same content as in the cube frame
+        k = np.array([[f["fl_x"], 0, f["cx"]], [0, f["fl_y"], f["cy"]], [0, 0, 1]])
+        w2c = world_2_cam_from_opengl(f["transform_matrix"])
+        p = w2c[:3, :3] @ head_centre(t, layout.NVS_FPS) + w2c[:3, 3]
+        u, v = (k @ p)[:2] / p[2]
+        full_k = ds.intrinsics.sel(camera=serial).values
+        fu, fv = (full_k @ p)[:2] / p[2]
+        assert mask[int(v), int(u)] > 250
+        block = comp[int(fv) // 2 * 2:int(fv) // 2 * 2 + 2, int(fu) // 2 * 2:int(fu) // 2 * 2 + 2]
+        assert (int(v), int(u)) == (int(fv) // 2, int(fu) // 2)
+        assert np.abs(image[int(v), int(u)] - block.mean(axis=(0, 1))).max() <= 1
+
+
+def test_mono_export_with_flame_tracking_at_half_rate(cube, tmp_path):
+    out = tmp_path / "mono"
+    assert frame_indices(N_FRAMES, 24.3, target_fps=12).tolist() == [0, 2]  # k * 2.025: 4.05 is past frame 4
+    report = export_nerf(cube, out, "mono_flame_avatar/393/EXP-1-head", fps=12.15, image_format="jpg")
+    assert report.frames == [0, 2, 4]
+    db = json.loads((out / "transforms.json").read_text())
+    assert db["camera_indices"] == [nersemble_cube.open(cube)["mono_flame_avatar/393/calibration"].camera.values
+                                    .tolist().index("222200037")]
+    assert (out / "canonical_flame_param.npz").is_file()  # GaussianAvatars' cue for a dynamic FLAME data set
+    tracking = nersemble_cube.flame_tracking(nersemble_cube.open(cube)["mono_flame_avatar/393/sequences/EXP-1-head"])
+    for f in db["frames"]:
+        assert f["file_path"].endswith(".jpg")
+        image = imagecodecs.jpeg8_decode((out / f["file_path"]).read_bytes())
+        assert image.shape == (512, 512, 3)
+        params = np.load(out / f["flame_param_path"])
+        t = f["timestep_index_original"]
+        np.testing.assert_array_equal(params["expr"], tracking.expression[[t]])
+        np.testing.assert_array_equal(params["jaw_pose"], tracking.jaw[[t]])
+        np.testing.assert_array_equal(params["shape"], tracking.shape[0])
+        assert set(params.files) >= {"translation", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "shape", "expr"}
+    # the val split is empty with one camera, as in VHAP
+    assert json.loads((out / "transforms_val.json").read_text())["frames"] == []
+
+
+def test_refusals(cube, tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(StoreError, match="not an empty folder"):
+        export_nerf(cube, tmp_path / "full", "nvs/388/GLASSES")
+    with pytest.raises(NersembleCubeError, match="no such sequence"):
+        export_nerf(cube, tmp_path / "a", "nvs/388/NOPE")
+    with pytest.raises(NersembleCubeError, match="no video"):
+        export_nerf(cube, tmp_path / "b", "mono_flame_avatar/393/FREE")
+    with pytest.raises(NersembleCubeError, match="cameras"):
+        export_nerf(cube, tmp_path / "c", "nvs/388/GLASSES", cameras=["222200037"])  # a hold-out camera
+    assert not (tmp_path / "a").exists() and not (tmp_path / "a.partial").exists()
+
+
+def test_cli(cube, tmp_path):
+    res = subprocess.run([sys.executable, "-m", "nersemble_cube.cli", "export-nerf", str(cube), str(tmp_path / "o"),
+                          "-s", "nvs/388/GLASSES", "--fps", "25", "--camera", "222200042", "--downscale", "4",
+                          "--frames", f"1:{N_FRAMES}"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "1 cameras x 2 frames (source frames [1, 4])" in res.stdout
+    db = json.loads((tmp_path / "o" / "transforms.json").read_text())
+    assert {(f["camera_id"], f["w"], f["h"]) for f in db["frames"]} == {("222200042", 275, 401)}
+    bad = subprocess.run([sys.executable, "-m", "nersemble_cube.cli", "export-nerf", str(cube), str(tmp_path / "p"),
+                          "-s", "nvs/388/GLASSES", "--fps", "25", "--every-nth", "2"], capture_output=True, text=True)
+    assert bad.returncode == 2
