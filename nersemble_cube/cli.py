@@ -188,9 +188,13 @@ def sample(
 def info(store: Annotated[str, typer.Argument(help="A cube written by nersemble-cube convert (path or URL).")]) -> None:
     """Print what a cube holds."""
     out.print(access.summary(access.open(store)), highlight=False)
-    sizes = [f"{b} {access.stored_bytes(store, b) / 1e6:.1f} MB" for b in layout.BENCHMARKS
-             if access.stored_bytes(store, b)]
-    out.print(f"stored: {', '.join(sizes)}; total {access.stored_bytes(store) / 1e6:.1f} MB", highlight=False)
+    try:
+        sizes = [f"{b} {access.stored_bytes(store, b) / 1e6:.1f} MB" for b in layout.BENCHMARKS
+                 if access.stored_bytes(store, b)]
+        total = access.stored_bytes(store)
+    except (OSError, NotImplementedError, ValueError):  # stores that cannot list (http)
+        return
+    out.print(f"stored: {', '.join(sizes)}; total {total / 1e6:.1f} MB", highlight=False)
 
 
 @app.command()

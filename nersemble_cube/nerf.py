@@ -38,6 +38,7 @@ OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 """Right-multiplied onto an OpenCV camera-to-world matrix: flips the camera's y and z axes."""
 FORMATS = ("png", "jpg")
 JPEG_QUALITY = 95
+PNG_LEVEL = 1  # zlib level: OpenCV's imwrite default; 2x faster than level 6 for about 12 % more bytes
 TRAIN_RATIO = 0.7  # VHAP's split_json: the first 70 % of the timesteps train, the rest test
 VAL_CAMERA_INDEX = 8  # VHAP's split_json: camera index 8 (if present) is the validation view
 
@@ -78,7 +79,7 @@ def _encode(image: np.ndarray, fmt: str) -> bytes:
 
     image = np.ascontiguousarray(image)
     if fmt == "png":
-        return imagecodecs.png_encode(image)
+        return imagecodecs.png_encode(image, level=PNG_LEVEL)
     return imagecodecs.jpeg8_encode(image, level=JPEG_QUALITY)
 
 

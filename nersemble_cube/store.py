@@ -78,7 +78,7 @@ class Location:
         """A zarr store object for this location (a new one each call, cheap)."""
         if self.is_local:
             return LocalStore(self.url, read_only=read_only)
-        self.fs  # a clear error for a missing fsspec backend
+        self.fs  # noqa: B018 - raises a clear StoreError for a missing fsspec backend
         return FsspecStore.from_url(self.url, storage_options=dict(self.storage_options),
                                     read_only=read_only or self.read_only)
 

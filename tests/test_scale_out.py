@@ -20,7 +20,7 @@ import pytest
 import nersemble_cube
 from nersemble_cube import convert
 from nersemble_cube.errors import StoreError
-from nersemble_cube.store import locate, writer_lock
+from nersemble_cube.store import writer_lock
 
 from conftest import store_contents
 
