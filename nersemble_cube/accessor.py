@@ -56,6 +56,19 @@ def frame_indices(n_frames: int, fps: float, *, every_nth: int | None = None, ta
     return np.arange(start, stop)
 
 
+def _block_mean(var: xr.DataArray, factor: int) -> xr.DataArray:
+    """Mean over ``factor x factor`` pixel blocks (trailing rows/columns dropped), as the sum of the
+    ``factor**2`` strided sub-images divided by ``factor**2``: several times faster than a reshape-mean
+    on full frames, and exact for sums of integers (uint8 frames)."""
+    ny, nx = var.sizes["y"] // factor * factor, var.sizes["x"] // factor * factor
+    total = None
+    for i in range(factor):
+        for j in range(factor):
+            part = var.isel(y=slice(i, ny, factor), x=slice(j, nx, factor))
+            total = part if total is None else total + part
+    return total / np.float32(factor * factor)
+
+
 def _as_uint8(values: xr.DataArray) -> xr.DataArray:
     """Round to nearest (ties to even, ``np.rint``) and clip into uint8."""
     return np.rint(values).clip(0, 255).astype(np.uint8)
@@ -134,7 +147,7 @@ class NersembleAccessor:
         for name in ("images", "alpha"):
             if name in ds:
                 var = ds[name]
-                mean = var.astype(np.float32).coarsen(y=factor, x=factor, boundary="trim").mean()
+                mean = _block_mean(var.astype(np.float32), factor)
                 out[name] = (_as_uint8(mean) if var.dtype == np.uint8 else mean).assign_attrs(var.attrs)
         result = ds.drop_vars(list(out)).assign(**out, intrinsics=scale_intrinsics(ds.intrinsics, factor))
         return result.assign_attrs(height=out["images"].sizes["y"], width=out["images"].sizes["x"])
