@@ -268,9 +268,10 @@ def writer_lock(loc: Location) -> Iterator[None]:
 
     The lock is the object ``{store}.lock`` beside the store. Local folders: it is created exclusively (``O_EXCL``), so of two processes starting
     together exactly one wins; a lock left by a killed process of this machine is taken over.
-    Object stores: the lock object is created with a conditional put where the filesystem offers one
-    (``mode="create"``), else checked then written, which two writers starting within the same
-    second can both pass; see docs/schema.md. The lock is removed on exit, also after an error.
+    Object stores: the lock object is created with a conditional put (``mode="create"``: S3's
+    ``If-None-Match``), so one of two racing writers wins; a backend without conditional puts falls
+    back to check-then-write, which two writers starting within the same second can both pass; see
+    docs/schema.md. The lock is removed on exit, also after an error.
     """
     me = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}).encode()
     key = loc.key("") + LOCK_SUFFIX

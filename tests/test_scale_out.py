@@ -172,6 +172,11 @@ def test_convert_into_and_read_from_s3(sample_dir, cube, s3):
     again = convert(sample_dir, url, benchmarks=["nvs"], participants=[388], sequences=["GLASSES"])
     assert again.written == [] and SEQ in again.skipped
     assert not s3.exists("cubes/sample.zarr.lock")
+    # the writer lock works on the object store too
+    with writer_lock(url):
+        assert s3.exists("cubes/sample.zarr.lock")
+        with pytest.raises(StoreError, match="another nersemble-cube convert"):
+            convert(sample_dir, url, benchmarks=["svfr"])
     # no credential in any object of the cube
     for key in s3.find("cubes/sample.zarr"):
         data = s3.cat_file(key)
