@@ -12,8 +12,9 @@
       flame_param/{timestep_index:05d}.npz, canonical_flame_param.npz   mono: the FLAME tracking
 
 Poses: ``transform_matrix`` is camera-to-world in the OpenGL / Blender convention (x right, y up,
-z backwards): ``inv(world_2_cam) @ diag(1, -1, -1, 1)`` of the cube's OpenCV world_2_cam. See
-docs/nerf-export.md for every key.
+z backwards): ``inv(world_2_cam) @ diag(1, -1, -1, 1)`` of the cube's OpenCV world_2_cam, in the
+benchmark's world frame, or for sequences with FLAME tracking in the FLAME model's frame of each
+timestep (:func:`flame_frame_w2c`). See docs/nerf-export.md for every key.
 """
 
 from __future__ import annotations
@@ -72,6 +73,35 @@ def opengl_c2w(world_2_cam: np.ndarray) -> np.ndarray:
 def world_2_cam_from_opengl(c2w: np.ndarray) -> np.ndarray:
     """The inverse of :func:`opengl_c2w` (what GaussianAvatars' reader does)."""
     return np.linalg.inv(np.asarray(c2w) @ OPENCV_TO_OPENGL)
+
+
+def euler_xyz(angles: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``(..., 3, 3)`` of intrinsic x-y-z Euler angles ``(..., 3)`` in radians:
+    ``Rx(a) @ Ry(b) @ Rz(c)``, what the toolkit's ``FlameProvider`` builds from ``rotation``
+    (``scipy.spatial.transform.Rotation.from_euler("XYZ", ...)`` via dreifus)."""
+    a = np.asarray(angles, np.float64)
+    c, s = np.cos(a), np.sin(a)
+    one, zero = np.ones_like(c[..., 0]), np.zeros_like(c[..., 0])
+    rx = np.stack([one, zero, zero, zero, c[..., 0], -s[..., 0], zero, s[..., 0], c[..., 0]], -1)
+    ry = np.stack([c[..., 1], zero, s[..., 1], zero, one, zero, -s[..., 1], zero, c[..., 1]], -1)
+    rz = np.stack([c[..., 2], -s[..., 2], zero, s[..., 2], c[..., 2], zero, zero, zero, one], -1)
+    shape = a.shape[:-1] + (3, 3)
+    return rx.reshape(shape) @ ry.reshape(shape) @ rz.reshape(shape)
+
+
+def flame_frame_w2c(world_2_cam: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+                    scale: float) -> np.ndarray:
+    """The camera ``world_2_cam`` (4, 4) seen from the FLAME model's frame of one timestep.
+
+    The toolkit places the mesh as ``X = scale * R v + translation`` (``R = euler_xyz(rotation)``).
+    Then ``world_2_cam @ X`` equals ``scale * (W @ v)`` with ``W = [Rc R | (Rc translation + tc) / scale]``;
+    the factor ``scale`` does not change any projection, so ``W`` (rigid) sees the unposed FLAME mesh
+    exactly where the camera sees the tracked one."""
+    rc, tc = world_2_cam[:3, :3], world_2_cam[:3, 3]
+    out = np.eye(4)
+    out[:3, :3] = rc @ euler_xyz(rotation)
+    out[:3, 3] = (rc @ translation + tc) / scale
+    return out
 
 
 def _encode(image: np.ndarray, fmt: str) -> bytes:
@@ -151,16 +181,19 @@ def _write_ply(path: Path, points: np.ndarray, colors: np.ndarray, normals: np.n
     path.write_bytes(header.encode("ascii") + rec.tobytes())
 
 
-def _write_flame(out: Path, seq: xr.DataTree, frames: list[int]) -> list[str]:
+def _write_flame(out: Path, tracking, frames: list[int], flame_frame: bool) -> list[str]:
     """Per chosen timestep ``flame_param/{i:05d}.npz`` with GaussianAvatars' keys, and the canonical
-    parameters; returns the relative paths by timestep index."""
-    tracking = flame_tracking(seq, 2)
+    parameters; returns the relative paths by timestep index. In the FLAME frame the head pose is in
+    the cameras, so ``rotation`` and ``translation`` are zero; else they are the tracking's values."""
     (out / "flame_param").mkdir()
     shape = tracking.shape[0]
     paths = []
     for i, t in enumerate(frames):
         rel = f"flame_param/{i:05d}.npz"
-        np.savez(out / rel, translation=tracking.translation[[t]], rotation=tracking.rotation[[t]],
+        pose = ({"translation": np.zeros((1, 3), tracking.translation.dtype),
+                 "rotation": np.zeros((1, 3), tracking.rotation.dtype)} if flame_frame else
+                {"translation": tracking.translation[[t]], "rotation": tracking.rotation[[t]]})
+        np.savez(out / rel, **pose,
                  neck_pose=tracking.neck[[t]], jaw_pose=tracking.jaw[[t]], eyes_pose=tracking.eyes[[t]],
                  shape=shape, expr=tracking.expression[[t]],
                  rotation_matrices=tracking.rotation_matrices[[t]], scale=tracking.scale, frame=np.array([t]))
@@ -183,6 +216,7 @@ def export_nerf(
     start: int = 0,
     stop: int | None = None,
     cameras: list[str] | None = None,
+    flame_frame: bool | None = None,
     image_format: str = "png",
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -195,6 +229,10 @@ def export_nerf(
     indices, see :func:`nersemble_cube.accessor.frame_indices`). Images are composited on
     ``background`` (a colour name or RGB 0-255), area-downscaled by ``downscale`` with the
     intrinsics to match, and written as ``png`` (lossless) or ``jpg`` (quality 95); masks are png.
+    ``flame_frame`` (default: whether the sequence has FLAME tracking v2) expresses each frame's
+    cameras in the FLAME model's frame of that timestep (:func:`flame_frame_w2c`), so a FLAME mesh
+    with zero global rotation and translation, as GaussianAvatars builds it from ``flame_param``,
+    lines up exactly; ``False`` keeps the benchmark's world frame (poses equal the cube's).
     One dask task per image, ``workers`` threads (default: CPU count); ``on_start`` gets the number
     of files, ``progress`` is called as each is written. ``out`` must not exist or be empty; the
     folder is written as ``{out}.partial`` and renamed to ``out`` once complete.
@@ -229,6 +267,11 @@ def export_nerf(
         ds = ds.nersemble.composite(background)
     if downscale > 1:
         ds = ds.nersemble.downscale(downscale)
+    has_tracking = tracking_node(2) in node.children
+    if flame_frame is None:
+        flame_frame = has_tracking
+    elif flame_frame and not has_tracking:
+        raise NersembleCubeError(f"{group}: no FLAME tracking, so there is no FLAME frame; export in the world frame")
     benchmark, participant = group.split("/")[:2]
     all_serials = tree[calibration_path(benchmark, int(participant))].dataset.camera.values.tolist()
     serials = ds.camera.values.tolist()
@@ -258,11 +301,16 @@ def export_nerf(
                                                                       str(tmp / item["fg_mask_path"]), "png",
                                                                       dask_key_name=f"write-mask-{c}-{i}"))
     report = NerfExport(out, frames, serials)
-    flame_paths = None
-    if tracking_node(2) in node.children:
-        flame_paths = _write_flame(tmp, node, frames)
+    if has_tracking:
+        tracking = flame_tracking(node, 2)
+        flame_paths = _write_flame(tmp, tracking, frames, flame_frame)
         for item in db["frames"]:
+            t = item["timestep_index_original"]
             item["flame_param_path"] = flame_paths[item["timestep_index"]]
+            if flame_frame:
+                w2c = flame_frame_w2c(world_2_cam_from_opengl(item["transform_matrix"]), tracking.rotation[t],
+                                      tracking.translation[t], float(tracking.scale[0, 0]))
+                item["transform_matrix"] = opengl_c2w(w2c).tolist()
     if POINTCLOUDS in node.children:
         steps = node[POINTCLOUDS].dataset.timestep.values.tolist()
         first = min(steps, key=lambda s: (abs(s - frames[0]), s))
@@ -285,6 +333,7 @@ def export_nerf(
     db["source"] = {"cube_sequence": group, "source_frames": frames, "fps": ds.attrs.get("fps"),
                     "source_fps": ds.attrs.get("source_fps"), "downscale": downscale,
                     "background": background if isinstance(background, str) else list(background),
+                    "frame": "flame" if flame_frame else "world",
                     "camera_convention": "OpenGL camera_to_world (x right, y up, z back); "
                                          "= inv(world_2_cam) @ diag(1, -1, -1, 1)"}
     for name, part in _split(db).items():

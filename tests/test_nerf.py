@@ -12,7 +12,7 @@ import nersemble_cube
 from nersemble_cube import layout
 from nersemble_cube.accessor import frame_indices
 from nersemble_cube.errors import NersembleCubeError, StoreError
-from nersemble_cube.nerf import export_nerf, world_2_cam_from_opengl
+from nersemble_cube.nerf import euler_xyz, export_nerf, world_2_cam_from_opengl
 from nersemble_cube.sample import head_centre
 
 from conftest import N_FRAMES
@@ -132,7 +132,12 @@ def test_mono_export_with_flame_tracking_at_half_rate(cube, tmp_path):
     assert db["camera_indices"] == [nersemble_cube.open(cube)["mono_flame_avatar/393/calibration"].camera.values
                                     .tolist().index("222200037")]
     assert (out / "canonical_flame_param.npz").is_file()  # GaussianAvatars' cue for a dynamic FLAME data set
-    tracking = nersemble_cube.flame_tracking(nersemble_cube.open(cube)["mono_flame_avatar/393/sequences/EXP-1-head"])
+    seq = nersemble_cube.open(cube)["mono_flame_avatar/393/sequences/EXP-1-head"]
+    tracking = nersemble_cube.flame_tracking(seq)
+    w2c = seq.world_2_cam.sel(camera="222200037").values
+    k = seq.intrinsics.sel(camera="222200037").values
+    model_points = np.random.default_rng(0).normal(scale=0.1, size=(20, 3))
+    assert db["source"]["frame"] == "flame"
     for f in db["frames"]:
         assert f["file_path"].endswith(".jpg")
         image = imagecodecs.jpeg8_decode((out / f["file_path"]).read_bytes())
@@ -142,9 +147,41 @@ def test_mono_export_with_flame_tracking_at_half_rate(cube, tmp_path):
         np.testing.assert_array_equal(params["expr"], tracking.expression[[t]])
         np.testing.assert_array_equal(params["jaw_pose"], tracking.jaw[[t]])
         np.testing.assert_array_equal(params["shape"], tracking.shape[0])
+        assert not params["rotation"].any() and not params["translation"].any()  # the pose is in the camera
         assert set(params.files) >= {"translation", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "shape", "expr"}
+        # a point of the unposed FLAME mesh, seen by the exported camera, lands where the cube's camera sees
+        # the same point posed as the toolkit's FlameProvider poses it: scale * R_xyz(rotation) v + translation
+        posed = float(tracking.scale[0, 0]) * model_points @ euler_xyz(tracking.rotation[t]).T + tracking.translation[t]
+        exported = world_2_cam_from_opengl(f["transform_matrix"])
+        np.testing.assert_allclose(_project(k, exported, model_points), _project(k, w2c, posed), atol=1e-6)
     # the val split is empty with one camera, as in VHAP
     assert json.loads((out / "transforms_val.json").read_text())["frames"] == []
+
+
+def _project(k, w2c, points):
+    cam = points @ w2c[:3, :3].T + w2c[:3, 3]
+    uv = cam @ k.T
+    return uv[:, :2] / uv[:, 2:]
+
+
+def test_euler_xyz_is_intrinsic_x_then_y_then_z():
+    np.testing.assert_allclose(euler_xyz([0, 0, np.pi / 2]), [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-15)
+    np.testing.assert_allclose(euler_xyz([np.pi / 2, 0, 0]), [[1, 0, 0], [0, 0, -1], [0, 1, 0]], atol=1e-15)
+X
+    np.testing.assert_allclose(euler_xyz([np.pi / 2, np.pi / 2, 0]) @ [0, 0, 1], [1, 0, 0], atol=1e-15)
+
+
+def test_mono_world_frame_keeps_the_cube_poses(cube, tmp_path):
+    export_nerf(cube, tmp_path / "w", "mono_flame_avatar/393/EXP-1-head", flame_frame=False, every_nth=2)
+    db = json.loads((tmp_path / "w" / "transforms.json").read_text())
+    seq = nersemble_cube.open(cube)["mono_flame_avatar/393/sequences/EXP-1-head"]
+    tracking = nersemble_cube.flame_tracking(seq)
+    assert db["source"]["frame"] == "world"
+    for f in db["frames"]:
+        np.testing.assert_allclose(world_2_cam_from_opengl(f["transform_matrix"]),
+                                   seq.world_2_cam.sel(camera="222200037").values, atol=1e-12)
+        params = np.load(tmp_path / "w" / f["flame_param_path"])
+        np.testing.assert_array_equal(params["rotation"], tracking.rotation[[f["timestep_index_original"]]])
 
 
 def test_refusals(cube, tmp_path):
@@ -158,6 +195,8 @@ def test_refusals(cube, tmp_path):
         export_nerf(cube, tmp_path / "b", "mono_flame_avatar/393/FREE")
     with pytest.raises(NersembleCubeError, match="cameras"):
         export_nerf(cube, tmp_path / "c", "nvs/388/GLASSES", cameras=["222200037"])  # a hold-out camera
+    with pytest.raises(NersembleCubeError, match="no FLAME tracking"):
+        export_nerf(cube, tmp_path / "d", "nvs/388/GLASSES", flame_frame=True)
     assert not (tmp_path / "a").exists() and not (tmp_path / "a.partial").exists()
 
 
