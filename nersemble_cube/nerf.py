@@ -39,6 +39,7 @@ OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 """Right-multiplied onto an OpenCV camera-to-world matrix: flips the camera's y and z axes."""
 FORMATS = ("png", "jpg")
 JPEG_QUALITY = 95
+FRAMES_IN_FLIGHT_PER_WORKER = 4
 PNG_LEVEL = 1  # zlib level: OpenCV's imwrite default; 2x faster than level 6 for about 12 % more bytes
 TRAIN_RATIO = 0.7  # VHAP's split_json: the first 70 % of the timesteps train, the rest test
 VAL_CAMERA_INDEX = 8  # VHAP's split_json: camera index 8 (if present) is the validation view
@@ -324,8 +325,12 @@ def export_nerf(
 
     if on_start:
         on_start(len(writes))
-    with dask.config.set(scheduler="threads", num_workers=workers or os.cpu_count() or 1), _Written():
-        report.files = int(sum(dask.compute(*writes)))
+    n_workers = workers or os.cpu_count() or 1
+    # a few frames per worker at a time: dask would otherwise read frames far ahead of the writes
+    # (the matte feeds both the composite and the mask), and memory would grow with the sequence
+    step = FRAMES_IN_FLIGHT_PER_WORKER * n_workers * (2 if has_mask else 1)
+    with dask.config.set(scheduler="threads", num_workers=n_workers), _Written():
+        report.files = sum(int(sum(dask.compute(*writes[i:i + step]))) for i in range(0, len(writes), step))
     last = db["frames"][-1]
     db.update({key: last[key] for key in ("cx", "cy", "fl_x", "fl_y", "h", "w", "camera_angle_x", "camera_angle_y")})
     db["timestep_indices"] = list(range(len(frames)))
