@@ -167,7 +167,7 @@ def _project(k, w2c, points):
 def test_euler_xyz_is_intrinsic_x_then_y_then_z():
     np.testing.assert_allclose(euler_xyz([0, 0, np.pi / 2]), [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-15)
     np.testing.assert_allclose(euler_xyz([np.pi / 2, 0, 0]), [[1, 0, 0], [0, 0, -1], [0, 1, 0]], atol=1e-15)
-X
+    # the order: Rx(90) @ Ry(90) takes z to x (Ry(90) @ Rx(90) would take it to -y)
     np.testing.assert_allclose(euler_xyz([np.pi / 2, np.pi / 2, 0]) @ [0, 0, 1], [1, 0, 0], atol=1e-15)
 
 
