@@ -258,6 +258,8 @@ def export_nerf(
     fps: Annotated[Optional[float], typer.Option(help="Resample to this frame rate (nearest source frame), e.g. 25.")] = None,
     frames: Annotated[Optional[str], typer.Option(help="Source frame range START:STOP (STOP exclusive), e.g. 0:300.")] = None,
     camera: Annotated[Optional[list[str]], typer.Option("--camera", "-c", help="Only this camera serial; repeatable.")] = None,
+    crop_to_alpha: Annotated[Optional[int], typer.Option(
+        help="Crop each camera to its foreground over the chosen frames, plus this margin in pixels.")] = None,
     image_format: Annotated[str, typer.Option("--format", help="png (lossless) or jpg (quality 95).")] = "png",
     world_frame: Annotated[bool, typer.Option(
         "--world-frame", help="Sequences with FLAME tracking: keep the benchmark's world frame (default: each "
@@ -276,7 +278,7 @@ def export_nerf(
     with _sized_bar("exporting") as (progress, on_start):
         report = export_nerf_folder(store, folder, sequence, downscale=downscale, background=background,
                                     every_nth=every_nth, fps=fps, start=first, stop=last, cameras=camera,
-                                    flame_frame=False if world_frame else None,
+                                    crop_to_alpha=crop_to_alpha, flame_frame=False if world_frame else None,
                                     image_format=image_format, workers=workers, progress=progress, on_start=on_start)
     for note in report.notes:
         err.print(f"note: {note}", highlight=False)

@@ -217,6 +217,7 @@ def export_nerf(
     start: int = 0,
     stop: int | None = None,
     cameras: list[str] | None = None,
+    crop_to_alpha: int | None = None,
     flame_frame: bool | None = None,
     image_format: str = "png",
     workers: int | None = None,
@@ -227,7 +228,10 @@ def export_nerf(
 
     ``sequence`` is ``"nvs/388/GLASSES"``; ``cameras`` restricts the serials (default all with
     video); frames are chosen with ``every_nth`` or ``fps`` within ``start:stop`` (source frame
-    indices, see :func:`nersemble_cube.accessor.frame_indices`). Images are composited on
+    indices, see :func:`nersemble_cube.accessor.frame_indices`). ``crop_to_alpha`` (a margin in
+    pixels) crops each camera to its foreground over the chosen frames, all cameras to one size
+    (``ds.nersemble.crop_to_alpha``; ``cx``, ``cy`` shift, the corners are written per frame as
+    ``crop_x0``, ``crop_y0`` in source pixels). Images are composited on
     ``background`` (a colour name or RGB 0-255), area-downscaled by ``downscale`` with the
     intrinsics to match, and written as ``png`` (lossless) or ``jpg`` (quality 95); masks are png.
     ``flame_frame`` (default: whether the sequence has FLAME tracking v2) expresses each frame's
@@ -264,6 +268,10 @@ def export_nerf(
         ds = ds.sel(camera=sorted(cameras))
     ds = ds.nersemble.select_time(every_nth=every_nth, fps=fps, start=start, stop=stop)
     has_mask = "alpha" in ds
+    if crop_to_alpha is not None:
+        if not has_mask:
+            raise NersembleCubeError(f"{group}: no alpha mattes in the cube, so there is no foreground to crop to")
+        ds = ds.nersemble.crop_to_alpha(crop_to_alpha)
     if has_mask:
         ds = ds.nersemble.composite(background)
     if downscale > 1:
@@ -293,6 +301,8 @@ def export_nerf(
         c_index = all_serials.index(serial)
         for i, t in enumerate(frames):
             item = _frame_item(i, t, c_index, serial, k_all[c], w2c_all[c], h, w, image_format, has_mask)
+            if "crop_x0" in ds.coords:
+                item.update(crop_x0=int(ds.crop_x0.values[c]), crop_y0=int(ds.crop_y0.values[c]))
             db["frames"].append(item)
             writes.append(dask.delayed(_write_image, pure=True)(image_blocks[c, i, 0, 0, 0],
                                                                   str(tmp / item["file_path"]), image_format,
@@ -337,6 +347,7 @@ def export_nerf(
     db["camera_indices"] = sorted({f["camera_index"] for f in db["frames"]})
     db["source"] = {"cube_sequence": group, "source_frames": frames, "fps": ds.attrs.get("fps"),
                     "source_fps": ds.attrs.get("source_fps"), "downscale": downscale,
+                    "crop_to_alpha": crop_to_alpha,
                     "background": background if isinstance(background, str) else list(background),
                     "frame": "flame" if flame_frame else "world",
                     "camera_convention": "OpenGL camera_to_world (x right, y up, z back); "

@@ -123,6 +123,30 @@ def test_pixels_background_and_a_projected_point(nvs_export, cube):
         assert np.abs(image[int(v), int(u)] - block.mean(axis=(0, 1))).max() <= 1
 
 
+def test_crop_to_alpha_then_downscale(cube, tmp_path):
+    """Gaussian-Head-Avatar's preparation: crop to the head, resize, every n-th frame; intrinsics follow."""
+    out = tmp_path / "crop"
+    export_nerf(cube, out, "nvs/388/GLASSES", crop_to_alpha=8, downscale=2, every_nth=2)
+    db = json.loads((out / "transforms.json").read_text())
+    ds = nersemble_cube.open(cube)[SEQ].to_dataset()
+    sizes = {(f["w"], f["h"]) for f in db["frames"]}
+    assert len(sizes) == 1 and next(iter(sizes))[0] < 550 and next(iter(sizes))[1] < 802
+    for f in db["frames"]:
+        serial, t = f["camera_id"], f["timestep_index_original"]
+        k = ds.intrinsics.sel(camera=serial).values
+        assert (f["fl_x"], f["cx"], f["cy"]) == pytest.approx(
+            (k[0, 0] / 2, (k[0, 2] - f["crop_x0"]) / 2, (k[1, 2] - f["crop_y0"]) / 2), abs=1e-9)
+        mask = imagecodecs.png_decode((out / f["fg_mask_path"]).read_bytes())
+        assert mask.shape == (f["h"], f["w"])
+        # the whole foreground is inside the crop, and the head's centre projects onto it
+        alpha = ds.alpha.sel(camera=serial, time=t).values
+        assert (alpha > 0).sum() == (alpha[f["crop_y0"]:f["crop_y0"] + 2 * f["h"],
+                                           f["crop_x0"]:f["crop_x0"] + 2 * f["w"]] > 0).sum()
+        kk = np.array([[f["fl_x"], 0, f["cx"]], [0, f["fl_y"], f["cy"]], [0, 0, 1]])
+        u, v = _project(kk, world_2_cam_from_opengl(f["transform_matrix"]), head_centre(t, layout.NVS_FPS)[None])[0]
+        assert mask[int(v), int(u)] > 250
+
+
 def test_mono_export_with_flame_tracking_at_half_rate(cube, tmp_path):
     out = tmp_path / "mono"
     assert frame_indices(N_FRAMES, 24.3, target_fps=12).tolist() == [0, 2]  # k * 2.025: 4.05 is past frame 4
