@@ -10,13 +10,10 @@ and ``load_alpha_map``, numpy compositing and ``cv2.resize(..., INTER_AREA)``; a
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,40 +21,27 @@ import numpy as np
 import nersemble_cube
 from nersemble_cube.preprocess import Steps, preprocess
 
-SEQ = "nvs/388/sequences/GLASSES"
+from common import SEQ, arguments, nvs_sample, timed, toolkit_composite, workdir
+
 PEAK = "print(int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]) / 1024)"
 
 
 def toolkit_loop(src: Path, serial: str, n: int) -> None:
     import cv2
 
-    def load(path: str, t: int) -> np.ndarray:  # VideoFrameLoader.load_frame, verbatim
-        video_capture = cv2.VideoCapture(path)
-        video_capture.set(cv2.CAP_PROP_POS_FRAMES, t)
-        success, image = video_capture.read()
-        return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-
     for t in range(n):
-        image = load(str(src / SEQ / f"images/cam_{serial}.mp4"), t) / 255.0
-        alpha = load(str(src / SEQ / f"alpha_maps/cam_{serial}.mp4"), t)[..., [0]] / 255.0
-        out = image * alpha + 1.0 * (1 - alpha)
+        out, _ = toolkit_composite(src, serial, t)
         out = cv2.resize(out, (out.shape[1] // 2, out.shape[0] // 2), interpolation=cv2.INTER_AREA)
         (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=120)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--workdir", type=Path, default=None)
-    args = ap.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="nersemble-bench-pre-"))
+    args = arguments(__doc__, frames=120)
+    work = workdir(args, "pre")
     rows = []
     cubes = {}
     for n in (args.frames // 3, args.frames):
-        src = work / f"sample-1x{n}"
-        if not (src / "nvs").exists():
-            nersemble_cube.write_sample(src, benchmarks=("nvs",), n_frames=n, n_cameras=1, pointcloud_frames=())
+        src = nvs_sample(work / f"sample-1x{n}", n)
         cubes[n] = work / f"cube-1x{n}.zarr"
         if not cubes[n].exists():
             nersemble_cube.convert(src, cubes[n], check_space=False)
@@ -69,12 +53,12 @@ def main() -> None:
             out = work / "pre.zarr"
             shutil.rmtree(out, ignore_errors=True)
             preprocess(cube, out, steps, workers=workers)
-        times[workers] = median = statistics.median(_timed(run) for _ in range(args.repeats))
+        times[workers] = median = statistics.median(timed(run) for _ in range(args.repeats))
         rows.append((f"preprocess, {workers} worker(s)", f"{args.frames / median:.1f} frames/s", "", ""))
     rows[-1] = (rows[-1][0], rows[-1][1], f"1 worker: {args.frames / times[1]:.1f} frames/s",
                 f"{times[1] / times[2]:.2f}x speedup")
     serial = str(nersemble_cube.open(cube)[SEQ].camera.values[0])
-    t_tool = statistics.median(_timed(lambda: toolkit_loop(src, serial, args.frames)) for _ in range(args.repeats))
+    t_tool = statistics.median(timed(lambda: toolkit_loop(src, serial, args.frames)) for _ in range(args.repeats))
     rows.append(("preprocess, 2 workers", f"{args.frames / times[2]:.1f} frames/s",
                  f"toolkit load_image + numpy + cv2.resize loop: {args.frames / t_tool:.1f} frames/s",
                  f"{t_tool / times[2]:.1f}x faster"))
@@ -92,12 +76,6 @@ def main() -> None:
     print("| path | ours | baseline (same run) | ratio |\n|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":

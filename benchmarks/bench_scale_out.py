@@ -14,11 +14,9 @@ per-point costs to the benchmark's sizes (toolkit README: nvs 3516 frames x 13 c
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
-import tempfile
 import threading
 import time
 from functools import partial
@@ -28,15 +26,10 @@ from pathlib import Path
 import nersemble_cube
 from nersemble_cube.converters.pcd import probe_pcd
 
-SEQ = "nvs/388/sequences/GLASSES"
+from common import SEQ, arguments, nvs_sample, timed, workdir
+
 NVS_FRAMES, NVS_CAMERAS, MONO_FRAMES = 3516, 13, 12_013
 CLOUD_BYTES = (69.6 - 3.34) * 1e9
-
-
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def convert_time(src: Path, work: Path, repeats: int, **kwargs) -> float:
@@ -98,21 +91,10 @@ def http_figures(cube: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cameras", type=int, default=4)
-    ap.add_argument("--frames", type=int, default=96)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--workdir", type=Path, default=None)
-    args = ap.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="nersemble-bench-scale-"))
-    src = work / f"sample-{args.cameras}x{args.frames}"
-    if not (src / "nvs").exists():
-        nersemble_cube.write_sample(src, benchmarks=("nvs",), n_frames=args.frames, n_cameras=args.cameras,
-                                    pointcloud_frames=())
-    clouds = work / "clouds"
-    if not (clouds / "nvs").exists():
-        nersemble_cube.write_sample(clouds, benchmarks=("nvs",), n_frames=2, n_cameras=1,
-                                    pointcloud_frames=tuple(range(8)), pointcloud_points=400_000)
+    args = arguments(__doc__, frames=96, cameras=4)
+    work = workdir(args, "scale")
+    src = nvs_sample(work / f"sample-{args.cameras}x{args.frames}", args.frames, args.cameras)
+    clouds = nvs_sample(work / "clouds", 2, pointcloud_frames=tuple(range(8)), pointcloud_points=400_000)
     frames = args.cameras * args.frames * 2  # images and alpha mattes
     from distributed import LocalCluster
 

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import access, layout
 from .cluster import SCHEDULERS
 from .codecs import CODECS, StorageSpec
-from .convert import ConversionReport
+from .convert import ConversionPlan, ConversionReport
 from .convert import convert as convert_folder
 from .errors import NersembleCubeError
 from .export import export_submission
@@ -78,10 +78,16 @@ def _sized_bar(description: str):
         bar.stop()
 
 
-def _run_convert(source: str | Path, store: str | Path, **kwargs) -> ConversionReport:
+def _run_convert(source: str | Path, store: str | Path, **kwargs) -> tuple[ConversionReport, ConversionPlan]:
+    """Convert with a progress bar; returns the report and the checked plan."""
+    plans = []
+
+    def on_plan(plan: ConversionPlan) -> None:
+        plans.append(plan)
+        on_start(plan.total_items)
+
     with _sized_bar("converting") as (progress, on_start):
-        return convert_folder(source, store, progress=progress,
-                              on_plan=lambda plan: on_start(plan.total_items), **kwargs)
+        return convert_folder(source, store, progress=progress, on_plan=on_plan, **kwargs), plans[0]
 
 
 Benchmark = Annotated[Optional[list[str]], typer.Option(
@@ -132,15 +138,15 @@ def convert(
         raise typer.BadParameter(str(e)) from None
     t0 = time.perf_counter()
     selection = {"benchmarks": benchmark, "participants": participant, "sequences": sequence}
-    report = _run_convert(source, store, storage=storage, overwrite=overwrite, workers=workers,
-                          scheduler=scheduler, scales=factors, **selection)
+    report, plan = _run_convert(source, store, storage=storage, overwrite=overwrite, workers=workers,
+                                scheduler=scheduler, scales=factors, **selection)
     secs = time.perf_counter() - t0
     for note in report.notes:
         err.print(f"note: {note}", highlight=False)
     out.print(f"wrote {len(report.written)} nodes ({report.items} items in {secs:.1f} s), "
               f"skipped {len(report.skipped)} complete: {store}")
     if verify:
-        checked = verify_cube(source, store, **selection)
+        checked = verify_cube(source, store, checked=plan)
         for line in checked.mismatches:
             err.print(f"mismatch: {line}", highlight=False)
         out.print(f"verified {checked.checked} samples against the source: "
@@ -189,8 +195,8 @@ def info(store: Annotated[str, typer.Argument(help="A cube written by nersemble-
     """Print what a cube holds."""
     out.print(access.summary(access.open(store)), highlight=False)
     try:
-        sizes = [f"{b} {access.stored_bytes(store, b) / 1e6:.1f} MB" for b in layout.BENCHMARKS
-                 if access.stored_bytes(store, b)]
+        per_benchmark = {b: access.stored_bytes(store, b) for b in layout.BENCHMARKS}
+        sizes = [f"{b} {n / 1e6:.1f} MB" for b, n in per_benchmark.items() if n]
         total = access.stored_bytes(store)
     except (OSError, NotImplementedError, ValueError):  # stores that cannot list (http)
         return

@@ -9,10 +9,13 @@ store for machines of a real cluster).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
+
+from dask.callbacks import Callback
 
 from .errors import StoreError
 
@@ -37,6 +40,19 @@ class Task:
 
 def _no_progress(n: int) -> None:
     pass
+
+
+class DaskProgress(Callback):
+    """While active, calls ``progress(1)`` as each task of a local dask computation finishes (only tasks
+    whose key starts with ``prefix``, if given): progress bars for ``dask.compute`` in threads."""
+
+    def __init__(self, progress: Progress | None, prefix: str = ""):
+        super().__init__()
+        self.progress, self.prefix = progress, prefix
+
+    def _posttask(self, key, result, dsk, state, worker_id):  # noqa: ANN001 - dask's callback signature
+        if self.progress and (not self.prefix or (isinstance(key, str) and key.startswith(self.prefix))):
+            self.progress(1)
 
 
 class Runner:
@@ -93,8 +109,6 @@ def runner(scheduler: str | None = None, workers: int | None = None) -> Iterator
     ``"processes"`` starts a local dask.distributed cluster of ``workers`` processes (one thread
     each) for the duration; an address (``tcp://host:8786``) connects to a running scheduler, whose
     workers must reach the source folder and the store at the same paths or URLs."""
-    import os
-
     workers = workers or os.cpu_count() or 1
     if scheduler in (None, "threads"):
         yield Runner(workers)

@@ -32,6 +32,7 @@ import xarray as xr
 
 from . import accessor  # noqa: F401 - registers ds.nersemble
 from .access import as_tree, flame_tracking, load_pointcloud
+from .cluster import DaskProgress
 from .errors import NersembleCubeError, StoreError
 from .schema import POINTCLOUDS, calibration_path, tracking_node
 
@@ -243,7 +244,6 @@ def export_nerf(
     folder is written as ``{out}.partial`` and renamed to ``out`` once complete.
     """
     import dask
-    from dask.callbacks import Callback
 
     if image_format not in FORMATS:
         raise NersembleCubeError(f"format {image_format!r}: choose {' or '.join(FORMATS)}")
@@ -297,10 +297,17 @@ def export_nerf(
     image_blocks = ds.images.data.to_delayed()
     mask_blocks = ds.alpha.data.to_delayed() if has_mask else None
     k_all, w2c_all = ds.intrinsics.values, ds.world_2_cam.values
+    tracking = flame_tracking(node, 2) if has_tracking else None
+    flame_paths = _write_flame(tmp, tracking, frames, flame_frame) if has_tracking else None
     for c, serial in enumerate(serials):
         c_index = all_serials.index(serial)
         for i, t in enumerate(frames):
-            item = _frame_item(i, t, c_index, serial, k_all[c], w2c_all[c], h, w, image_format, has_mask)
+            w2c = w2c_all[c]
+            if flame_frame:
+                w2c = flame_frame_w2c(w2c, tracking.rotation[t], tracking.translation[t], float(tracking.scale[0, 0]))
+            item = _frame_item(i, t, c_index, serial, k_all[c], w2c, h, w, image_format, has_mask)
+            if flame_paths:
+                item["flame_param_path"] = flame_paths[i]
             if "crop_x0" in ds.coords:
                 item.update(crop_x0=int(ds.crop_x0.values[c]), crop_y0=int(ds.crop_y0.values[c]))
             db["frames"].append(item)
@@ -312,26 +319,11 @@ def export_nerf(
                                                                       str(tmp / item["fg_mask_path"]), "png",
                                                                       dask_key_name=f"write-mask-{c}-{i}"))
     report = NerfExport(out, frames, serials)
-    if has_tracking:
-        tracking = flame_tracking(node, 2)
-        flame_paths = _write_flame(tmp, tracking, frames, flame_frame)
-        for item in db["frames"]:
-            t = item["timestep_index_original"]
-            item["flame_param_path"] = flame_paths[item["timestep_index"]]
-            if flame_frame:
-                w2c = flame_frame_w2c(world_2_cam_from_opengl(item["transform_matrix"]), tracking.rotation[t],
-                                      tracking.translation[t], float(tracking.scale[0, 0]))
-                item["transform_matrix"] = opengl_c2w(w2c).tolist()
     if POINTCLOUDS in node.children:
         steps = node[POINTCLOUDS].dataset.timestep.values.tolist()
         first = min(steps, key=lambda s: (abs(s - frames[0]), s))
         _write_ply(tmp / "points3d.ply", *load_pointcloud(node, first))
         report.notes.append(f"points3d.ply: the point cloud of timestep {first}")
-
-    class _Written(Callback):
-        def _posttask(self, key, result, dsk, state, worker_id):  # noqa: ANN001 - dask's callback signature
-            if progress and isinstance(key, str) and key.startswith("write-"):
-                progress(1)
 
     if on_start:
         on_start(len(writes))
@@ -339,7 +331,7 @@ def export_nerf(
     # a few frames per worker at a time: dask would otherwise read frames far ahead of the writes
     # (the matte feeds both the composite and the mask), and memory would grow with the sequence
     step = FRAMES_IN_FLIGHT_PER_WORKER * n_workers * (2 if has_mask else 1)
-    with dask.config.set(scheduler="threads", num_workers=n_workers), _Written():
+    with dask.config.set(scheduler="threads", num_workers=n_workers), DaskProgress(progress, "write-"):
         report.files = sum(int(sum(dask.compute(*writes[i:i + step]))) for i in range(0, len(writes), step))
     last = db["frames"][-1]
     db.update({key: last[key] for key in ("cx", "cy", "fl_x", "fl_y", "h", "w", "camera_angle_x", "camera_angle_y")})

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import dask
 import xarray as xr
-from dask.callbacks import Callback
 
 from . import accessor  # noqa: F401 - registers ds.nersemble
 from .access import open as open_cube
+from .cluster import DaskProgress
 from .codecs import StorageSpec
 from .errors import StoreError
 from .schema import encoding
@@ -46,15 +46,6 @@ class Steps:
         if self.to_float:
             ds = ds.nersemble.to_float()
         return ds
-
-
-class _Tasks(Callback):
-    def __init__(self, progress: Callable[[int], None]):
-        super().__init__()
-        self.progress = progress
-
-    def _posttask(self, key, result, dsk, state, worker_id):  # noqa: ANN001 - dask's callback signature
-        self.progress(1)
 
 
 def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int | None = None,
@@ -89,7 +80,7 @@ def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int
         writes.append(ds.to_zarr(out.zarr_store(), group=path, mode="w", compute=False, zarr_format=3, consolidated=False,
                                  encoding=encoding(ds, OUTPUT_STORAGE)))
     graph = dask.delayed(writes)
-    with dask.config.set(scheduler="threads", num_workers=workers), _Tasks(progress or (lambda n: None)):
+    with dask.config.set(scheduler="threads", num_workers=workers), DaskProgress(progress):
         if on_start:
             on_start(len(graph.__dask_graph__()))
         graph.compute()

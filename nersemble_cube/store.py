@@ -136,7 +136,11 @@ def is_consolidated(loc: Location) -> bool:
 @_located
 def check_cube(loc: Location) -> dict:
     """Return the root attrs of the cube at ``loc``; raise :class:`StoreError` if it is none we can read."""
-    doc = _root_doc(loc)
+    return _cube_attrs(loc, _root_doc(loc))
+
+
+def _cube_attrs(loc: Location, doc: dict | None) -> dict:
+    """The root attrs in the root document ``doc`` of ``loc``, checked as :func:`check_cube` says."""
     attrs = doc.get("attributes", {}) if doc and doc.get("node_type") == "group" else None
     if attrs is None or attrs.get("schema") != SCHEMA_NAME:
         raise StoreError(f"{loc}: not a nersemble-cube store (no zarr group with schema={SCHEMA_NAME!r})")
@@ -170,8 +174,9 @@ def check_target(loc: Location) -> bool:
         check_cube(loc)
         return True
     try:
-        if _root_doc(loc) is not None:
-            check_cube(loc)
+        doc = _root_doc(loc)
+        if doc is not None:
+            _cube_attrs(loc, doc)
             return True
         if loc.fs.exists(loc.key("")) and loc.fs.ls(loc.key(""), detail=False):
             raise StoreError(f"{loc}: holds other objects and is not a cube; choose another store URL")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +88,7 @@ def verify(
     frames_per_video: int = 2,
     seed: int = 0,
     storage_options: dict | None = None,
-    on_plan: Callable[[ConversionPlan], None] | None = None,
+    checked: ConversionPlan | None = None,
 ) -> VerifyReport:
     """Compare a random sample of the cube ``target`` with the source folder it was converted from.
 
@@ -97,13 +96,13 @@ def verify(
     compared with the stored frames (bit-equal for the lossless codecs, PSNR >= 40 dB for jpegxl);
     calibrations and FLAME tracking are compared whole, one random point cloud per sequence and
     ``frames_per_video`` SVFR images. A node missing or left incomplete in the cube is a mismatch.
-    Nothing is written. ``seed`` fixes the sample.
+    Nothing is written. ``seed`` fixes the sample. ``checked`` is the plan of the conversion just run
+    (``convert``'s ``on_plan``), which saves probing every source file again; else the source is planned.
     """
     loc = store.locate(target, storage_options)
     store.check_cube(loc)
-    checked = plan(as_path(source), benchmarks, participants, sequences)
-    if on_plan is not None:
-        on_plan(checked)
+    if checked is None:
+        checked = plan(as_path(source), benchmarks, participants, sequences)
     rng = np.random.default_rng(seed)
     report = VerifyReport()
     for part in checked.participants:

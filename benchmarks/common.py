@@ -1,0 +1,64 @@
+"""Pieces the benchmark scripts share: their arguments, the sample workload, timing, and the
+official toolkit's per-frame read path reproduced verbatim (the baseline of several rows)."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import nersemble_cube
+
+SEQ = "nvs/388/sequences/GLASSES"
+
+
+def arguments(doc: str, frames: int, **extra: int) -> argparse.Namespace:
+    """``--frames``, ``--repeats`` (3), ``--workdir`` and the integer options ``extra`` (name: default);
+    ``doc`` is the script's docstring (its first line is the description)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=frames)
+    for name, default in extra.items():
+        ap.add_argument(f"--{name}", type=int, default=default)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workdir", type=Path, default=None, help="keep the generated samples here to reuse them")
+    return ap.parse_args()
+
+
+def workdir(args: argparse.Namespace, name: str) -> Path:
+    return args.workdir or Path(tempfile.mkdtemp(prefix=f"nersemble-bench-{name}-"))
+
+
+def nvs_sample(folder: Path, frames: int, cameras: int = 1, **kwargs) -> Path:
+    """The nvs sample folder (``write_sample``), written only if ``folder`` does not hold it yet."""
+    if not (folder / "nvs").exists():
+        nersemble_cube.write_sample(folder, benchmarks=("nvs",), n_frames=frames, n_cameras=cameras,
+                                    **{"pointcloud_frames": (), **kwargs})
+    return folder
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def toolkit_load_frame(path: str, t: int) -> np.ndarray:
+    """The toolkit's ``VideoFrameLoader.load_frame`` (what ``load_image`` / ``load_alpha_map`` call), verbatim."""
+    import cv2
+
+    video_capture = cv2.VideoCapture(path)
+    video_capture.set(cv2.CAP_PROP_POS_FRAMES, t)
+    success, image = video_capture.read()
+    return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+
+
+def toolkit_composite(src: Path, serial: str, t: int, background: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """What training scripts do per frame today: ``load_image`` and ``load_alpha_map`` (each re-opens and
+    seeks its video), then numpy compositing. Returns (image, alpha) as float64 in [0, 1]."""
+    image = toolkit_load_frame(str(src / SEQ / f"images/cam_{serial}.mp4"), t) / 255.0
+    alpha = toolkit_load_frame(str(src / SEQ / f"alpha_maps/cam_{serial}.mp4"), t)[..., [0]] / 255.0
+    return image * alpha + background * (1 - alpha), alpha
