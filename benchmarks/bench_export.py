@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common import print_table
+
 HEIGHT, WIDTH = 1604, 1100
 
 
@@ -53,7 +55,7 @@ def child_peak(n: int, zip_path: Path) -> dict:
     ffmpeg: ru_maxrss of a forked child would include the forking process's own peak)."""
     peak_file = zip_path.with_suffix(".ffmpeg-peak")
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_export as b, json;"
-            "import nersemble_cube.export as ex; orig = ex.encode_command;"
+            "import nersemble_cube.submission.export as ex; orig = ex.encode_command;"
             f"ex.encode_command = lambda *a: ['/usr/bin/time', '-f', '%M', '-o', {str(peak_file)!r}] + orig(*a);"
             f"from pathlib import Path; b.export_once({n}, Path({str(zip_path)!r}));"
             "print(int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]))")
@@ -64,7 +66,7 @@ def child_peak(n: int, zip_path: Path) -> dict:
 
 def rows(frames: int, repeats: int, work: Path) -> list[tuple[str, str, str, str]]:
     """The export rows of the suite's table."""
-    from nersemble_cube.export import encode_command
+    from nersemble_cube.submission.export import encode_command
 
     raw = work / "frames.rgb"
     with raw.open("wb") as f:
@@ -101,10 +103,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="nersemble-bench-export-") as tmp:
         table = rows(args.frames, args.repeats, Path(tmp))
-    print(f"\nworkload: one nvs camera, {args.frames} frames of {WIDTH}x{HEIGHT}, dask-backed, medians of {args.repeats}\n")
-    print("| path | ours | baseline (same run) | ratio |\n|---|---|---|---|")
-    for row in table:
-        print("| " + " | ".join(row) + " |")
+    print_table(f"one nvs camera, {args.frames} frames of {WIDTH}x{HEIGHT}, dask-backed, medians of {args.repeats}",
+                table)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import nersemble_cube
-from nersemble_cube.nerf import export_nerf
+from nersemble_cube.training.nerf import export_nerf
 
 from common import SEQ, arguments, nvs_sample, timed, toolkit_composite, workdir
 

@@ -21,7 +21,7 @@ import numpy as np
 import nersemble_cube
 from nersemble_cube.preprocess import Steps, preprocess
 
-from common import SEQ, arguments, nvs_sample, timed, toolkit_composite, workdir
+from common import SEQ, arguments, nvs_sample, print_table, timed, toolkit_composite, workdir
 
 PEAK = "print(int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]) / 1024)"
 
@@ -72,10 +72,7 @@ def main() -> None:
         peaks.append(float(res.stdout.strip().splitlines()[-1]))
     rows.append((f"peak memory, {args.frames // 3} / {args.frames} frames", f"{peaks[0]:.0f} / {peaks[1]:.0f} MiB", "-",
                  f"{peaks[1] / peaks[0]:.2f}x"))
-    print(f"\nworkload: one nvs camera (1100x1604), composite on white + downscale 2, medians of {args.repeats}\n")
-    print("| path | ours | baseline (same run) | ratio |\n|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(f"one nvs camera (1100x1604), composite on white + downscale 2, medians of {args.repeats}", rows)
 
 
 if __name__ == "__main__":

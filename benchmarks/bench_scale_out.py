@@ -14,17 +14,14 @@ per-point costs to the benchmark's sizes (toolkit README: nvs 3516 frames x 13 c
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
-import threading
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import nersemble_cube
-from nersemble_cube.converters.pcd import probe_pcd
+from nersemble_cube.source.converters.pcd import probe_pcd
+from nersemble_cube.testing import serve_folder
 
 from common import SEQ, arguments, nvs_sample, timed, workdir
 
@@ -41,53 +38,20 @@ def convert_time(src: Path, work: Path, repeats: int, **kwargs) -> float:
     return statistics.median(times)
 
 
-class CountingHandler(SimpleHTTPRequestHandler):
-    """Static files with single byte ranges; records (path, body bytes) per request."""
-
-    log: list = []
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        path = self.translate_path(self.path)
-        rng = self.headers.get("Range")
-        if not os.path.isfile(path):
-            self.send_error(404)
-            return
-        data = Path(path).read_bytes()
-        if rng:
-            start, end = rng.removeprefix("bytes=").split("-")
-            if start == "":
-                data = data[-int(end):]
-            else:
-                data = data[int(start):int(end) + 1 if end else None]
-        self.send_response(206 if rng else 200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        self.log.append((self.path, len(data)))
-
-
 def http_figures(cube: Path) -> dict[str, float]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(CountingHandler, directory=str(cube.parent)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/{cube.name}"
-    try:
-        CountingHandler.log = []
+    with serve_folder(cube.parent) as served:
+        url = f"{served.url}/{cube.name}"
         tree = nersemble_cube.open(url)
-        opened = list(CountingHandler.log)
+        opened = list(served.gets)
         serial = str(tree[SEQ].camera.values[0])
         tree[SEQ].images.sel(camera=serial, time=1).values
-        frame = CountingHandler.log[len(opened):]
-        CountingHandler.log = []
+        frame = served.gets[len(opened):]
+        before = len(served.gets)
         nersemble_cube.read_frame(url, SEQ, serial, 1)
-        cheap = list(CountingHandler.log)
-    finally:
-        server.shutdown()
-    return {"open_requests": len(opened), "open_bytes": sum(b for _, b in opened),
-            "frame_requests": len(frame), "frame_bytes": sum(b for _, b in frame),
-            "read_frame_requests": len(cheap), "read_frame_bytes": sum(b for _, b in cheap)}
+        cheap = served.gets[before:]
+    return {"open_requests": len(opened), "open_bytes": sum(r.nbytes for r in opened),
+            "frame_requests": len(frame), "frame_bytes": sum(r.nbytes for r in frame),
+            "read_frame_requests": len(cheap), "read_frame_bytes": sum(r.nbytes for r in cheap)}
 
 
 def main() -> None:

@@ -36,8 +36,10 @@ import numpy as np
 
 import nersemble_cube
 from nersemble_cube import StorageSpec, convert, write_sample
-from nersemble_cube.access import stored_bytes
-from nersemble_cube.codecs import CODECS
+from nersemble_cube.cube.store import stored_bytes
+from nersemble_cube.cube.storage import CODECS
+
+from common import print_table
 
 HERE = Path(__file__).parent
 SEQ = "nvs/388/sequences/GLASSES"
@@ -231,11 +233,9 @@ def main() -> None:
 
     for p in list(work.glob("cube-*.zarr")) + list(work.glob("mem-*.zarr")):
         shutil.rmtree(p, ignore_errors=True)
-    print(f"\nworkload: nvs sample, {args.cameras} cameras x {args.frames} frames at 1100x1604 (images + alpha = "
-          f"{len(videos)} videos), {args.workers} workers, medians of {args.repeats} runs / {args.reads} reads\n")
-    print("| path | ours | baseline (same run) | ratio |\n|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(f"nvs sample, {args.cameras} cameras x {args.frames} frames at 1100x1604 (images + alpha = "
+                f"{len(videos)} videos), {args.workers} workers, medians of {args.repeats} runs / {args.reads} reads",
+                rows)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,15 @@ def nvs_sample(folder: Path, frames: int, cameras: int = 1, **kwargs) -> Path:
     return folder
 
 
+def print_table(workload: str, rows: list[tuple[str, ...]]) -> None:
+    """The benchmark's figures as a markdown table (path, ours, baseline in the same run, ratio) under a
+    line saying what was measured."""
+    print(f"\nworkload: {workload}\n")
+    print("| path | ours | baseline (same run) | ratio |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import nersemble_cube
-from nersemble_cube.sample import render
+from nersemble_cube.source.sample import render
 
 work = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
 bench = nersemble_cube.write_sample(work / "benchmark", benchmarks=("mono_flame_avatar",),

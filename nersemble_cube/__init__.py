@@ -1,20 +1,26 @@
-"""nersemble-cube: NeRSemble benchmark downloads as chunked, labeled, lazily readable zarr cubes."""
+"""nersemble-cube: NeRSemble benchmark downloads as chunked, labeled, lazily readable zarr cubes.
+
+The package's folders are its layers (docs/architecture.md): :mod:`.source` (download folders) ->
+:mod:`.cube` (schema, store, codecs, reading) -> :mod:`.conversion` -> the access layer
+(:mod:`.accessor`, :mod:`.preprocess`, :mod:`.compat`, :mod:`.preview`) -> :mod:`.submission` ->
+:mod:`.training`; :mod:`.cli` is a thin shell over them.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from . import accessor  # noqa: E402,F401 - registers ds.nersemble
-from .access import flame_tracking, load_pointcloud, open, read_frame, summary  # noqa: E402,A004
-from .codecs import StorageSpec  # noqa: E402
-from .convert import ConversionReport, convert  # noqa: E402
-from .converters.flame import FlameTracking  # noqa: E402
-from .errors import NersembleCubeError, PredictionError, SourceError, StoreError  # noqa: E402
-from .export import ExportReport, SvfrMesh, export_submission  # noqa: E402
-from .prediction import prediction_template, write_frames  # noqa: E402
-from .preprocess import Steps, preprocess  # noqa: E402
-from .sample import write_sample  # noqa: E402
-from .validate import ValidationReport, validate_submission  # noqa: E402
+from . import accessor  # noqa: F401 - registers ds.nersemble
+from ._version import __version__
+from .conversion import ConversionReport, convert
+from .cube.access import flame_tracking, load_pointcloud, open, read_frame  # noqa: A004
+from .cube.storage import StorageSpec
+from .cube.summary import summary
+from .errors import NersembleCubeError, PredictionError, SourceError, StoreError
+from .preprocess import Steps, preprocess
+from .source.converters.flame import FlameTracking
+from .source.sample import write_sample
+from .submission.export import ExportReport, SvfrMesh, export_submission
+from .submission.template import prediction_template, write_frames
+from .submission.validate import ValidationReport, validate_submission
 
 __all__ = [
     "ConversionReport", "ExportReport", "FlameTracking", "NersembleCubeError", "PredictionError", "SourceError",

@@ -16,18 +16,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .errors import NersembleCubeError
+from .cube.scales import as_uint8
+from .cube.scales import downscale as downscale_dataset
+from .errors import SelectionError, UsageError
 
 COLORS = {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128), "gray": (128, 128, 128)}
-
-
-def scale_intrinsics(k: xr.DataArray, factor: float) -> xr.DataArray:
-    """Intrinsics ``(..., 3, 3)`` of images downscaled by ``factor``: fx, fy, cx, cy divided by it
-    (pixel-edge convention: image coordinates map ``x -> x / factor``)."""
-    k = k.copy()
-    k[..., 0, :] = k[..., 0, :] / factor
-    k[..., 1, :] = k[..., 1, :] / factor
-    return k
 
 
 def frame_indices(n_frames: int, fps: float, *, every_nth: int | None = None, target_fps: float | None = None,
@@ -36,48 +29,30 @@ def frame_indices(n_frames: int, fps: float, *, every_nth: int | None = None, ta
     ``every_nth`` frame, or at ``target_fps`` the source frame nearest to each target time
     ``k / target_fps`` (``round(start + k * fps / target_fps)``, halves rounded up), or all of them.
 
-    Raises :class:`NersembleCubeError` for both rules at once, a rule below 1, a target rate above the
-    source's ``fps``, or an empty range."""
+    Raises :class:`UsageError` for both rules at once, a rule below 1 or a target rate above the
+    source's ``fps``, and :class:`SelectionError` for an empty range."""
     stop = n_frames if stop is None else min(stop, n_frames)
     if start < 0 or start >= stop:
-        raise NersembleCubeError(f"no frames in {start}:{stop} (the sequence has frames 0..{n_frames - 1})")
+        raise SelectionError(f"no frames in {start}:{stop} (the sequence has frames 0..{n_frames - 1})")
     if every_nth is not None and target_fps is not None:
-        raise NersembleCubeError("choose every_nth or a target fps, not both")
+        raise UsageError("choose every_nth or a target fps, not both")
     if every_nth is not None:
         if every_nth < 1:
-            raise NersembleCubeError(f"every_nth must be 1 or more, got {every_nth}")
+            raise UsageError(f"every_nth must be 1 or more, got {every_nth}")
         return np.arange(start, stop, every_nth)
     if target_fps is not None:
         if not 0 < target_fps <= fps:
-            raise NersembleCubeError(f"target fps must be in (0, {fps:g}] (the source's), got {target_fps:g}")
+            raise UsageError(f"target fps must be in (0, {fps:g}] (the source's), got {target_fps:g}")
         step = fps / target_fps
         count = int(np.floor((stop - 1 - start) / step + 1e-9)) + 1
         return np.unique(np.minimum(np.floor(start + np.arange(count) * step + 0.5).astype(np.int64), stop - 1))
     return np.arange(start, stop)
 
 
-def _block_mean(var: xr.DataArray, factor: int) -> xr.DataArray:
-    """Mean over ``factor x factor`` pixel blocks (trailing rows/columns dropped), as the sum of the
-    ``factor**2`` strided sub-images divided by ``factor**2``: several times faster than a reshape-mean
-    on full frames, and exact for sums of integers (uint8 frames)."""
-    ny, nx = var.sizes["y"] // factor * factor, var.sizes["x"] // factor * factor
-    total = None
-    for i in range(factor):
-        for j in range(factor):
-            part = var.isel(y=slice(i, ny, factor), x=slice(j, nx, factor))
-            total = part if total is None else total + part
-    return total / np.float32(factor * factor)
-
-
-def _as_uint8(values: xr.DataArray) -> xr.DataArray:
-    """Round to nearest (ties to even, ``np.rint``) and clip into uint8."""
-    return np.rint(values).clip(0, 255).astype(np.uint8)
-
-
 def _background(background, ds: xr.Dataset) -> xr.DataArray:
     if isinstance(background, str):
         if background not in COLORS:
-            raise NersembleCubeError(f"unknown background {background!r}; use {', '.join(COLORS)} or an RGB triple")
+            raise UsageError(f"unknown background {background!r}; use {', '.join(COLORS)} or an RGB triple")
         background = COLORS[background]
     bg = background if isinstance(background, xr.DataArray) else np.asarray(background, dtype=np.float32)
     if isinstance(bg, np.ndarray):
@@ -85,7 +60,7 @@ def _background(background, ds: xr.Dataset) -> xr.DataArray:
             return xr.DataArray(bg, dims=("channel",))
         if bg.shape == (ds.sizes["y"], ds.sizes["x"], 3):
             return xr.DataArray(bg, dims=("y", "x", "channel"))
-        raise NersembleCubeError(f"background must be a colour (3,) or an image (y, x, 3), got {bg.shape}")
+        raise UsageError(f"background must be a colour (3,) or an image (y, x, 3), got {bg.shape}")
     return bg.astype(np.float32)
 
 
@@ -99,7 +74,7 @@ class NersembleAccessor:
     def _need(self, *names: str) -> None:
         missing = [n for n in names if n not in self._ds]
         if missing:
-            raise NersembleCubeError(f"this Dataset has no {', '.join(missing)}; use a sequence node of a cube")
+            raise SelectionError(f"this Dataset has no {', '.join(missing)}; use a sequence node of a cube")
 
     def select_time(self, *, every_nth: int | None = None, fps: float | None = None, start: int = 0,
                     stop: int | None = None) -> xr.Dataset:
@@ -111,7 +86,7 @@ class NersembleAccessor:
         source_fps = float(ds.attrs.get("source_fps", ds.attrs.get("fps", np.nan)))
         times = ds["time"].values
         if fps is not None and not np.isfinite(source_fps):
-            raise NersembleCubeError("this Dataset has no fps attribute; select frames with every_nth")
+            raise SelectionError("this Dataset has no fps attribute; select frames with every_nth")
         pos = frame_indices(len(times), source_fps, every_nth=every_nth, target_fps=fps, start=start, stop=stop)
         out = ds.isel(time=pos)
         new_fps = fps if fps is not None else source_fps / (every_nth or 1)
@@ -132,7 +107,7 @@ class NersembleAccessor:
         a = ds.alpha.astype(np.float32) / np.float32(255)
         out = ds.images.astype(np.float32) * a + _background(background, ds) * (np.float32(1) - a)
         out = out.transpose(*ds.images.dims)
-        images = _as_uint8(out) if dtype == "uint8" else (out / np.float32(255)).astype(np.float32)
+        images = as_uint8(out) if dtype == "uint8" else (out / np.float32(255)).astype(np.float32)
         return ds.assign(images=images.assign_attrs(ds.images.attrs, composited_on=str(background)))
 
     def downscale(self, factor: int) -> xr.Dataset:
@@ -140,17 +115,8 @@ class NersembleAccessor:
         do not fill a block are dropped); uint8 stays uint8 (rounded). Intrinsics are divided by ``factor``."""
         self._need("images", "intrinsics")
         if int(factor) != factor or factor < 1:
-            raise NersembleCubeError(f"downscale factor must be a positive integer, got {factor}")
-        factor = int(factor)
-        ds = self._ds
-        out = {}
-        for name in ("images", "alpha"):
-            if name in ds:
-                var = ds[name]
-                mean = _block_mean(var.astype(np.float32), factor)
-                out[name] = (_as_uint8(mean) if var.dtype == np.uint8 else mean).assign_attrs(var.attrs)
-        result = ds.drop_vars(list(out)).assign(**out, intrinsics=scale_intrinsics(ds.intrinsics, factor))
-        return result.assign_attrs(height=out["images"].sizes["y"], width=out["images"].sizes["x"])
+            raise UsageError(f"downscale factor must be a positive integer, got {factor}")
+        return downscale_dataset(self._ds, int(factor))
 
     def crop(self, box: tuple[int, int, int, int] | dict[str, tuple[int, int]], size: tuple[int, int] | None = None
              ) -> xr.Dataset:
@@ -163,7 +129,7 @@ class NersembleAccessor:
         serials = [str(s) for s in ds.camera.values]
         if isinstance(box, dict):
             if size is None:
-                raise NersembleCubeError("per-camera crops need size=(height, width)")
+                raise UsageError("per-camera crops need size=(height, width)")
             corners = {s: tuple(int(v) for v in box[s]) for s in serials}
             height, width = size
         else:
@@ -172,7 +138,7 @@ class NersembleAccessor:
             height, width = y1 - y0, x1 - x0
         for s, (x0, y0) in corners.items():
             if x0 < 0 or y0 < 0 or x0 + width > ds.sizes["x"] or y0 + height > ds.sizes["y"] or height < 1 or width < 1:
-                raise NersembleCubeError(f"crop of camera {s} ({x0}, {y0}, {x0 + width}, {y0 + height}) leaves the "
+                raise SelectionError(f"crop of camera {s} ({x0}, {y0}, {x0 + width}, {y0 + height}) leaves the "
                                          f"{ds.sizes['x']}x{ds.sizes['y']} image")
         parts = [ds.isel(camera=[i], x=slice(x0, x0 + width), y=slice(y0, y0 + height))
                  for i, (x0, y0) in enumerate(corners[s] for s in serials)]

@@ -1,8 +1,7 @@
 """The ``nersemble-cube`` command line: parses, shows progress, calls the library.
 
-Exit codes: 0 success, 2 bad command-line usage, 3 bad source data (:class:`SourceError`),
-4 bad store (:class:`StoreError`), 5 predictions that cannot be submitted (:class:`PredictionError`),
-6 ``validate`` found an invalid submission, 130 interrupted.
+Exit codes: 0 success, 130 interrupted, 2 bad command-line usage (typer's, or a
+:class:`~nersemble_cube.errors.UsageError`), and each user error's ``exit_code`` (:mod:`.errors`).
 """
 
 from __future__ import annotations
@@ -18,20 +17,24 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from . import access, layout
-from .cluster import SCHEDULERS
-from .codecs import CODECS, StorageSpec
-from .convert import ConversionPlan, ConversionReport
-from .convert import convert as convert_folder
-from .errors import NersembleCubeError
-from .export import export_submission
-from .nerf import export_nerf as export_nerf_folder
-from .prediction import prediction_template
+from .cluster import check_scheduler
+from .conversion.plan import ConversionPlan
+from .conversion.run import ConversionReport
+from .conversion.run import convert as convert_folder
+from .conversion.verify import verify as verify_cube
+from .cube import access
+from .cube.storage import CODECS, StorageSpec
+from .cube.store import stored_bytes
+from .cube.summary import summary
+from .errors import InvalidSubmissionError, NersembleCubeError
 from .preprocess import Steps
 from .preprocess import preprocess as preprocess_cube
-from .sample import write_sample
-from .validate import validate_submission
-from .verify import verify as verify_cube
+from .source import layout
+from .source.sample import participants_by_benchmark, write_sample
+from .submission.export import export_submission
+from .submission.template import prediction_template, template_counts
+from .submission.validate import validate_submission
+from .training.nerf import export_nerf as export_nerf_folder
 
 app = typer.Typer(
     help="NeRSemble benchmark downloads as chunked, labeled, lazily readable zarr data cubes.",
@@ -93,6 +96,11 @@ def _run_convert(source: str | Path, store: str | Path, **kwargs) -> tuple[Conve
 Benchmark = Annotated[Optional[list[str]], typer.Option(
     "--benchmark", "-b", help="Only this benchmark (nvs, mono_flame_avatar, svfr); repeat for several.")]
 Participant = Annotated[Optional[list[int]], typer.Option("--participant", "-p", help="Only this participant id; repeatable.")]
+Store = Annotated[str, typer.Argument(help="A cube written by nersemble-cube convert (a path or an fsspec URL).")]
+Workers = Annotated[Optional[int], typer.Option(help="Tasks run in parallel (default: CPU count).")]
+Scheduler = Annotated[str, typer.Option(
+    help="Where tasks run: threads (here), processes (a local dask.distributed cluster of --workers processes) "
+         "or a dask scheduler address such as tcp://host:8786 (its workers must reach the same paths).")]
 
 
 @app.command()
@@ -112,10 +120,8 @@ def convert(
     frames_per_chunk: Annotated[int, typer.Option(help="Frames per chunk along time (1: fastest random access).")] = 1,
     frames_per_shard: Annotated[int, typer.Option(help="Frames per shard file (0: no sharding, a file per chunk).")] = 32,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo parts that are already complete.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Tasks (videos) run in parallel (default: CPU count).")] = None,
-    scheduler: Annotated[str, typer.Option(
-        help="Where tasks run: threads (here), processes (a local dask.distributed cluster of --workers "
-             "processes) or a dask scheduler address such as tcp://host:8786.")] = "threads",
+    workers: Workers = None,
+    scheduler: Scheduler = "threads",
     scales: Annotated[str, typer.Option(help="Also store reduced-resolution levels, e.g. 1,2,4 (integer factors).")] = "1",
     verify: Annotated[bool, typer.Option("--verify", help="Afterwards re-read 2 random frames of every video (and "
                                          "samples of the rest) and compare with the source; exit 4 on a mismatch.")] = False,
@@ -129,8 +135,7 @@ def convert(
     """
     try:
         storage = StorageSpec(codec, level, frames_per_chunk, frames_per_shard, distance)
-        if scheduler not in SCHEDULERS and "://" not in scheduler:
-            raise ValueError(f"--scheduler is {', '.join(SCHEDULERS)} or an address like tcp://host:8786")
+        check_scheduler(scheduler)
         factors = tuple(int(f) for f in scales.split(","))
         if any(f < 1 for f in factors):
             raise ValueError("scales are positive integers")
@@ -151,8 +156,7 @@ def convert(
             err.print(f"mismatch: {line}", highlight=False)
         out.print(f"verified {checked.checked} samples against the source: "
                   f"{len(checked.mismatches)} mismatches", highlight=False)
-        if not checked.ok:
-            raise typer.Exit(4)
+        checked.raise_for_mismatches()
 
 
 @app.command()
@@ -169,20 +173,11 @@ def sample(
     tracking_v1: Annotated[bool, typer.Option("--tracking-v1", help="Also write the outdated v1 FLAME tracking.")] = False,
 ) -> None:
     """Write a small synthetic benchmark folder, laid out exactly like a real download."""
-    chosen = participant or []
-    by_benchmark = {
-        "nvs": tuple(p for p in chosen if p in dict(layout.NVS_IDS_AND_SEQUENCES)) or (388,),
-        "mono": tuple(p for p in chosen if p in layout.MONO_IDS) or (393,),
-        "svfr": tuple(p for p in chosen if p in layout.SVFR_IMAGE_KEYS) or (17,),
-    }
-    unknown = sorted(set(chosen) - {p for ids in by_benchmark.values() for p in ids})
-    if unknown:
-        raise typer.BadParameter(f"not benchmark participants: {unknown}")
     try:
         write_sample(
-            folder, benchmarks=tuple(benchmark or layout.BENCHMARKS), nvs_participants=by_benchmark["nvs"],
-            mono_participants=by_benchmark["mono"], svfr_participants=by_benchmark["svfr"], n_frames=frames,
-            n_cameras=cameras, pointcloud_frames=tuple(pointcloud_frames or (0,)), tracking_v1=tracking_v1,
+            folder, benchmarks=tuple(benchmark or layout.BENCHMARKS), **participants_by_benchmark(participant or ()),
+            n_frames=frames, n_cameras=cameras, pointcloud_frames=tuple(pointcloud_frames or (0,)),
+            tracking_v1=tracking_v1,
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
@@ -191,13 +186,13 @@ def sample(
 
 @app.command()
 @_user_errors
-def info(store: Annotated[str, typer.Argument(help="A cube written by nersemble-cube convert (path or URL).")]) -> None:
+def info(store: Store) -> None:
     """Print what a cube holds."""
-    out.print(access.summary(access.open(store)), highlight=False)
+    out.print(summary(access.open(store)), highlight=False)
     try:
-        per_benchmark = {b: access.stored_bytes(store, b) for b in layout.BENCHMARKS}
+        per_benchmark = {b: stored_bytes(store, b) for b in layout.BENCHMARKS}
         sizes = [f"{b} {n / 1e6:.1f} MB" for b, n in per_benchmark.items() if n]
-        total = access.stored_bytes(store)
+        total = stored_bytes(store)
     except (OSError, NotImplementedError, ValueError):  # stores that cannot list (http)
         return
     out.print(f"stored: {', '.join(sizes)}; total {total / 1e6:.1f} MB", highlight=False)
@@ -217,7 +212,7 @@ def demo(
     _run_convert(source, store, overwrite=True)
     err.print("3/3 opening the cube lazily")
     tree = access.open(store)
-    out.print(access.summary(tree), highlight=False)
+    out.print(summary(tree), highlight=False)
     ds = tree["nvs/388/sequences/GLASSES"].to_dataset()
     serial = str(ds.camera.values[0])
     t0 = time.perf_counter()
@@ -230,20 +225,20 @@ def demo(
     out.print(f"point cloud of frame 0: {points.shape[0]} points; FLAME tracking of hold-out sequence FREE: "
               f"expression {flame.expression.shape} -> render {flame.n_frames} frames", highlight=False)
     mp4 = sum(f.stat().st_size for f in source.rglob("*.mp4"))
-    out.print(f"mp4s {mp4 / 1e6:.1f} MB -> cube {access.stored_bytes(store) / 1e6:.1f} MB (lossless)", highlight=False)
+    out.print(f"mp4s {mp4 / 1e6:.1f} MB -> cube {stored_bytes(store) / 1e6:.1f} MB (lossless)", highlight=False)
 
 
 @app.command()
 @_user_errors
 def preprocess(
-    store: Annotated[Path, typer.Argument(help="A cube written by nersemble-cube convert.")],
-    out: Annotated[Path, typer.Argument(help="New cube to write.")],
+    store: Store,
+    out: Annotated[str, typer.Argument(help="New cube to write (a path or an fsspec URL).")],
     composite: Annotated[Optional[str], typer.Option(help="Composite onto a background: black, white, grey.")] = None,
     downscale: Annotated[int, typer.Option(min=1, help="Area-average by this integer factor.")] = 1,
     crop_to_alpha: Annotated[Optional[int], typer.Option(
         help="Crop each camera to its foreground in every frame, plus this margin in pixels.")] = None,
     to_float: Annotated[bool, typer.Option("--float", help="Store float32 in [0, 1] instead of uint8.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="dask threads (default: CPU count).")] = None,
+    workers: Workers = None,
 ) -> None:
     """Write a preprocessed copy of a cube (composite, crop, downscale, float), calibration adjusted."""
     steps = Steps(composite, crop_to_alpha, downscale, to_float)
@@ -255,7 +250,7 @@ def preprocess(
 @app.command("export-nerf")
 @_user_errors
 def export_nerf(
-    store: Annotated[str, typer.Argument(help="A cube (path or URL).")],
+    store: Store,
     folder: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write (new or empty).")],
     sequence: Annotated[str, typer.Option("--sequence", "-s", help="BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES.")],
     downscale: Annotated[int, typer.Option(min=1, help="Area-average by this integer factor (2: 802x550 nvs).")] = 1,
@@ -270,7 +265,7 @@ def export_nerf(
     world_frame: Annotated[bool, typer.Option(
         "--world-frame", help="Sequences with FLAME tracking: keep the benchmark's world frame (default: each "
                               "frame's cameras in the FLAME model's frame, so GaussianAvatars' FLAME lines up).")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="dask threads (default: CPU count).")] = None,
+    workers: Workers = None,
 ) -> None:
     """Write a NeRF / 3DGS training folder (images on a background, masks, transforms.json with OpenGL
     camera-to-world poses, FLAME parameters for mono) that GaussianAvatars-style trainers read as it is."""
@@ -296,7 +291,7 @@ def export_nerf(
 @app.command()
 @_user_errors
 def preview(
-    store: Annotated[Path, typer.Argument(help="A cube.")],
+    store: Store,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("preview.png"),
     sequence: Annotated[str, typer.Option(help="Sequence node to show.")] = "nvs/388/sequences/GLASSES",
     frames: Annotated[int, typer.Option(min=1, help="Frames per camera.")] = 4,
@@ -327,7 +322,7 @@ def _benchmark(name: str) -> str:
 @app.command()
 @_user_errors
 def template(
-    cube: Annotated[Path, typer.Argument(help="The cube converted from the benchmark folder.")],
+    cube: Annotated[str, typer.Argument(help="The cube converted from the benchmark folder (a path or an fsspec URL).")],
     benchmark: Annotated[str, typer.Argument(help="nvs or mono_flame_avatar.")],
     store: Annotated[Path, typer.Argument(help="New zarr store for the predictions.")],
 ) -> None:
@@ -337,9 +332,7 @@ def template(
     """
     if benchmark not in ("nvs", "mono_flame_avatar"):
         raise typer.BadParameter("templates exist for nvs and mono_flame_avatar (svfr predictions are meshes)")
-    tree = prediction_template(cube, benchmark, store=store)
-    videos = sum(n.dataset.sizes.get("camera", 0) for n in tree.subtree if "images" in n.dataset)
-    frames = sum(n.dataset.images.shape[0] * n.dataset.images.shape[1] for n in tree.subtree if "images" in n.dataset)
+    videos, frames = template_counts(prediction_template(cube, benchmark, store=store))
     out.print(f"prediction store for {videos} videos ({frames} frames) written: {store}", highlight=False)
 
 
@@ -350,13 +343,15 @@ def export(
     predictions: Annotated[Path, typer.Argument(help="Prediction zarr store (from `template`, filled; svfr: meshes).")],
     zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Submission zip to write.")],
     partial: Annotated[bool, typer.Option("--partial", help="Allow a submission that lacks videos or meshes.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Videos encoded in parallel (default: CPU count).")] = None,
-    scheduler: Annotated[str, typer.Option(
-        help="Where the encoding tasks run: threads, processes (local dask.distributed cluster) or a dask scheduler "
-             "address whose workers share this machine's disk.")] = "threads",
+    workers: Workers = None,
+    scheduler: Scheduler = "threads",
 ) -> None:
     """Write the submission zip (H.264 crf 14 videos, or SVFR meshes) from predictions."""
     _benchmark(benchmark)
+    try:
+        check_scheduler(scheduler)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     with _sized_bar("exporting") as (progress, on_start):
         report = export_submission(predictions, zip_path, benchmark, partial=partial, workers=workers,
                                    scheduler=scheduler,
@@ -370,13 +365,15 @@ def export(
 def validate(
     zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Submission zip to check.")],
     benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="nvs, mono_flame_avatar or svfr.")],
-    cube: Annotated[Optional[Path], typer.Option(help="Cube of the benchmark data, for the expected frame counts.")] = None,
+    cube: Annotated[Optional[str], typer.Option(help="Cube of the benchmark data (a path or an fsspec URL), for the "
+                                                  "expected frame counts.")] = None,
 ) -> None:
     """Check a submission zip offline. Exit 0 only if it is valid (6 if not)."""
     report = validate_submission(zip_path, _benchmark(benchmark), cube=cube)
     out.print(report.format(), highlight=False)
     if not report.valid:
-        raise typer.Exit(6)
+        raise InvalidSubmissionError(f"{zip_path} is not a valid {benchmark} submission ({len(report.issues)} kinds "
+                                     "of issues, listed above)")
 
 
 def main() -> None:  # pragma: no cover - console entry point

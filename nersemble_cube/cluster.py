@@ -20,8 +20,18 @@ from dask.callbacks import Callback
 from .errors import StoreError
 
 Progress = Callable[[int], None]
+"""Called with the number of items (frames, files, meshes, dask tasks) just done; drives progress bars."""
+
 SCHEDULERS = ("threads", "processes")
 """Named schedulers; anything else is a dask.distributed scheduler address such as ``tcp://host:8786``."""
+
+
+def check_scheduler(scheduler: str) -> str:
+    """``scheduler`` if it names one of :data:`SCHEDULERS` or is a scheduler address (``tcp://host:8786``);
+    raises ``ValueError`` saying what is accepted otherwise."""
+    if scheduler not in SCHEDULERS and "://" not in scheduler:
+        raise ValueError(f"--scheduler is {', '.join(SCHEDULERS)} or an address like tcp://host:8786")
+    return scheduler
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import schema
-from .access import as_tree, flame_tracking, load_pointcloud, read_frame
-from .converters.flame import FlameTracking
+from .cube import schema
+from .cube.access import as_tree, flame_tracking, load_pointcloud, read_frame
+from .source.converters.flame import FlameTracking
 
 
 @dataclass

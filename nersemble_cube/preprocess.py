@@ -16,12 +16,13 @@ import dask
 import xarray as xr
 
 from . import accessor  # noqa: F401 - registers ds.nersemble
-from .access import open as open_cube
-from .cluster import DaskProgress
-from .codecs import StorageSpec
+from .cluster import DaskProgress, Progress
+from .cube.access import open as open_cube
+from .cube.location import Location, locate
+from .cube.schema import encoding
+from .cube.storage import StorageSpec
+from .cube.store import check_target, consolidate, mark_complete, prepare_target, set_attrs
 from .errors import StoreError
-from .schema import encoding
-from .store import Location, check_target, consolidate, locate, mark_complete, prepare_target, set_attrs
 
 OUTPUT_STORAGE = StorageSpec("zstd", frames_per_shard=0)
 
@@ -49,7 +50,7 @@ class Steps:
 
 
 def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int | None = None,
-               progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None) -> Path | Location:
+               progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> Path | Location:
     """Write ``steps`` applied to every sequence of the cube ``store`` into the new cube ``out``.
 
     ``workers`` dask threads (default: CPU count). ``on_start`` gets the number of dask tasks,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .access import open as open_cube
+from .cube.access import open as open_cube
 from .errors import StoreError
 
 

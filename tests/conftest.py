@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from nersemble_cube import convert, layout, write_sample
+from nersemble_cube import convert, write_sample
+from nersemble_cube.source import layout
+
+CLI = [sys.executable, "-m", "nersemble_cube.cli"]
+"""The command line as a user runs it (a fresh process)."""
+
+
+def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    """``nersemble-cube ARGS`` in a subprocess: real exit code, stdout and stderr as printed."""
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 N_FRAMES = 5
 N_CAMERAS = 3  # nvs train cameras in the shared sample (the full 13-camera layout has its own test)

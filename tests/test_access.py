@@ -8,7 +8,7 @@ import zarr
 from zarr.storage import LocalStore, WrapperStore
 
 import nersemble_cube
-from nersemble_cube.access import IncompleteCubeWarning
+from nersemble_cube.cube.access import IncompleteCubeWarning
 from nersemble_cube.errors import StoreError
 from nersemble_cube import convert
 
@@ -83,7 +83,8 @@ def test_incomplete_conversion_warns(sample_dir, tmp_path):
     convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"])
     zarr.open_group(str(target), path="mono_flame_avatar/393/sequences/EXP-1-head", mode="r+",
                     use_consolidated=False).attrs["complete"] = False
-    from nersemble_cube.store import consolidate, locate
+    from nersemble_cube.cube.location import locate
+    from nersemble_cube.cube.store import consolidate
     consolidate(locate(target))
     with pytest.warns(IncompleteCubeWarning, match="EXP-1-head"):
         nersemble_cube.open(target)

@@ -6,14 +6,13 @@ import zarr
 
 import nersemble_cube
 from nersemble_cube import StorageSpec, convert
-from nersemble_cube.codecs import JpegXlCodec, encoded_size
+from nersemble_cube.conversion import estimate
+from nersemble_cube.cube.codecs import JpegXlCodec
+from nersemble_cube.cube.storage import encoded_size
 from nersemble_cube.errors import StoreError
 
 from conftest import N_FRAMES, decode_pyav, psnr
 
-import importlib
-
-convert_mod = importlib.import_module("nersemble_cube.convert")
 SEQ = "mono_flame_avatar/393/sequences/EXP-1-head"
 
 
@@ -61,7 +60,7 @@ def test_jpegxl_preset_converts_near_the_mp4(sample_dir, tmp_path):
 
 def test_a_disk_too_small_is_refused_before_writing(sample_dir, tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(convert_mod.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 3 * 10**6, 3 * 10**6))
+    monkeypatch.setattr(estimate.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 3 * 10**6, 3 * 10**6))
     with pytest.raises(StoreError, match=r"needs about 0\.\d GB with --codec zstd but only 0.0 GB are free; "
                                          r"--codec jpegxl \(~0.0 GB\) would fit"):
         convert(sample_dir, tmp_path / "c.zarr", benchmarks=["nvs"])

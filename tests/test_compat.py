@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from nersemble_cube import compat, layout
-from nersemble_cube.converters.pcd import colors_as_float, read_pcd
+from nersemble_cube import compat
+from nersemble_cube.source import layout
+from nersemble_cube.source.converters.pcd import colors_as_float, read_pcd
 
 from conftest import N_FRAMES, decode_pyav
 from toolkit import benchmark_data

@@ -7,9 +7,10 @@ import pytest
 import zarr
 
 import nersemble_cube
-from nersemble_cube import StorageSpec, convert, layout
+from nersemble_cube import StorageSpec, convert
+from nersemble_cube.source import layout
 from nersemble_cube.errors import SourceError, StoreError
-from nersemble_cube.sample import write_sample
+from nersemble_cube.source.sample import write_sample
 
 from conftest import N_CAMERAS, N_FRAMES, decode_pyav, tree_digest
 
@@ -147,15 +148,32 @@ def test_corrupt_mp4(mono_copy, tmp_path):
     _assert_nothing_written(tmp_path / "c.zarr")
 
 
-def test_truncated_mp4_leaves_no_complete_sequence(mono_copy, tmp_path):
+def test_truncated_mp4_is_refused_before_writing(mono_copy, tmp_path):
     video = mono_copy / SEQ / "alpha_maps/cam_222200037.mp4"
     data = video.read_bytes()
-    video.write_bytes(data[: len(data) * 2 // 3])
+    video.write_bytes(data[: len(data) * 2 // 3])  # the index (moov) at the end is cut off: the probe fails
     target = tmp_path / "c.zarr"
-    with pytest.raises(SourceError, match="cam_222200037.mp4"):
+    with pytest.raises(SourceError, match="cam_222200037.mp4: not a readable video"):
         convert(mono_copy, target)
-    if target.exists():  # failed while decoding: the half-written sequence is gone
-        assert not (target / SEQ).exists()
+    _assert_nothing_written(target)
+
+
+def test_a_file_found_bad_while_writing_removes_its_half_written_node(sample_dir, tmp_path):
+    """An ascii point cloud whose header is fine but whose rows are cut short passes the plan (which reads
+    headers only) and fails in its task: its node is removed (it cannot be resumed), the nodes written before
+    it stay complete."""
+    source = tmp_path / "bench"
+    shutil.copytree(sample_dir / "nvs", source / "nvs")
+    cloud = source / "nvs/388/sequences/GLASSES/pointclouds/frame_00003.pcd"
+    header, _, _ = cloud.read_bytes().partition(b"DATA binary\n")
+    rows = "\n".join(" ".join(["1"] * 7) for _ in range(100))  # x y z, normal, packed rgb: 100 of 5000 points
+    cloud.write_bytes(header + b"DATA ascii\n" + rows.encode())
+    target = tmp_path / "c.zarr"
+    group = "nvs/388/sequences/GLASSES/pointclouds"
+    with pytest.raises(SourceError, match=f"frame_00003.pcd: .*the half-written {group} was removed"):
+        convert(source, target, workers=1)
+    assert not (target / group).exists()
+    assert zarr.open_group(target, path="nvs/388/calibration", mode="r").attrs["complete"] is True
 
 
 def test_cameras_with_different_frame_counts(mono_copy, tmp_path):

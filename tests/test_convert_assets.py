@@ -9,12 +9,14 @@ import zarr
 from zarr.storage import LocalStore
 
 import nersemble_cube
-from nersemble_cube import convert, layout, schema
-from nersemble_cube.converters.flame import SHAPES, read_flame_tracking
-from nersemble_cube.converters.pcd import colors_as_float, read_pcd
+from nersemble_cube import convert
+from nersemble_cube.cube import schema
+from nersemble_cube.source import layout
+from nersemble_cube.source.converters.flame import SHAPES, read_flame_tracking
+from nersemble_cube.source.converters.pcd import colors_as_float, read_pcd
 from nersemble_cube.errors import SourceError
-from nersemble_cube.sample import pointcloud, write_sample
-from nersemble_cube.converters.pcd import write_pcd
+from nersemble_cube.source.sample import pointcloud, write_sample
+from nersemble_cube.source.converters.pcd import write_pcd
 
 from conftest import N_FRAMES, POINTCLOUD_FRAMES, decode_pyav
 from test_access import CountingStore
@@ -193,15 +195,15 @@ def test_npz_with_nan(full_copy, tmp_path):
 
 
 def test_tracking_with_other_frame_count_than_the_video(full_copy, tmp_path):
-    from nersemble_cube.converters.flame import write_flame_tracking
-    from nersemble_cube.sample import flame_tracking
+    from nersemble_cube.source.converters.flame import write_flame_tracking
+    from nersemble_cube.source.sample import flame_tracking
     path = full_copy / "mono_flame_avatar/393/sequences/EXP-1-head/tracking/flame2023_tracking_v2.npz"
     write_flame_tracking(path, flame_tracking(N_FRAMES + 1, seed=0))
     _refused(full_copy, tmp_path, rf"has {N_FRAMES + 1} frames but the videos of .*EXP-1-head have {N_FRAMES}")
 
 
 def test_png_of_the_wrong_size(full_copy, tmp_path):
-    from nersemble_cube.converters.image import write_png
+    from nersemble_cube.source.converters.image import write_png
     path = next((full_copy / "svfr").rglob("rgb.png"))
     write_png(path, np.zeros((256, 256, 3), np.uint8))
     _refused(full_copy, tmp_path, re.escape(f"{path.parent.name}/rgb.png: image is 256x256, expected 512x512"))

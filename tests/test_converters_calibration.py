@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from nersemble_cube.converters.calibration import read_calibration
+from nersemble_cube.source.converters.calibration import read_calibration
 from nersemble_cube.errors import SourceError
 
 

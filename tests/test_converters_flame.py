@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from nersemble_cube.converters.flame import SHAPES, FlameTracking, read_flame_tracking, write_flame_tracking
+from nersemble_cube.source.converters.flame import SHAPES, FlameTracking, read_flame_tracking, write_flame_tracking
 from nersemble_cube.errors import SourceError
-from nersemble_cube.sample import flame_tracking
+from nersemble_cube.source.sample import flame_tracking
 
 
 def _arrays(n=6):

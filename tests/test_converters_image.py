@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nersemble_cube.converters.image import png_size, read_png, write_png
+from nersemble_cube.source.converters.image import png_size, read_png, write_png
 from nersemble_cube.errors import SourceError
 
 from conftest import decode_pyav

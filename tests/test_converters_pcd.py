@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nersemble_cube.converters.pcd import PointCloud, colors_as_float, read_pcd, write_pcd
+from nersemble_cube.source.converters.pcd import PointCloud, colors_as_float, read_pcd, write_pcd
 from nersemble_cube.errors import SourceError
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nersemble_cube.converters.video import iter_frames, probe
+from nersemble_cube.source.converters.video import iter_frames, probe
 from nersemble_cube.errors import SourceError
 
 from conftest import N_FRAMES, decode_pyav

@@ -12,11 +12,12 @@ import trimesh
 import xarray as xr
 
 import nersemble_cube
-from nersemble_cube import layout
+from nersemble_cube.source import layout
 from nersemble_cube.errors import PredictionError
-from nersemble_cube.export import SvfrMesh, export_submission, svfr_image_keys
-from nersemble_cube.prediction import prediction_template, write_frames
-from nersemble_cube.validate import validate_submission
+from nersemble_cube.submission.export import SvfrMesh, export_submission
+from nersemble_cube.submission.rules import svfr_image_keys
+from nersemble_cube.submission.template import prediction_template, write_frames
+from nersemble_cube.submission.validate import validate_submission
 
 from conftest import FULL_FRAMES, decode_pyav, pattern, psnr
 from toolkit import submission_data

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from nersemble_cube import layout
+from nersemble_cube.source import layout
 from nersemble_cube.errors import SourceError
 
 

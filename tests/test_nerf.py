@@ -1,21 +1,19 @@
 """Temporal selection and NeRF / 3DGS folders (GaussianAvatars / VHAP layout) from a cube."""
 
 import json
-import subprocess
-import sys
 
 import imagecodecs
 import numpy as np
 import pytest
 
 import nersemble_cube
-from nersemble_cube import layout
+from nersemble_cube.source import layout
 from nersemble_cube.accessor import frame_indices
 from nersemble_cube.errors import NersembleCubeError, StoreError
-from nersemble_cube.nerf import euler_xyz, export_nerf, world_2_cam_from_opengl
-from nersemble_cube.sample import head_centre
+from nersemble_cube.training.nerf import euler_xyz, export_nerf, world_2_cam_from_opengl
+from nersemble_cube.source.sample import head_centre
 
-from conftest import N_FRAMES
+from conftest import N_FRAMES, run_cli
 
 SEQ = "nvs/388/sequences/GLASSES"
 
@@ -225,13 +223,11 @@ def test_refusals(cube, tmp_path):
 
 
 def test_cli(cube, tmp_path):
-    res = subprocess.run([sys.executable, "-m", "nersemble_cube.cli", "export-nerf", str(cube), str(tmp_path / "o"),
-                          "-s", "nvs/388/GLASSES", "--fps", "25", "--camera", "222200042", "--downscale", "4",
-                          "--frames", f"1:{N_FRAMES}"], capture_output=True, text=True)
+    res = run_cli("export-nerf", cube, tmp_path / "o", "-s", "nvs/388/GLASSES", "--fps", "25", "--camera", "222200042",
+                  "--downscale", "4", "--frames", f"1:{N_FRAMES}")
     assert res.returncode == 0, res.stderr
     assert "1 cameras x 2 frames (source frames [1, 4])" in res.stdout
     db = json.loads((tmp_path / "o" / "transforms.json").read_text())
     assert {(f["camera_id"], f["w"], f["h"]) for f in db["frames"]} == {("222200042", 275, 401)}
-    bad = subprocess.run([sys.executable, "-m", "nersemble_cube.cli", "export-nerf", str(cube), str(tmp_path / "p"),
-                          "-s", "nvs/388/GLASSES", "--fps", "25", "--every-nth", "2"], capture_output=True, text=True)
+    bad = run_cli("export-nerf", cube, tmp_path / "p", "-s", "nvs/388/GLASSES", "--fps", "25", "--every-nth", "2")
     assert bad.returncode == 2

@@ -1,8 +1,8 @@
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+
+from conftest import run_cli
 
 pytest.importorskip("matplotlib")
 
@@ -25,6 +25,5 @@ def test_contact_sheet_and_rig(cube, tmp_path):
 
 
 def test_preview_cli_errors(cube, tmp_path):
-    res = subprocess.run([sys.executable, "-m", "nersemble_cube.cli", "preview", str(cube), "--sequence", "nvs/999/x",
-                          "--out", str(tmp_path / "p.png")], capture_output=True, text=True)
+    res = run_cli("preview", cube, "--sequence", "nvs/999/x", "--out", tmp_path / "p.png")
     assert res.returncode == 4 and "no sequence 'nvs/999/x'" in res.stderr and "Traceback" not in res.stderr

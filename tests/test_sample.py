@@ -4,8 +4,9 @@ import av
 import numpy as np
 import pytest
 
-from nersemble_cube import layout, write_sample
-from nersemble_cube.sample import HEAD_RADIUS, head_centre
+from nersemble_cube import write_sample
+from nersemble_cube.source import layout
+from nersemble_cube.source.sample import HEAD_RADIUS, head_centre
 
 from conftest import N_FRAMES, decode_pyav
 
@@ -106,7 +107,7 @@ def test_svfr_layout_matches_the_downloader(tmp_path):
 
 def test_pointclouds_speak_open3d_dialect_and_lie_on_the_head(sample_dir):
     from pathlib import Path
-    from nersemble_cube.converters.pcd import read_pcd
+    from nersemble_cube.source.converters.pcd import read_pcd
     path = sample_dir / "nvs/388/sequences/GLASSES/pointclouds/frame_00003.pcd"
     fixture = Path(__file__).parent / "fixtures/open3d_binary.pcd"
     header = lambda p: [ln for ln in p.read_bytes().split(b"DATA")[0].split(b"\n") if not ln.startswith((b"WIDTH", b"POINTS"))]
@@ -128,3 +129,14 @@ def test_tracking_npz_has_the_toolkit_keys_shapes_and_dtypes(sample_dir):
     np.testing.assert_allclose(r @ np.swapaxes(r, 1, 2), np.broadcast_to(np.eye(3), r.shape), atol=1e-6)
     angle = np.arccos(np.clip((np.trace(r, axis1=1, axis2=2) - 1) / 2, -1, 1))
     np.testing.assert_allclose(angle, np.linalg.norm(npz["rotation"], axis=1), atol=1e-5)
+
+
+def test_participants_are_sorted_into_their_benchmarks():
+    from nersemble_cube.source.sample import participants_by_benchmark
+
+    assert participants_by_benchmark([393, 17, 422, 404]) == {
+        "nvs_participants": (422,), "mono_participants": (393, 404), "svfr_participants": (17,)}
+    assert participants_by_benchmark() == {"nvs_participants": (388,), "mono_participants": (393,),
+                                           "svfr_participants": (17,)}
+    with pytest.raises(ValueError, match=r"not benchmark participants: \[5, 999\]"):
+        participants_by_benchmark([999, 388, 5])

@@ -4,15 +4,11 @@ the writer lock, and a second zarr v3 implementation reading the cube."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -20,9 +16,10 @@ import pytest
 import nersemble_cube
 from nersemble_cube import convert
 from nersemble_cube.errors import StoreError
-from nersemble_cube.store import writer_lock
+from nersemble_cube.testing import serve_folder
+from nersemble_cube.cube.lock import writer_lock
 
-from conftest import store_contents
+from conftest import CLI, store_contents
 
 SEQ = "nvs/388/sequences/GLASSES"
 
@@ -37,69 +34,17 @@ def test_distributed_conversion_equals_the_threaded_one(sample_dir, cube, tmp_pa
 
 # ---- http ---------------------------------------------------------------------------------------------------------
 
-class _RangeHandler(SimpleHTTPRequestHandler):
-    """A static file server that honours single byte ranges (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``),
-    as object stores and CDNs do, and counts requests and body bytes."""
-
-    log: list = []
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def send_head(self):
-        path = self.translate_path(self.path)
-        header = self.headers.get("Range")
-        if not header or not os.path.isfile(path):
-            return super().send_head()
-        size = os.path.getsize(path)
-        start, end = header.removeprefix("bytes=").split("-")
-        if start == "":
-            first, last = max(0, size - int(end)), size - 1
-        else:
-            first, last = int(start), min(int(end) if end else size - 1, size - 1)
-        f = open(path, "rb")  # noqa: SIM115 - closed by the base class after copying
-        f.seek(first)
-        self.send_response(206)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
-        self.send_header("Content-Length", str(last - first + 1))
-        self.end_headers()
-        self._remaining = last - first + 1
-        return _Limited(f, last - first + 1)
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.log.append(self.path)
-        super().do_GET()
-
-
-class _Limited:
-    def __init__(self, f, n):
-        self.f, self.n = f, n
-
-    def read(self, size=-1):
-        size = self.n if size < 0 else min(size, self.n)
-        data = self.f.read(size)
-        self.n -= len(data)
-        return data
-
-    def close(self):
-        self.f.close()
-
-
 @pytest.fixture
 def http_cube(cube):
-    handler = partial(_RangeHandler, directory=str(cube.parent))
-    _RangeHandler.log = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/{cube.name}", _RangeHandler.log
-    server.shutdown()
+    """The cube behind a Range-capable static server on loopback (:func:`nersemble_cube.testing.serve_folder`)."""
+    with serve_folder(cube.parent) as served:
+        yield f"{served.url}/{cube.name}", served
 
 
 def test_open_over_http_reads_one_frame_with_a_few_requests(cube, http_cube):
-    url, log = http_cube
+    url, served = http_cube
     tree = nersemble_cube.open(url)
+    log = [r.path for r in served.gets]
     opened = len(log)
     # the root zarr.json (consolidated metadata: no listing, no per-node metadata) and one request per
     # dimension coordinate (serials, frame indices...) of each node, which xarray loads into indexes
@@ -110,7 +55,7 @@ def test_open_over_http_reads_one_frame_with_a_few_requests(cube, http_cube):
     assert opened == 2 + len(index_coords), log
     serial = str(tree[SEQ].camera.values[1])
     frame = tree[SEQ].images.sel(camera=serial, time=2).values
-    requests = log[opened:]
+    requests = [r.path for r in served.gets][opened:]
     assert len(requests) <= 2, requests  # the shard index and the frame's bytes
     assert all("/images/" in r for r in requests)
     np.testing.assert_array_equal(frame, nersemble_cube.open(cube)[SEQ].images.sel(camera=serial, time=2).values)
@@ -186,7 +131,7 @@ def test_convert_into_and_read_from_s3(sample_dir, cube, s3):
 # ---- crash safety -------------------------------------------------------------------------------------------------
 
 def _convert_cmd(source, target) -> list[str]:
-    return [sys.executable, "-m", "nersemble_cube.cli", "convert", str(source), str(target), "--workers", "2"]
+    return [*CLI, "convert", str(source), str(target), "--workers", "2"]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])

@@ -2,19 +2,19 @@
 
 import io
 import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import pytest
 
-from nersemble_cube import layout
+from nersemble_cube.source import layout
 from nersemble_cube.errors import PredictionError
-from nersemble_cube.export import encode_command, export_submission, svfr_image_keys
-from nersemble_cube.prediction import prediction_template
-from nersemble_cube.validate import is_unsafe, validate_submission
+from nersemble_cube.submission.export import encode_command, export_submission
+from nersemble_cube.submission.rules import is_unsafe, svfr_image_keys
+from nersemble_cube.submission.template import prediction_template
+from nersemble_cube.submission.validate import validate_submission
 
-from conftest import FULL_FRAMES, pattern
+from conftest import FULL_FRAMES, pattern, run_cli
 from test_export import _svfr_predictions, fill
 from toolkit import submission_data
 
@@ -129,15 +129,13 @@ def test_not_a_zip(tmp_path):
 
 
 def test_cli_template_export_validate(full_cube, tmp_path):
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "nersemble_cube.cli", *map(str, args)], capture_output=True, text=True)
-
+    run = run_cli
     res = run("template", full_cube, "mono_flame_avatar", tmp_path / "pred.zarr")
     assert res.returncode == 0, res.stderr
     assert "prediction store for 80 videos (400 frames) written" in res.stdout
     res = run("export", "mono_flame_avatar", tmp_path / "pred.zarr", tmp_path / "sub.zip")
     assert res.returncode == 5 and "frames never written" in res.stderr and "Traceback" not in res.stderr
-    from nersemble_cube.prediction import write_frames
+    from nersemble_cube.submission.template import write_frames
     for p in layout.MONO_IDS:
         for s in layout.MONO_SEQUENCES_TEST:
             for c in [layout.MONO_TRAIN_SERIAL, *layout.MONO_HOLD_OUT_SERIALS]:

@@ -29,19 +29,13 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import layout
-from .cluster import Runner, Task, runner
-from .converters.video import ffmpeg_exe
-from .errors import PredictionError
-from .prediction import expected_videos, video_path
-from .store import is_consolidated, locate
-
-CRF = 14
-FLAME_VERTICES = 5023
-SVFR_TASKS = ("posed", "neutral")
-
-Progress = Callable[[int], None]
-"""Called with the number of frames (or SVFR meshes) just written."""
+from ..cluster import Progress, Runner, Task, runner
+from ..cube.location import locate
+from ..cube.store import is_consolidated
+from ..errors import PredictionError
+from ..source.converters.video import ffmpeg_exe
+from .rules import (CODEC, CRF, FLAME_VERTICES, LANDMARKS_SHAPE, PIX_FMT, SVFR_TASKS, check_benchmark,
+                    expected_videos, fps, frame_size, svfr_entries, svfr_image_keys, video_path)
 
 
 @dataclass(frozen=True)
@@ -98,7 +92,7 @@ def video_jobs(predictions: xr.DataTree, benchmark: str, partial: bool = False,
     dims, shape or dtype, a frame count other than the template's, or frames never written.
     """
     expected = expected_videos(benchmark)
-    height, width = layout.FRAME_SIZE[benchmark]
+    height, width = frame_size(benchmark)
     declared = predictions.attrs.get("benchmark")
     if declared is not None and declared != benchmark:
         raise PredictionError(f"these predictions are a {declared} template, not {benchmark}")
@@ -136,8 +130,8 @@ def video_jobs(predictions: xr.DataTree, benchmark: str, partial: bool = False,
                 raise PredictionError(
                     f"{store}: {node.path.strip('/')} camera {serials[c]} has {len(frames)} frames never written "
                     f"(first: {frames[:5]}){more}; fill them with write_frames")
-        fps = float(node.attrs.get("fps", layout.FPS[benchmark]))
-        jobs += [VideoJob(key[0], key[1], s, images.isel(camera=i), fps) for i, s in enumerate(serials)]
+        rate = float(node.attrs.get("fps", fps(benchmark)))
+        jobs += [VideoJob(key[0], key[1], s, images.isel(camera=i), rate) for i, s in enumerate(serials)]
     present = {j.arcname for j in jobs}
     missing = [video_path(p, s, c) for (p, s), cams in expected.items() for c in cams if video_path(p, s, c) not in present]
     if not jobs:
@@ -162,7 +156,7 @@ def to_uint8(frames: np.ndarray, where: str) -> np.ndarray:
 def encode_command(path: Path, width: int, height: int, fps: float) -> list[str]:
     """The ffmpeg call of mediapy's ``write_video(path, frames, crf=14, fps=fps)`` (what the toolkit uses)."""
     return [ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-vcodec", "rawvideo", "-pix_fmt", "rgb24",
-            "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "-", "-an", "-vcodec", "h264", "-pix_fmt", "yuv420p",
+            "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "-", "-an", "-vcodec", CODEC, "-pix_fmt", PIX_FMT,
             "-vb", "0", "-crf", f"{CRF}", "-y", str(path)]
 
 
@@ -251,11 +245,6 @@ class SvfrMesh:
     landmarks: np.ndarray | None = None
 
 
-def svfr_image_keys() -> dict[str, tuple[int, str, int, str]]:
-    """``"{p_id:03d}/{seq}_{timestep:03d}_{serial}"`` -> (participant, sequence, timestep, serial), all 391."""
-    return {f"{p:03d}/{s}_{t:03d}_{c}": (p, s, t, c) for p, keys in layout.SVFR_IMAGE_KEYS.items() for s, t, c in keys}
-
-
 def svfr_meshes_from_dataset(ds: xr.Dataset) -> dict[str, dict[str, SvfrMesh]]:
     """Read fixed-topology SVFR predictions: per task ``{task}_vertices (image, vertex, xyz)``,
     ``{task}_faces (face, corner)`` (or ``(image, face, corner)``) and optional
@@ -285,13 +274,13 @@ def _check_svfr(meshes: Mapping[str, Mapping[str, SvfrMesh]], partial: bool) -> 
     tasks = {t for per_image in meshes.values() for t in per_image}
     if not tasks or tasks - set(SVFR_TASKS):
         raise PredictionError(f"SVFR predictions need meshes for the tasks {SVFR_TASKS}, got {sorted(tasks)}")
-    missing = [f"{k}/mesh_{t}.ply" for t in SVFR_TASKS if t in tasks for k in valid if t not in meshes.get(k, {})]
+    missing = [svfr_entries(k, t)[0] for t in SVFR_TASKS if t in tasks for k in valid if t not in meshes.get(k, {})]
     if missing and not partial:
         raise PredictionError(f"{len(missing)} meshes are missing (first: {missing[0]}); "
                               "pass partial=True / --partial to submit anyway")
     for key, per_image in meshes.items():
         for task, mesh in per_image.items():
-            where = f"{key}/mesh_{task}.ply"
+            where, landmarks_entry = svfr_entries(key, task)
             v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
             if v.ndim != 2 or v.shape[1] != 3 or len(v) == 0:
                 raise PredictionError(f"{where}: vertices must be a non-empty (n, 3) array, got {v.shape}")
@@ -310,8 +299,8 @@ def _check_svfr(meshes: Mapping[str, Mapping[str, SvfrMesh]], partial: bool) -> 
                     raise PredictionError(
                         f"{where}: loads as {loaded} vertices (trimesh merges duplicate and drops unreferenced "
                         f"vertices, as the toolkit's reader does), so it is not FLAME topology; give the NoW landmarks")
-            elif np.asarray(mesh.landmarks).shape != (7, 3) or not np.isfinite(mesh.landmarks).all():
-                raise PredictionError(f"{key}/landmarks_{task}.npy: must be 7x3 finite NoW landmarks, "
+            elif np.asarray(mesh.landmarks).shape != LANDMARKS_SHAPE or not np.isfinite(mesh.landmarks).all():
+                raise PredictionError(f"{landmarks_entry}: must be 7x3 finite NoW landmarks, "
                                       f"got {np.asarray(mesh.landmarks).shape}")
     return missing
 
@@ -325,14 +314,15 @@ def _export_svfr(meshes: Mapping[str, Mapping[str, SvfrMesh]], out: _ZipAside, p
             mesh = meshes[key].get(task)
             if mesh is None:
                 continue
+            mesh_entry, landmarks_entry = svfr_entries(key, task)
             ply = trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.faces), process=False).export(file_type="ply")
-            out.add_bytes(ply, f"{key}/mesh_{task}.ply")
-            entries.append(f"{key}/mesh_{task}.ply")
+            out.add_bytes(ply, mesh_entry)
+            entries.append(mesh_entry)
             if mesh.landmarks is not None:
                 buf = io.BytesIO()
                 np.save(buf, np.asarray(mesh.landmarks))
-                out.add_bytes(buf.getvalue(), f"{key}/landmarks_{task}.npy")
-                entries.append(f"{key}/landmarks_{task}.npy")
+                out.add_bytes(buf.getvalue(), landmarks_entry)
+                entries.append(landmarks_entry)
             if progress:
                 progress(1)
     return entries
@@ -378,8 +368,7 @@ def export_submission(
     called with the number of frames (meshes) to write, ``progress`` as they are written. The zip
     replaces ``zip_path`` only once complete.
     """
-    if benchmark not in layout.BENCHMARKS:
-        raise PredictionError(f"unknown benchmark {benchmark!r}; choose from {', '.join(layout.BENCHMARKS)}")
+    check_benchmark(benchmark)
     zip_path = Path(zip_path).expanduser()
     if zip_path.is_dir():
         raise PredictionError(f"{zip_path}: is a folder; give the path of the zip to write")

@@ -17,7 +17,7 @@ Group paths mirror the download layout::
     /svfr                                    images (image, y, x, channel) uint8 + per-image coords
     /scales/{f}/{benchmark}/{p_id:03d}/...   reduced-resolution copies: calibration and sequence frames
 
-This module builds the lazily allocated xarray templates of those nodes; :mod:`.convert` fills them.
+This module builds the lazily allocated xarray templates of those nodes; :mod:`nersemble_cube.conversion` fills them.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .codecs import StorageSpec
-from .converters.calibration import Calibration
-from .converters.flame import FlameTracking
-from .layout import SvfrImageSource, camera_role
+from ..source.converters.calibration import Calibration
+from ..source.converters.flame import FlameTracking
+from ..source.layout import SvfrImageSource, camera_role
+from .storage import StorageSpec
 
 SCHEMA_NAME = "nersemble-cube"
 SCHEMA_VERSION = "1.0"

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import accessor  # noqa: F401 - registers ds.nersemble
-from .access import as_tree, flame_tracking, load_pointcloud
-from .cluster import DaskProgress
-from .errors import NersembleCubeError, StoreError
-from .schema import POINTCLOUDS, calibration_path, tracking_node
+from .. import accessor  # noqa: F401 - registers ds.nersemble
+from ..cluster import DaskProgress, Progress
+from ..cube.access import as_tree, flame_tracking, load_pointcloud
+from ..cube.schema import POINTCLOUDS, calibration_path, tracking_node
+from ..errors import SelectionError, StoreError, UsageError
 
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 """Right-multiplied onto an OpenCV camera-to-world matrix: flips the camera's y and z axes."""
@@ -63,7 +63,7 @@ def sequence_group(sequence: str) -> str:
     if len(parts) == 3:
         parts.insert(2, "sequences")
     if len(parts) != 4 or parts[2] != "sequences":
-        raise NersembleCubeError(f"sequence {sequence!r}: write BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES")
+        raise UsageError(f"sequence {sequence!r}: write BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES")
     return "/".join(parts)
 
 
@@ -222,7 +222,7 @@ def export_nerf(
     flame_frame: bool | None = None,
     image_format: str = "png",
     workers: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> NerfExport:
     """Write a NeRF / 3DGS training folder (module docstring) for one sequence of the cube.
@@ -246,9 +246,9 @@ def export_nerf(
     import dask
 
     if image_format not in FORMATS:
-        raise NersembleCubeError(f"format {image_format!r}: choose {' or '.join(FORMATS)}")
+        raise UsageError(f"format {image_format!r}: choose {' or '.join(FORMATS)}")
     if downscale < 1:
-        raise NersembleCubeError(f"downscale must be 1 or more, got {downscale}")
+        raise UsageError(f"downscale must be 1 or more, got {downscale}")
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StoreError(f"{out}: exists and is not an empty folder; choose a new output folder")
@@ -257,20 +257,20 @@ def export_nerf(
     try:
         node = tree[group]
     except KeyError:
-        raise NersembleCubeError(f"{group}: no such sequence in the cube") from None
+        raise SelectionError(f"{group}: no such sequence in the cube") from None
     ds = node.to_dataset(inherit=False)
     if "images" not in ds:
-        raise NersembleCubeError(f"{group}: this sequence has no video (a hold-out sequence); nothing to export")
+        raise SelectionError(f"{group}: this sequence has no video (a hold-out sequence); nothing to export")
     if cameras:
         unknown = sorted(set(cameras) - set(ds.camera.values.tolist()))
         if unknown:
-            raise NersembleCubeError(f"{group}: no video of cameras {unknown}; it has {ds.camera.values.tolist()}")
+            raise SelectionError(f"{group}: no video of cameras {unknown}; it has {ds.camera.values.tolist()}")
         ds = ds.sel(camera=sorted(cameras))
     ds = ds.nersemble.select_time(every_nth=every_nth, fps=fps, start=start, stop=stop)
     has_mask = "alpha" in ds
     if crop_to_alpha is not None:
         if not has_mask:
-            raise NersembleCubeError(f"{group}: no alpha mattes in the cube, so there is no foreground to crop to")
+            raise SelectionError(f"{group}: no alpha mattes in the cube, so there is no foreground to crop to")
         ds = ds.nersemble.crop_to_alpha(crop_to_alpha)
     if has_mask:
         ds = ds.nersemble.composite(background)
@@ -280,7 +280,7 @@ def export_nerf(
     if flame_frame is None:
         flame_frame = has_tracking
     elif flame_frame and not has_tracking:
-        raise NersembleCubeError(f"{group}: no FLAME tracking, so there is no FLAME frame; export in the world frame")
+        raise SelectionError(f"{group}: no FLAME tracking, so there is no FLAME frame; export in the world frame")
     benchmark, participant = group.split("/")[:2]
     all_serials = tree[calibration_path(benchmark, int(participant))].dataset.camera.values.tolist()
     serials = ds.camera.values.tolist()

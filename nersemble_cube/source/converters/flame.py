@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SourceError
-from .files import as_path
+from ...errors import SourceError
+from ..files import as_path
 
 # key -> shape with "T" for the number of frames (the toolkit's FlameTracking, in its field order)
 SHAPES: dict[str, tuple] = {

@@ -18,12 +18,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import xarray as xr
 
-from . import layout, schema
-from .access import as_tree
-from .converters.video import probe
-from .errors import NersembleCubeError, PredictionError
-from .export import FLAME_VERTICES, SVFR_TASKS, svfr_image_keys
-from .prediction import expected_videos, video_path
+from ..cube import schema
+from ..cube.access import as_tree
+from ..errors import NersembleCubeError, PredictionError
+from ..source.converters.video import probe
+from .rules import (CODEC, FLAME_VERTICES, LANDMARKS_SHAPE, PIX_FMT, SVFR_TASKS, check_benchmark, expected_videos,
+                    fps, frame_size, is_unsafe, svfr_entries, svfr_image_keys, video_path)
 
 
 @dataclass
@@ -56,13 +56,6 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def is_unsafe(name: str) -> bool:
-    """An entry that would escape an extraction folder: absolute, drive-qualified, or with a ``..`` part."""
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return True
-    return ".." in PurePosixPath(name.replace("\\", "/")).parts
-
-
 def _frame_counts(cube: xr.DataTree | str | Path | None, benchmark: str) -> dict[tuple[int, str], int]:
     if cube is None:
         return {}
@@ -81,7 +74,7 @@ def _frame_counts(cube: xr.DataTree | str | Path | None, benchmark: str) -> dict
 def _validate_videos(zf: zipfile.ZipFile, names: list[str], report: ValidationReport, cube) -> None:
     benchmark = report.benchmark
     counts = _frame_counts(cube, benchmark)
-    height, width = layout.FRAME_SIZE[benchmark]
+    height, width = frame_size(benchmark)
     expected = {video_path(p, s, c): (p, s) for (p, s), cams in expected_videos(benchmark).items() for c in cams}
     unchecked = set()
     with tempfile.TemporaryDirectory(prefix="nersemble-cube-validate-") as tmp:
@@ -104,10 +97,10 @@ def _validate_videos(zf: zipfile.ZipFile, names: list[str], report: ValidationRe
                 unchecked.add(key)
             if (info.width, info.height) != (width, height):
                 report.add("wrong_resolutions", (name, (info.width, info.height), (width, height)))
-            if info.codec != "h264" or info.pix_fmt != "yuv420p":
-                report.warnings.append(f"{name}: {info.codec} {info.pix_fmt}, the toolkit writes h264 yuv420p")
-            if abs(info.fps - layout.FPS[benchmark]) > 0.01:
-                report.warnings.append(f"{name}: {info.fps:g} fps, the benchmark's videos have {layout.FPS[benchmark]:g}")
+            if info.codec != CODEC or info.pix_fmt != PIX_FMT:
+                report.warnings.append(f"{name}: {info.codec} {info.pix_fmt}, the toolkit writes {CODEC} {PIX_FMT}")
+            if abs(info.fps - fps(benchmark)) > 0.01:
+                report.warnings.append(f"{name}: {info.fps:g} fps, the benchmark's videos have {fps(benchmark):g}")
     if unchecked:
         where = "no cube was given" if cube is None else "the cube lacks them"
         report.warnings.append(f"frame counts not checked for {len(unchecked)} sequences ({where}; pass --cube)")
@@ -122,13 +115,11 @@ def _validate_svfr(zf: zipfile.ZipFile, names: list[str], report: ValidationRepo
     from trimesh.exchange.ply import load_ply
 
     keys = svfr_image_keys()
-    present = {t for t in SVFR_TASKS if any(f"{k}/mesh_{t}.ply" in names for k in keys)}
-    allowed = set()
-    for task in SVFR_TASKS:
-        allowed |= {f"{k}/mesh_{task}.ply" for k in keys} | {f"{k}/landmarks_{task}.npy" for k in keys}
+    present = {t for t in SVFR_TASKS if any(svfr_entries(k, t)[0] in names for k in keys)}
+    allowed = {entry for task in SVFR_TASKS for k in keys for entry in svfr_entries(k, task)}
     for task in sorted(present, key=SVFR_TASKS.index):
         for key in keys:
-            mesh_name, lm_name = f"{key}/mesh_{task}.ply", f"{key}/landmarks_{task}.npy"
+            mesh_name, lm_name = svfr_entries(key, task)
             if mesh_name not in names:
                 report.add(f"missing_{task}_meshes", mesh_name)
                 continue
@@ -152,7 +143,7 @@ def _validate_svfr(zf: zipfile.ZipFile, names: list[str], report: ValidationRepo
                 except Exception as e:  # noqa: BLE001
                     report.add("unreadable_files", f"{lm_name}: {e}")
                     continue
-                if landmarks.shape != (7, 3):
+                if landmarks.shape != LANDMARKS_SHAPE:
                     report.add(f"wrong_{task}_landmarks", (lm_name, landmarks.shape))
     if not present:
         report.issues["missing_svfr_tasks"] = list(SVFR_TASKS)
@@ -173,8 +164,7 @@ def validate_submission(zip_path: str | Path, benchmark: str,
     ``zip_path`` is not a readable zip (everything else is reported).
     """
     zip_path = Path(zip_path).expanduser()
-    if benchmark not in layout.BENCHMARKS:
-        raise PredictionError(f"unknown benchmark {benchmark!r}; choose from {', '.join(layout.BENCHMARKS)}")
+    check_benchmark(benchmark)
     try:
         zf = zipfile.ZipFile(zip_path)
     except (OSError, zipfile.BadZipFile) as e:

@@ -15,8 +15,8 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
-from ..errors import SourceError
-from .files import as_path, local_copy
+from ...errors import SourceError
+from ..files import as_path, local_copy
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SourceError
-from .files import as_path, local_copy
+from ...errors import SourceError
+from ..files import as_path, local_copy
 from .video import ffmpeg_exe, iter_frames, probe
 
 

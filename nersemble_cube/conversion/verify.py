@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import schema, store
-from .convert import ConversionPlan, SequencePlan, plan
-from .converters.files import as_path
-from .converters.image import read_png
-from .converters.pcd import read_pcd
-from .converters.video import read_frames
+from ..cube import schema, store
+from ..cube.location import Location, locate
+from ..errors import VerificationError
+from ..source.converters.image import read_png
+from ..source.converters.pcd import read_pcd
+from ..source.converters.video import read_frames
+from ..source.files import as_path
+from .plan import ConversionPlan, SequencePlan, plan
 
 LOSSY_MIN_PSNR = 40.0
 """Frames of a lossy cube (``--codec jpegxl``) must be at least this close to the source (dB)."""
@@ -29,6 +31,13 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.mismatches
+
+    def raise_for_mismatches(self) -> None:
+        """Raise :class:`VerificationError` (exit 4) if any sample differed from the source."""
+        if self.mismatches:
+            first = self.mismatches[0].split(":")[0]
+            raise VerificationError(f"{len(self.mismatches)} of {self.checked} samples differ from the source "
+                                    f"(first: {first}); convert that part again with --overwrite")
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,7 +57,7 @@ def _compare(report: VerifyReport, what: str, stored: np.ndarray, source: np.nda
         report.mismatches.append(f"{what}: {differ} of {stored.size} values differ")
 
 
-def _verify_sequence(loc: store.Location, seq: SequencePlan, report: VerifyReport, k: int,
+def _verify_sequence(loc: Location, seq: SequencePlan, report: VerifyReport, k: int,
                      rng: np.random.Generator) -> None:
     if seq.images:
         node = store.open_group(loc, seq.group)
@@ -80,7 +89,7 @@ def _verify_sequence(loc: store.Location, seq: SequencePlan, report: VerifyRepor
 
 def verify(
     source: str | Path,
-    target: str | Path | store.Location,
+    target: str | Path | Location,
     *,
     benchmarks: list[str] | None = None,
     participants: list[int] | None = None,
@@ -99,7 +108,7 @@ def verify(
     Nothing is written. ``seed`` fixes the sample. ``checked`` is the plan of the conversion just run
     (``convert``'s ``on_plan``), which saves probing every source file again; else the source is planned.
     """
-    loc = store.locate(target, storage_options)
+    loc = locate(target, storage_options)
     store.check_cube(loc)
     if checked is None:
         checked = plan(as_path(source), benchmarks, participants, sequences)

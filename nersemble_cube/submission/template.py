@@ -19,27 +19,13 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from . import layout, schema
-from .access import as_tree
-from .errors import StoreError
+from ..cube import schema
+from ..cube.access import as_tree
+from ..cube.store import consolidate
+from ..errors import StoreError
+from .rules import expected_videos, fps, frame_size
 
 PREDICTION_SCHEMA = "nersemble-cube-prediction"
-VIDEO_BENCHMARKS = ("nvs", "mono_flame_avatar")
-
-
-def expected_videos(benchmark: str) -> dict[tuple[int, str], list[str]]:
-    """(participant_id, sequence) -> serials a complete submission renders, in the toolkit's order."""
-    if benchmark == "nvs":
-        return {(p, s): list(layout.NVS_HOLD_OUT_SERIALS) for p, s in layout.NVS_IDS_AND_SEQUENCES}
-    if benchmark == "mono_flame_avatar":
-        serials = [layout.MONO_TRAIN_SERIAL, *layout.MONO_HOLD_OUT_SERIALS]
-        return {(p, s): serials for p in layout.MONO_IDS for s in layout.MONO_SEQUENCES_TEST}
-    raise ValueError(f"{benchmark!r} is no video benchmark; choose from {', '.join(VIDEO_BENCHMARKS)}")
-
-
-def video_path(participant_id: int, sequence: str, serial: str) -> str:
-    """Path of a video inside the submission zip (the toolkit's ``get_video_path``)."""
-    return f"{participant_id:03d}/{sequence}/cam_{serial}.mp4"
 
 
 def _node(cube: xr.DataTree, benchmark: str, p_id: int, seq: str, serials: list[str]) -> xr.Dataset:
@@ -52,7 +38,7 @@ def _node(cube: xr.DataTree, benchmark: str, p_id: int, seq: str, serials: list[
     if missing:
         raise StoreError(f"{calib.attrs.get('source', p_id)}: no calibration for the cameras to render {missing}")
     calib = calib.sel(camera=serials).compute()
-    height, width = layout.FRAME_SIZE[benchmark]
+    height, width = frame_size(benchmark)
     images = da.zeros((len(serials), n_frames, height, width, 3), dtype=np.uint8, chunks=(1, 1, height, width, 3))
     return xr.Dataset(
         {"images": (schema.IMAGE_DIMS, images, {"long_name": "predicted RGB frames", "units": "1 (0-255)"}),
@@ -60,7 +46,7 @@ def _node(cube: xr.DataTree, benchmark: str, p_id: int, seq: str, serials: list[
         coords={"camera": np.array(serials, dtype=object), "time": np.arange(n_frames, dtype=np.int32),
                 "channel": np.array(schema.CHANNELS, dtype=object)},
         attrs={"benchmark": benchmark, "participant_id": p_id, "sequence": seq, "n_frames": n_frames,
-               "fps": layout.FPS[benchmark], "height": height, "width": width},
+               "fps": fps(benchmark), "height": height, "width": width},
     )
 
 
@@ -107,8 +93,6 @@ def prediction_template(cube: xr.DataTree | str | Path, benchmark: str, store: s
         enc = {v: {"_FillValue": None} for v in ds.data_vars}
         ds.to_zarr(str(path), group=node.path.lstrip("/") or None, mode="w" if node is template else "a",
                    compute=False, zarr_format=3, consolidated=False, encoding=enc)
-    from .store import consolidate
-
     consolidate(path)
     return xr.open_datatree(str(path), engine="zarr", chunks={}, consolidated=True, zarr_format=3)
 
@@ -134,3 +118,9 @@ def write_frames(store: str | Path, participant_id: int, sequence: str, serial: 
     if frames.dtype != np.uint8 or frames.shape[1:] != arr.shape[2:]:
         raise ValueError(f"frames must be (n, {', '.join(map(str, arr.shape[2:]))}) uint8, got {frames.shape} {frames.dtype}")
     arr[cams.index(serial), start:start + len(frames)] = frames
+
+
+def template_counts(template: xr.DataTree) -> tuple[int, int]:
+    """(videos, frames) a prediction template asks for: cameras and camera-frames of its ``images``."""
+    nodes = [n.dataset for n in template.subtree if "images" in n.dataset]
+    return sum(ds.sizes["camera"] for ds in nodes), sum(ds.sizes["camera"] * ds.sizes["time"] for ds in nodes)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SourceError
-from .files import as_path
+from ...errors import SourceError
+from ..files import as_path
 
 
 @dataclass(frozen=True)

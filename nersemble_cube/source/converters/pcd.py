@@ -16,8 +16,8 @@ from pathlib import Path
 import imagecodecs
 import numpy as np
 
-from ..errors import SourceError
-from .files import as_path
+from ...errors import SourceError
+from ..files import as_path
 
 XYZ = ("x", "y", "z")
 NORMALS = ("normal_x", "normal_y", "normal_z")

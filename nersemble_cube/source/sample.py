@@ -11,6 +11,7 @@ with the stored calibration onto the pixel that shows it).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -185,6 +186,24 @@ def _write_svfr_image(folder: Path, p_id: int, seq: str, timestep: int, serial: 
     w2c, k = rig("mono_flame_avatar", p_id)[serial]
     rgb, _ = render(w2c, k, 512, 512, timestep, layout.MONO_FPS, np.random.default_rng([p_id, timestep]))
     write_png(folder / layout.SVFR_IMAGE.format(p_id=p_id, seq_name=seq, timestep=timestep, serial=serial), rgb)
+
+
+DEFAULT_PARTICIPANTS = {"nvs": 388, "mono_flame_avatar": 393, "svfr": 17}
+
+
+def participants_by_benchmark(participants: Iterable[int] = ()) -> dict[str, tuple[int, ...]]:
+    """:func:`write_sample`'s ``{nvs,mono,svfr}_participants`` arguments for participant ids of any benchmark:
+    each benchmark gets the given ids it has, or its default participant (:data:`DEFAULT_PARTICIPANTS`).
+    Raises ``ValueError`` for an id that is in no benchmark."""
+    chosen = list(participants)
+    members = {"nvs": dict(layout.NVS_IDS_AND_SEQUENCES), "mono_flame_avatar": layout.MONO_IDS,
+               "svfr": layout.SVFR_IMAGE_KEYS}
+    unknown = sorted({p for p in chosen if not any(p in ids for ids in members.values())})
+    if unknown:
+        raise ValueError(f"not benchmark participants: {unknown}")
+    picked = {b: tuple(p for p in chosen if p in ids) or (DEFAULT_PARTICIPANTS[b],) for b, ids in members.items()}
+    return {"nvs_participants": picked["nvs"], "mono_participants": picked["mono_flame_avatar"],
+            "svfr_participants": picked["svfr"]}
 
 
 def write_sample(

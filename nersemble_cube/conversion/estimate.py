@@ -1,0 +1,71 @@
+"""How many bytes a planned conversion will take, and whether the target's disk has room."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+
+import numpy as np
+
+from ..cube import store
+from ..cube.location import Location
+from ..cube.storage import CODECS, StorageSpec, encoded_size
+from ..errors import StoreError
+from ..source.converters.video import VideoInfo, iter_frames
+from .plan import ConversionPlan
+
+
+def _first_frame(info: VideoInfo) -> np.ndarray:
+    frames = iter_frames(info, batch=1)
+    try:
+        return next(frames)[0]
+    finally:
+        frames.close()
+
+
+def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: Callable[[str], bool] = lambda g: False,
+                   scales: tuple[int, ...] = (1,)) -> dict[StorageSpec, int]:
+    """Estimated bytes the frames of ``checked`` take with each of ``storages``.
+
+    Each sequence's first image frame and first alpha frame are decoded and compressed; the sizes
+    are scaled by frames and cameras, plus 10 % margin (later frames of a sequence look alike).
+    Sequences for which ``skip(group)`` is true (already complete) are left out. Point clouds,
+    tracking and SVFR images are counted raw (they are small next to the videos). Each extra level
+    of ``scales`` adds ``1 / factor**2`` of the frames.
+    """
+    levels = 1 + sum(1 / f ** 2 for f in scales if f != 1)
+    totals = dict.fromkeys(storages, 0)
+    for part in checked.participants:
+        for seq in part.sequences:
+            if not seq.images or skip(seq.group):
+                continue
+            image = _first_frame(seq.images[0])
+            alpha = _first_frame(seq.alpha[0])[..., 0] if seq.alpha else None
+            for spec in storages:
+                per_frame = encoded_size(image, spec) * len(seq.images)
+                if alpha is not None:
+                    per_frame += encoded_size(alpha, spec) * len(seq.alpha)
+                totals[spec] += int(1.1 * per_frame * seq.n_frames * levels)
+    extra = sum(i.n_points * 27 for p in checked.participants for s in p.sequences for i in s.pointclouds.values())
+    extra += len(checked.svfr) * 512 * 512 * 3
+    return {spec: total + extra for spec, total in totals.items()}
+
+
+def check_free_space(target: Location, checked: ConversionPlan, storage: StorageSpec, overwrite: bool,
+                     scales: tuple[int, ...]) -> None:
+    """Raise :class:`StoreError` if a local ``target`` lacks room for what ``checked`` still has to write,
+    naming the codec presets that would fit."""
+    if not target.is_local:
+        return  # object stores have no fixed capacity to check against
+    anchor = target.path
+    while not anchor.exists():
+        anchor = anchor.parent
+    free = shutil.disk_usage(anchor).free
+    presets = [storage] + [StorageSpec(c) for c in CODECS if c != storage.codec]
+    need = estimate_bytes(checked, presets, skip=lambda g: not overwrite and store.is_complete(target, g), scales=scales)
+    if need[storage] <= free:
+        return
+    fits = [f"--codec {s.codec} (~{need[s] / 1e9:.1f} GB)" for s in presets[1:] if need[s] <= free]
+    hint = f"; {' or '.join(fits)} would fit" if fits else "; free some space or choose another disk"
+    raise StoreError(f"{target}: the cube needs about {need[storage] / 1e9:.1f} GB with --codec {storage.codec} "
+                     f"but only {free / 1e9:.1f} GB are free{hint}")

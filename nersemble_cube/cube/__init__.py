@@ -1,0 +1,10 @@
+"""What a cube is: its schema, where it lives, how frames are stored, and reading it.
+
+- :mod:`.schema`: group paths, dims, attrs, the xarray templates of each node (docs/schema.md)
+- :mod:`.storage`: named, typed storage settings (codec presets, chunks, shards); :mod:`.codecs`: one module
+  per zarr codec of ours
+- :mod:`.location`: a local path or fsspec URL with its options; :mod:`.store`: recognising a cube, node
+  metadata, completion markers and flags, consolidation; :mod:`.lock`: the writer's lock
+- :mod:`.scales`: reduced-resolution levels (area average, intrinsics)
+- :mod:`.access`: ``open``, ``read_frame``, ``load_pointcloud``, ``flame_tracking``; :mod:`.summary`: ``info``
+"""

@@ -1,0 +1,99 @@
+"""Where a cube lives: a local folder or any fsspec URL, with its storage options."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from zarr.abc.store import Store
+from zarr.storage import FsspecStore, LocalStore
+
+from ..errors import StoreError
+
+READ_ONLY_PROTOCOLS = ("http", "https")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a cube lives: an absolute local path or an fsspec URL (``s3://bucket/cube.zarr``,
+    ``gs://...``, ``memory://...``, ``http://host/cube.zarr`` read-only), plus fsspec
+    ``storage_options`` (endpoint, credentials...). The options are never written to the cube nor
+    shown: ``str()`` and ``repr()`` give the URL only. Picklable, so tasks on other machines open the
+    same store."""
+
+    url: str
+    storage_options: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.url
+
+    @property
+    def path(self) -> Path:
+        """The local folder (only for local locations)."""
+        assert self.is_local, self.url
+        return Path(self.url)
+
+    @property
+    def read_only(self) -> bool:
+        return self.url.split("://")[0] in READ_ONLY_PROTOCOLS
+
+    @cached_property
+    def _fs_root(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        try:
+            return fsspec.core.url_to_fs(self.url, **self.storage_options)
+        except ImportError as e:
+            raise StoreError(f"{self.url}: this protocol needs an fsspec backend that is not installed ({e}); "
+                             "pip install 'nersemble-cube[remote]' (http, s3) or the backend named") from None
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return self._fs_root[0]
+
+    def key(self, key: str) -> str:
+        """The filesystem path of ``key`` (``"nvs/388/zarr.json"``) inside the store."""
+        root = self._fs_root[1].rstrip("/")
+        return f"{root}/{key}" if key else root
+
+    def zarr_store(self, read_only: bool = False) -> Store:
+        """A zarr store object for this location (a new one each call, cheap)."""
+        if self.is_local:
+            return LocalStore(self.url, read_only=read_only)
+        self.fs  # noqa: B018 - raises a clear StoreError for a missing fsspec backend
+        return FsspecStore.from_url(self.url, storage_options=dict(self.storage_options),
+                                    read_only=read_only or self.read_only)
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """The object ``key``, or None if there is none."""
+        try:
+            return self.fs.cat_file(self.key(key))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def locate(where: str | Path | Location, storage_options: Mapping[str, Any] | None = None) -> Location:
+    """The :class:`Location` of a local path (``~`` expanded, made absolute) or fsspec URL
+    (``file://`` URLs become local paths)."""
+    if isinstance(where, Location):
+        return where
+    text = str(where)
+    text = text.removeprefix("file://")
+    if "://" in text:
+        return Location(text.rstrip("/"), dict(storage_options or {}))
+    return Location(str(Path(text).expanduser().absolute()), {})
+
+
+def located(fn):
+    """Let ``fn(loc, ...)`` take a path or URL as well as a :class:`Location`."""
+    @functools.wraps(fn)
+    def wrapper(loc, *args, **kwargs):
+        return fn(locate(loc), *args, **kwargs)
+    return wrapper

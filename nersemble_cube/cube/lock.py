@@ -1,0 +1,81 @@
+"""The writer's lock: one ``convert`` at a time writes a cube.
+
+A running ``convert`` holds the object ``{store}.lock`` next to the store (JSON: host, pid, start
+time); outside the store, so no zarr reader ever sees it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+
+from ..errors import StoreError
+from .location import Location, located
+
+LOCK_SUFFIX = ".lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(holder: dict) -> bool:
+    """A lock left by a process of this machine that no longer runs (killed)."""
+    return holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1)))
+
+
+@located
+@contextlib.contextmanager
+def writer_lock(loc: Location) -> Iterator[None]:
+    """Hold the cube's writer lock while converting into it; refuse if another writer holds it.
+
+    The lock is the object ``{store}.lock`` beside the store. Local folders: it is created exclusively (``O_EXCL``), so of two processes starting
+    together exactly one wins; a lock left by a killed process of this machine is taken over.
+    Object stores: the lock object is created with a conditional put (``mode="create"``: S3's
+    ``If-None-Match``), so one of two racing writers wins; a backend without conditional puts falls
+    back to check-then-write, which two writers starting within the same second can both pass; see
+    docs/schema.md. The lock is removed on exit, also after an error.
+    """
+    me = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}).encode()
+    key = loc.key("") + LOCK_SUFFIX
+    for _ in range(2):
+        try:
+            if loc.is_local:
+                loc.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(me)
+            elif loc.fs.exists(key):
+                raise FileExistsError(key)
+            else:
+                try:
+                    loc.fs.pipe_file(key, me, mode="create")
+                except TypeError:
+                    loc.fs.pipe_file(key, me)
+            break
+        except FileExistsError:
+            try:
+                holder = json.loads(loc.fs.cat_file(key))
+            except (FileNotFoundError, json.JSONDecodeError):
+                holder = {}
+            if _stale(holder):
+                loc.fs.rm(key)
+                continue
+            who = f"process {holder.get('pid', '?')} on {holder.get('host', '?')}"
+            raise StoreError(f"{loc}: another nersemble-cube convert ({who}) is writing this cube; wait for it "
+                             f"to finish, or if it is gone delete {key}") from None
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            loc.fs.rm(key)

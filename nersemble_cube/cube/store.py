@@ -1,0 +1,199 @@
+"""A cube's zarr store: recognising a cube, creating its root, node metadata and arrays, completion
+markers and per-unit flags, consolidated metadata, sizes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+
+import xarray as xr
+import zarr
+
+from .._version import __version__
+from ..errors import StoreError
+from .location import Location, located
+from .schema import CAMERA_CONVENTION, FLAG_SUFFIX, SCHEMA_NAME, SCHEMA_VERSION, encoding
+from .storage import StorageSpec
+
+
+def _root_doc(loc: Location) -> dict | None:
+    try:
+        raw = loc.read_bytes("zarr.json")
+    except OSError as e:
+        raise StoreError(f"{loc}: cannot be read ({e})") from None
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+@located
+def is_consolidated(loc: Location) -> bool:
+    """Whether the zarr v3 store at ``loc`` has consolidated metadata in its root ``zarr.json``."""
+    doc = _root_doc(loc)
+    return doc is not None and "consolidated_metadata" in doc
+
+
+@located
+def check_cube(loc: Location) -> dict:
+    """Return the root attrs of the cube at ``loc``; raise :class:`StoreError` if it is none we can read."""
+    return _cube_attrs(loc, _root_doc(loc))
+
+
+def _cube_attrs(loc: Location, doc: dict | None) -> dict:
+    """The root attrs in the root document ``doc`` of ``loc``, checked as :func:`check_cube` says."""
+    attrs = doc.get("attributes", {}) if doc and doc.get("node_type") == "group" else None
+    if attrs is None or attrs.get("schema") != SCHEMA_NAME:
+        raise StoreError(f"{loc}: not a nersemble-cube store (no zarr group with schema={SCHEMA_NAME!r})")
+    major = str(attrs.get("schema_version", "")).split(".")[0]
+    if major != SCHEMA_VERSION.split(".")[0]:
+        raise StoreError(
+            f"{loc}: cube schema version {attrs.get('schema_version')} is not readable by nersemble-cube "
+            f"{__version__} (schema {SCHEMA_VERSION}); convert again or upgrade nersemble-cube"
+        )
+    return attrs
+
+
+@located
+def check_target(loc: Location) -> bool:
+    """Whether ``loc`` is an existing cube to add to (True) or free to create one in (False).
+
+    A missing path, an empty folder or an empty prefix of an object store is free. A file, or a
+    folder holding anything but a cube, raises :class:`StoreError`, as does a read-only location
+    (http). Writes nothing.
+    """
+    if loc.read_only:
+        raise StoreError(f"{loc}: http(s) stores are read-only; write the cube to a local path or an object store")
+    if loc.is_local:
+        path = loc.path
+        if not path.exists():
+            return False
+        if not path.is_dir():
+            raise StoreError(f"{path}: exists and is not a folder; choose another store path")
+        if not any(path.iterdir()):
+            return False
+        check_cube(loc)
+        return True
+    try:
+        doc = _root_doc(loc)
+        if doc is not None:
+            _cube_attrs(loc, doc)
+            return True
+        if loc.fs.exists(loc.key("")) and loc.fs.ls(loc.key(""), detail=False):
+            raise StoreError(f"{loc}: holds other objects and is not a cube; choose another store URL")
+    except (PermissionError, OSError) as e:
+        raise StoreError(f"{loc}: cannot be read ({e}); check the URL and credentials") from None
+    return False
+
+
+@located
+def prepare_target(loc: Location) -> None:
+    """Create the cube root at ``loc`` (with the schema attrs), or accept an existing cube; refuse anything else."""
+    if check_target(loc):
+        return
+    group = zarr.open_group(loc.zarr_store(), mode="a", zarr_format=3, use_consolidated=False)
+    group.attrs.update({
+        "schema": SCHEMA_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "camera_convention": CAMERA_CONVENTION,
+        "created_by": f"nersemble-cube {__version__}",
+    })
+
+
+@located
+def open_group(loc: Location, group: str, mode: str = "r") -> zarr.Group:
+    """The zarr group ``group`` of the cube, without consolidated metadata (it may be stale while writing)."""
+    return zarr.open_group(loc.zarr_store(read_only=mode == "r"), path=group, mode=mode, zarr_format=3,
+                           use_consolidated=False)
+
+
+@located
+def open_array(loc: Location, array: str, mode: str = "r") -> zarr.Array:
+    """The zarr array ``array`` (``"nvs/388/sequences/GLASSES/images"``) of the cube."""
+    return zarr.open_array(loc.zarr_store(read_only=mode == "r"), path=array, mode=mode)
+
+
+@located
+def is_complete(loc: Location, group: str) -> bool:
+    """Whether the node ``group`` exists, is readable and was marked complete after all its data was written."""
+    try:
+        g = open_group(loc, group)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError,
+            json.JSONDecodeError, ValueError):
+        return False
+    return bool(g.attrs.get("complete", False))
+
+
+@located
+def mark_complete(loc: Location, group: str) -> None:
+    """Set ``complete = True`` on ``group``; called only after every array of it is written."""
+    open_group(loc, group, "r+").attrs["complete"] = True
+
+
+@located
+def set_attrs(loc: Location, group: str, attrs: dict) -> None:
+    """Create ``group`` if needed and update its attrs."""
+    open_group(loc, group, "a").attrs.update(attrs)
+
+
+@located
+def remove_group(loc: Location, group: str) -> None:
+    """Delete the node ``group`` and everything below it (a half-written sequence)."""
+    with contextlib.suppress(FileNotFoundError):
+        loc.fs.rm(loc.key(group), recursive=True)
+
+
+@located
+def consolidate(loc: Location) -> None:
+    """Rewrite the consolidated metadata of the whole cube (so opening reads one document)."""
+    with warnings.catch_warnings():
+        # zarr warns that consolidated metadata is not (yet) in the v3 spec; xarray and zarr-python read it.
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(loc.zarr_store())
+
+
+@located
+def remove_partial_writes(loc: Location) -> int:
+    """Delete the ``*.partial`` temporary files a killed writer left in a local store (zarr writes
+    each object to a temporary file and renames it); returns how many. Call only under :func:`writer_lock`."""
+    if not loc.is_local or not loc.path.is_dir():
+        return 0
+    stale = list(loc.path.rglob("*.partial"))
+    for f in stale:
+        f.unlink(missing_ok=True)
+    return len(stale)
+
+
+@located
+def stored_bytes(loc: Location, node: str = "") -> int:
+    """Bytes the files (objects) under ``node`` of the cube take; 0 if there is no such node."""
+    try:
+        return int(loc.fs.du(loc.key(node), total=True))
+    except FileNotFoundError:
+        return 0
+
+
+# ---- writing nodes ------------------------------------------------------------------------------------------------
+
+def write_node(loc: Location, group: str, ds: xr.Dataset, storage: StorageSpec | None = None,
+               compute: bool = True) -> None:
+    """Write ``ds`` as the node ``group`` (replacing it), with the schema's encodings for ``storage``.
+    ``compute=False`` writes only the metadata of dask-backed variables (a template to fill)."""
+    ds.to_zarr(loc.zarr_store(), group=group, mode="w", compute=compute, zarr_format=3, consolidated=False,
+               encoding=encoding(ds, storage))
+
+
+def open_for_writing(loc: Location, array: str) -> zarr.Array:
+    """The array ``array`` opened to write whole chunks into. Every chunk is stored, all-fill ones too
+    (an all-black matte is a written frame, not a missing one), which also skips zarr's all-equal scan of
+    each chunk, dearer than compressing it."""
+    # open_array ignores config= for an existing array, hence with_config.
+    return open_array(loc, array, "r+").with_config({"write_empty_chunks": True})
+
+
+def set_flags(loc: Location, group: str, name: str, index: slice | int) -> None:
+    """Set the completion flags ``{name}_complete[index]`` of the node ``group`` (after that unit is written)."""
+    open_for_writing(loc, f"{group}/{name}{FLAG_SUFFIX}")[index] = True

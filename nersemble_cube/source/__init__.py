@@ -1,0 +1,11 @@
+"""What a download folder is: its layout, one converter per file format, discovery and probing.
+
+- :mod:`.layout`: where ``nersemble-benchmark-download`` puts every file (paths, serials, participants,
+  sequences; the SVFR image table as package data) and :func:`~.layout.discover`
+- :mod:`.files`: source files local or behind fsspec, local copies for ffmpeg
+- :mod:`.converters`: one module per file format (mp4, png, json, pcd, npz)
+- :mod:`.probe`: every file opened far enough to know its size and consistency, before anything is written
+- :mod:`.sample`: the synthetic sample download folder, laid out exactly like a real one
+
+Nothing here knows the cube: this package reads downloads (and writes the sample), nothing else.
+"""
