@@ -23,10 +23,12 @@ from .conversion.run import ConversionReport
 from .conversion.run import convert as convert_folder
 from .conversion.verify import verify as verify_cube
 from .cube import access
+from .cube.integrity import check_chunks, mark_for_repair
+from .cube.location import locate
 from .cube.storage import CODECS, StorageSpec
 from .cube.store import stored_bytes
 from .cube.summary import summary
-from .errors import InvalidSubmissionError, NersembleCubeError
+from .errors import InvalidSubmissionError, NersembleCubeError, VerificationError
 from .preprocess import Steps
 from .preprocess import preprocess as preprocess_cube
 from .source import layout
@@ -93,11 +95,19 @@ def _run_convert(source: str | Path, store: str | Path, **kwargs) -> tuple[Conve
         return convert_folder(source, store, progress=progress, on_plan=on_plan, **kwargs), plans[0]
 
 
+def _known_benchmarks(values: Optional[list[str]]) -> Optional[list[str]]:
+    unknown = [b for b in values or [] if b not in layout.BENCHMARKS]
+    if unknown:
+        raise typer.BadParameter(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(layout.BENCHMARKS)}")
+    return values
+
+
 Benchmark = Annotated[Optional[list[str]], typer.Option(
-    "--benchmark", "-b", help="Only this benchmark (nvs, mono_flame_avatar, svfr); repeat for several.")]
+    "--benchmark", "-b", callback=_known_benchmarks,
+    help="Only this benchmark (nvs, mono_flame_avatar, svfr); repeat for several.")]
 Participant = Annotated[Optional[list[int]], typer.Option("--participant", "-p", help="Only this participant id; repeatable.")]
 Store = Annotated[str, typer.Argument(help="A cube written by nersemble-cube convert (a path or an fsspec URL).")]
-Workers = Annotated[Optional[int], typer.Option(help="Tasks run in parallel (default: CPU count).")]
+Workers = Annotated[Optional[int], typer.Option(min=1, help="Tasks run in parallel (default: CPU count).")]
 Scheduler = Annotated[str, typer.Option(
     help="Where tasks run: threads (here), processes (a local dask.distributed cluster of --workers processes) "
          "or a dask scheduler address such as tcp://host:8786 (its workers must reach the same paths).")]
@@ -157,6 +167,31 @@ def convert(
         out.print(f"verified {checked.checked} samples against the source: "
                   f"{len(checked.mismatches)} mismatches", highlight=False)
         checked.raise_for_mismatches()
+
+
+@app.command()
+@_user_errors
+def verify(
+    store: Store,
+    full: Annotated[bool, typer.Option("--full", help="Read every chunk (default: 2 random shards of each array).")] = False,
+    mark: Annotated[bool, typer.Option("--mark/--no-mark", help="Mark what is damaged so that convert, run again, "
+                                       "re-converts exactly it.")] = True,
+) -> None:
+    """Check a cube's chunks through their checksums, without the source: name the damaged frames, mark
+    them for re-conversion (exit 4 if any)."""
+    with _sized_bar("verifying") as (progress, on_start):
+        report = check_chunks(store, full=full, progress=progress, on_start=on_start)
+    for damage in report.damage:
+        err.print(f"damaged: {damage}", highlight=False)
+    out.print(f"checked {report.chunks} chunks of {report.arrays} arrays: {len(report.damage)} damaged", highlight=False)
+    if report.damage:
+        marked = mark and not locate(store).read_only
+        if marked:
+            report.marked = mark_for_repair(store, report.damage)
+            err.print(f"marked for re-conversion: {', '.join(report.marked)}", highlight=False)
+        fix = ("run nersemble-cube convert with the same source and store to re-convert them" if marked
+               else "convert the nodes named above again with --overwrite")
+        raise VerificationError(f"{store}: {len(report.damage)} damaged chunks; {fix}")
 
 
 @app.command()

@@ -67,7 +67,8 @@ class DaskProgress(Callback):
 
 class Runner:
     """Runs tasks and yields ``(task, result, error)`` as they finish, stopping early on the first
-    error (tasks not yet started are cancelled; running ones finish)."""
+    error: tasks not yet started are cancelled before the error is yielded, and closing the generator
+    then (in threads) returns once the running ones finished."""
 
     def __init__(self, workers: int, client: Any | None = None):
         self.workers, self.client = workers, client
@@ -93,10 +94,10 @@ class Runner:
                 for future in done:
                     task = pending.pop(future)
                     error = future.exception()
-                    yield task, None if error else future.result(), error
-                    if error:
-                        for other in pending:
+                    if error:  # before the caller hears of it: closing this generator then waits only for
+                        for other in pending:  # the tasks already running
                             other.cancel()
+                    yield task, None if error else future.result(), error
 
     def _run_distributed(self, tasks: Sequence[Task], progress: Progress):
         from distributed import as_completed
@@ -108,9 +109,9 @@ class Runner:
             error = future.exception() if future.status == "error" else None
             if error is None:
                 progress(task.items)
-            yield task, None if error else future.result(), error
-            if error:
+            else:
                 self.client.cancel([f for f in futures if not f.done()])
+            yield task, None if error else future.result(), error
 
 
 @contextlib.contextmanager

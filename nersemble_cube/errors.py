@@ -42,7 +42,8 @@ class StoreError(NersembleCubeError):
 
 
 class VerificationError(StoreError):
-    """``convert --verify`` found frames or arrays in the cube that differ from the source (exit 4)."""
+    """``convert --verify`` found frames or arrays in the cube that differ from the source, or ``verify``
+    found damaged or missing chunks (exit 4)."""
 
 
 class PredictionError(NersembleCubeError):

@@ -79,7 +79,7 @@ def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int
             ds.attrs["complete"] = False  # set again once the data is written
             done.append(path)
         writes.append(ds.to_zarr(out.zarr_store(), group=path, mode="w", compute=False, zarr_format=3, consolidated=False,
-                                 encoding=encoding(ds, OUTPUT_STORAGE)))
+                                 encoding=encoding(ds, OUTPUT_STORAGE), write_empty_chunks=True))
     graph = dask.delayed(writes)
     with dask.config.set(scheduler="threads", num_workers=workers), DaskProgress(progress):
         if on_start:

@@ -55,7 +55,9 @@ def test_calibration_is_exact_and_keeps_the_hold_out_cameras(sample_dir, cube):
 
 def test_attrs_record_schema_sources_and_rate(cube):
     root = zarr.open_group(str(cube), mode="r")
-    assert root.attrs["schema"] == "nersemble-cube" and root.attrs["schema_version"] == "1.0"
+    assert root.attrs["schema"] == "nersemble-cube" and root.attrs["schema_version"] == "1.1"
+    assert root.attrs["integrity"] == {"chunk_checksum": "crc32c", "every_chunk_stored": True}
+    assert "writing" not in root.attrs  # the conversion finished
     seq = zarr.open_group(str(cube), path="nvs/388/sequences/GLASSES", mode="r").attrs
     assert seq["fps"] == 73.0 and seq["n_frames"] == N_FRAMES and seq["complete"] is True
     assert (seq["height"], seq["width"]) == (1604, 1100)
@@ -119,7 +121,7 @@ def test_other_codecs_and_chunkings_store_the_same_frames(sample_dir, tmp_path, 
     arr = zarr.open_array(str(target), path="mono_flame_avatar/393/sequences/EXP-2-eyes/images", mode="r")
     assert arr.chunks == (1, min(storage.frames_per_chunk, N_FRAMES), 512, 512, 3)
     expected_codec = {"lz4": "blosc", "none": None, "zstd": "zstd"}[storage.codec]
-    assert [c.to_dict()["name"] for c in arr.compressors] == ([expected_codec] if expected_codec else [])
+    assert [c.to_dict()["name"] for c in arr.compressors] == ([expected_codec] if expected_codec else []) + ["crc32c"]
     np.testing.assert_array_equal(
         arr[0], decode_pyav(sample_dir / "mono_flame_avatar/393/sequences/EXP-2-eyes/images/cam_222200037.mp4"))
 

@@ -179,6 +179,35 @@ def test_nan_is_refused_and_the_old_zip_kept(full_cube, existing_zip):
     _refused(preds, existing_zip, "NaN in the predictions")
 
 
+@pytest.mark.parametrize("damage, match", [
+    (lambda x: x.__setitem__((2, 1, 10, 10, 1), np.inf), "infinite values"),
+    (lambda x: x.__setitem__((0, 0, 5, 5, 2), -0.25), r"must be in \[0, 1\], these range from -0.25 to"),
+    (lambda x: x.__imul__(np.float32(255)), r"to 2\d\d(\.\d+)?; divide 0-255 values by 255"),  # a forgotten / 255
+])
+def test_float_values_outside_0_1_are_refused_before_anything_is_encoded(full_cube, existing_zip, monkeypatch,
+                                                                         damage, match):
+    import nersemble_cube.submission.export as export
+
+    monkeypatch.setattr(export, "encode_video", lambda *a, **k: pytest.fail("a video was encoded"))
+    preds = fill(prediction_template(full_cube, "nvs"), dtype=np.float32)
+    node = preds["475/HAIR"].to_dataset(inherit=False)  # the last sequence: checked before the first is encoded
+    images = node.images.values.copy()
+    damage(images)
+    preds["475/HAIR"] = node.assign(images=(node.images.dims, images))
+    _refused(preds, existing_zip, match)
+
+
+def test_write_frames_refuses_frames_outside_the_sequence(full_cube, tmp_path):
+    store = tmp_path / "pred.zarr"
+    prediction_template(full_cube, "nvs", store=store)
+    frames = pattern(2, 1604, 1100, 0)
+    with pytest.raises(PredictionError, match=r"has frames 0..1; frames -1..0 do not fit"):
+        write_frames(store, 388, "GLASSES", "222200037", frames, start=-1)
+    with pytest.raises(PredictionError, match=r"frames 1..2 do not fit"):
+        write_frames(store, 388, "GLASSES", "222200037", frames, start=1)
+    assert not (store / "388/GLASSES/images/c/0").exists()  # nothing written
+
+
 def test_wrong_shape_camera_sequence_and_missing_videos(full_cube, existing_zip):
     template = prediction_template(full_cube, "nvs")
     small = template.copy()

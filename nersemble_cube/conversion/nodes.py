@@ -20,6 +20,7 @@ import zarr
 
 from ..cluster import Runner, Task
 from ..cube import scales, schema, store
+from ..cube.integrity import REWRITE
 from ..cube.location import Location
 from ..cube.storage import StorageSpec
 from ..source import layout
@@ -70,10 +71,14 @@ def _same(a, b) -> bool:
 def _resumable_flags(target: Location, group: str, template: xr.Dataset, flags: list[str]
                      ) -> dict[str, np.ndarray] | None:
     """The completion flags of an unfinished node whose metadata matches ``template`` (same sources,
-    storage and shapes), so only unflagged units need redoing; None if it must be written afresh."""
+    storage and shapes), so only unflagged units need redoing; None if it must be written afresh: also when
+    its template was not written to the end (no attr ``metadata_complete``) or ``nersemble-cube verify``
+    found damage outside its units (attr ``rewrite``)."""
     try:
         node = store.open_group(target, group)
         attrs = node.attrs.asdict()
+        if attrs.get(REWRITE) or not attrs.get(schema.METADATA_COMPLETE):
+            return None
         for name in ("sources", "storage"):
             if not _same(attrs.get(name), template.attrs.get(name)):
                 return None
@@ -155,7 +160,7 @@ def _grow_pointclouds(target: Location, group: str, steps: list[int], counts: li
            "timestep": np.array(steps, np.int32), "cloud" + schema.FLAG_SUFFIX: np.zeros(len(steps), bool)}
     for name, values in new.items():
         node[name].resize((n_old + len(steps),))
-        node[name][n_old:] = values
+        store.open_for_writing(target, f"{group}/{name}")[n_old:] = values
     node.attrs["sources"] = list(node.attrs.get("sources", [])) + sources
     return n_old
 
@@ -253,6 +258,5 @@ def scaled(t: Target, group: str, factor: int, runner: Runner, source_written: b
     config = {"scheduler": runner.client} if runner.distributed else {"scheduler": "threads",
                                                                         "num_workers": runner.workers}
     with dask.config.set(config):
-        ds.to_zarr(t.store.zarr_store(), group=path, mode="w", zarr_format=3, consolidated=False,
-                   encoding=schema.encoding(ds, t.storage))
+        store.write_node(t.store, path, ds, t.storage)
     return NodeWork(path)

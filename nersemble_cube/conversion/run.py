@@ -64,9 +64,11 @@ class _Schedule:
         the rest is cancelled; a node with bad source data is removed, the others stay resumable."""
         owner = {id(t): work for work in self.waiting for t in work.tasks}
         left = {work.group: len(work.tasks) for work in self.waiting}
-        for task, _, error in run.run([t for work in self.waiting for t in work.tasks], self.progress):
+        results = run.run([t for work in self.waiting for t in work.tasks], self.progress)
+        for task, _, error in results:
             work = owner[id(task)]
             if error is not None:
+                results.close()  # the tasks still running finish first: none writes after the removal below
                 self._failed(work.group, error)
             left[work.group] -= 1
             if left[work.group] == 0:
@@ -75,10 +77,14 @@ class _Schedule:
         self.report.written.sort(key=lambda g: self.order.get(g, len(self.order)))
 
     def _failed(self, group: str, error: BaseException) -> None:
-        """Raise ``error``; a node whose source turned out bad is removed first (it cannot be resumed)."""
+        """Raise ``error``; a node whose source turned out bad is removed first (it cannot be resumed); a
+        failed write (a full disk, a store gone read-only) is a :class:`StoreError` (the node stays resumable)."""
         if isinstance(error, SourceError):
             store.remove_group(self.target, group)
             raise SourceError(f"{error} (the half-written {group} was removed from {self.target})") from None
+        if isinstance(error, OSError):
+            raise StoreError(f"{self.target}: writing {group} failed ({error.strerror or error}); free space or "
+                             "fix the store, then run convert again (finished parts are kept)") from None
         raise error
 
     def _finish(self, work: nodes.NodeWork) -> None:
@@ -160,6 +166,7 @@ def convert(
             on_plan(checked)
         store.remove_partial_writes(target)
         store.prepare_target(target)
+        store.begin_writing(target)
         where = nodes.Target(target, root, storage, overwrite)
         schedule = _Schedule(target, report, progress)
         try:
@@ -177,6 +184,7 @@ def convert(
                         schedule.take(nodes.tracking(where, seq, version, frames.fresh))
             if checked.svfr:
                 schedule.take(nodes.svfr(where, checked.svfr))
+            store.consolidate(target)  # the nodes being rewritten read as incomplete from here on
             schedule.run(run)
             for part in checked.participants:
                 for factor in (f for f in scales if f != 1):
@@ -185,6 +193,7 @@ def convert(
             if any(f != 1 for f in scales):
                 levels = sorted(set(store.open_group(target, "").attrs.get("multiscales", [1])) | set(scales))
                 store.set_attrs(target, "", {"multiscales": levels})
+            store.end_writing(target)
         finally:
             store.consolidate(target)
     return report

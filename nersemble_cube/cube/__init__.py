@@ -5,6 +5,7 @@
   per zarr codec of ours
 - :mod:`.location`: a local path or fsspec URL with its options; :mod:`.store`: recognising a cube, node
   metadata, completion markers and flags, consolidation; :mod:`.lock`: the writer's lock
+- :mod:`.integrity`: every chunk read through its checksum, damage named and marked for re-conversion
 - :mod:`.scales`: reduced-resolution levels (area average, intrinsics)
 - :mod:`.access`: ``open``, ``read_frame``, ``load_pointcloud``, ``flame_tracking``; :mod:`.summary`: ``info``
 """

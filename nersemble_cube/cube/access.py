@@ -12,8 +12,8 @@ from ..errors import StoreError
 from ..source.converters.flame import FlameTracking
 from ..source.converters.pcd import colors_as_float
 from .location import Location, locate
-from .schema import POINTCLOUDS, tracking_node
-from .store import check_cube
+from .schema import POINTCLOUDS, WRITING, tracking_node
+from .store import check_ranges, strict_nodes
 
 
 class IncompleteCubeWarning(UserWarning):
@@ -50,13 +50,19 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
     area-averaged by ``scale`` and intrinsics to match (root attr ``scale_factor``).
 
     Opening reads the consolidated metadata and the small dimension coordinates (serials, frame
-    indices, channel names). Warns with :class:`IncompleteCubeWarning` if a conversion into the store
-    did not finish. Raises :class:`~nersemble_cube.errors.StoreError` if ``store`` is not a cube.
+    indices, channel names); over http(s) also one byte, to refuse a server that ignores Range requests.
+    Warns with :class:`IncompleteCubeWarning` if a conversion into the store did not finish. Raises
+    :class:`~nersemble_cube.errors.StoreError` if ``store`` is not a cube.
+
+    Damage never reads as data (cubes of schema 1.1): a chunk whose crc32c does not match raises zarr's
+    ``ValueError`` ("checksum do not match"), and a chunk of a complete node that is not in the store
+    raises :class:`~nersemble_cube.errors.StoreError`; ``nersemble-cube verify`` finds them all.
     """
     path = locate(store, storage_options)
-    check_cube(path)
-    tree = xr.open_datatree(path.zarr_store(read_only=True), engine="zarr", chunks={} if dask else None,
-                            consolidated=True, zarr_format=3)
+    attrs, strict = strict_nodes(path)
+    check_ranges(path)
+    tree = xr.open_datatree(path.zarr_store(read_only=True, strict=strict or False), engine="zarr",
+                            chunks={} if dask else None, consolidated=True, zarr_format=3)
     if scale != 1:
         levels = tree.attrs.get("multiscales", [1])
         if scale not in levels:
@@ -64,6 +70,9 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
         tree = tree[f"scales/{scale}"].copy()
         tree.orphan()
         tree.attrs["scale_factor"] = scale
+    if WRITING in attrs:
+        warnings.warn(f"{path}: a conversion into this cube is running or did not finish; run nersemble-cube "
+                      "convert again to finish it", IncompleteCubeWarning, stacklevel=2)
     incomplete = _incomplete_nodes(tree)
     if incomplete:
         warnings.warn(
@@ -84,11 +93,16 @@ def read_frame(store: str | Path | Location, sequence: str, serial: str, time: i
     """
     import zarr
 
-    root = locate(store, storage_options).zarr_store(read_only=True)
+    loc = locate(store, storage_options)
+    root = loc.zarr_store(read_only=True, strict=True)
     cameras = [str(c) for c in zarr.open_array(root, path=f"{sequence}/camera", mode="r")[:]]
     if serial not in cameras:
         raise KeyError(f"camera {serial} has no video in {sequence}; it has {cameras}")
-    return zarr.open_array(root, path=f"{sequence}/{variable}", mode="r")[cameras.index(serial), time]
+    try:
+        return zarr.open_array(root, path=f"{sequence}/{variable}", mode="r")[cameras.index(serial), time]
+    except ValueError:
+        check_ranges(loc)  # a checksum failure may be a server that ignores Range requests: say so
+        raise
 
 
 def _child(node: xr.DataTree | xr.Dataset, name: str) -> xr.Dataset:

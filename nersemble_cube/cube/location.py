@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
-from zarr.abc.store import Store
-from zarr.storage import FsspecStore, LocalStore
+from zarr.abc.store import ByteRequest, Store
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import FsspecStore, LocalStore, WrapperStore
 
 from ..errors import StoreError
 
@@ -60,13 +61,20 @@ class Location:
         root = self._fs_root[1].rstrip("/")
         return f"{root}/{key}" if key else root
 
-    def zarr_store(self, read_only: bool = False) -> Store:
-        """A zarr store object for this location (a new one each call, cheap)."""
+    def zarr_store(self, read_only: bool = False, strict: bool | frozenset[str] = False) -> Store:
+        """A zarr store object for this location (a new one each call, cheap). ``strict``: a chunk that is
+        not in the store raises :class:`StoreError` instead of reading as the fill value, in every array
+        (True) or in the arrays of these nodes (for cubes that store every chunk of their complete nodes,
+        see :class:`StrictStore`)."""
         if self.is_local:
-            return LocalStore(self.url, read_only=read_only)
-        self.fs  # noqa: B018 - raises a clear StoreError for a missing fsspec backend
-        return FsspecStore.from_url(self.url, storage_options=dict(self.storage_options),
-                                    read_only=read_only or self.read_only)
+            store = LocalStore(self.url, read_only=read_only)
+        else:
+            self.fs  # noqa: B018 - raises a clear StoreError for a missing fsspec backend
+            store = FsspecStore.from_url(self.url, storage_options=dict(self.storage_options),
+                                         read_only=read_only or self.read_only)
+        if strict is False:
+            return store
+        return StrictStore(store, self.url, None if strict is True else strict)
 
     def read_bytes(self, key: str) -> bytes | None:
         """The object ``key``, or None if there is none."""
@@ -77,6 +85,44 @@ class Location:
 
     def __str__(self) -> str:
         return self.url
+
+
+def is_chunk_key(key: str) -> bool:
+    """Whether ``key`` names a chunk (or shard) in zarr v3's default encoding: ``{array}/c/0/3/0``, or
+    ``{array}/c`` for a 0-d array."""
+    parts = key.split("/")
+    if "c" not in parts:
+        return False
+    last = len(parts) - 1 - parts[::-1].index("c")
+    return all(p.isdigit() for p in parts[last + 1:])
+
+
+class StrictStore(WrapperStore):
+    """A read-only view of a cube that stores every chunk of its complete nodes (root attr
+    ``integrity.every_chunk_stored``): a chunk or shard of such a node that is not there raises
+    :class:`StoreError` (a lost or deleted file), where zarr would quietly return the fill value (black
+    frames, zero points). ``nodes``: the node paths this holds for (None: every node)."""
+
+    def __init__(self, store: Store, url: str, nodes: frozenset[str] | None = None):
+        super().__init__(store)
+        self.url, self.nodes = url, nodes
+
+    def _with_store(self, store: Store) -> StrictStore:
+        return type(self)(store, self.url, self.nodes)
+
+    def _strict(self, key: str) -> bool:
+        if not is_chunk_key(key):
+            return False
+        parts = key.split("/")
+        array = "/".join(parts[:len(parts) - 1 - parts[::-1].index("c")])
+        return self.nodes is None or array.rpartition("/")[0] in self.nodes
+
+    async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
+        value = await super().get(key, prototype, byte_range)
+        if value is None and self._strict(key):
+            raise StoreError(f"{self.url}/{key}: missing from the cube (lost or deleted, or never written by an "
+                             "unfinished conversion); run nersemble-cube verify, then convert again to repair it")
+        return value
 
 
 def locate(where: str | Path | Location, storage_options: Mapping[str, Any] | None = None) -> Location:

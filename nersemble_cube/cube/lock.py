@@ -39,7 +39,8 @@ def _stale(holder: dict) -> bool:
 def writer_lock(loc: Location) -> Iterator[None]:
     """Hold the cube's writer lock while converting into it; refuse if another writer holds it.
 
-    The lock is the object ``{store}.lock`` beside the store. Local folders: it is created exclusively (``O_EXCL``), so of two processes starting
+    The lock is the object ``{store}.lock`` beside the store (for a local store, beside the folder its path
+    resolves to, so two spellings of one folder, a symlink among them, share one lock). Local folders: it is created exclusively (``O_EXCL``), so of two processes starting
     together exactly one wins; a lock left by a killed process of this machine is taken over.
     Object stores: the lock object is created with a conditional put (``mode="create"``: S3's
     ``If-None-Match``), so one of two racing writers wins; a backend without conditional puts falls
@@ -47,7 +48,10 @@ def writer_lock(loc: Location) -> Iterator[None]:
     docs/schema.md. The lock is removed on exit, also after an error.
     """
     me = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}).encode()
-    key = loc.key("") + LOCK_SUFFIX
+    # a local cube is locked where it really is, so a symlink (or another spelling) of it meets the same lock
+    key = (os.path.realpath(loc.path) if loc.is_local else loc.key("")) + LOCK_SUFFIX
+    if loc.is_local and os.path.isdir(key):
+        raise StoreError(f"{key}: a folder stands where the writer's lock goes; remove it")
     for _ in range(2):
         try:
             if loc.is_local:
@@ -74,6 +78,9 @@ def writer_lock(loc: Location) -> Iterator[None]:
             who = f"process {holder.get('pid', '?')} on {holder.get('host', '?')}"
             raise StoreError(f"{loc}: another nersemble-cube convert ({who}) is writing this cube; wait for it "
                              f"to finish, or if it is gone delete {key}") from None
+        except OSError as e:  # a read-only folder, a folder where the lock file goes, a full disk...
+            raise StoreError(f"{key}: cannot create the writer's lock ({e.strerror or e}); check that the store's "
+                             "folder is writable") from None
     try:
         yield
     finally:

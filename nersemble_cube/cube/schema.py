@@ -32,7 +32,16 @@ from ..source.layout import SvfrImageSource, camera_role
 from .storage import StorageSpec
 
 SCHEMA_NAME = "nersemble-cube"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+METADATA_COMPLETE = "metadata_complete"
+"""Node attr set once a node's metadata, coordinates and small arrays are all written (the template a
+conversion then fills): an interrupted node without it is written afresh rather than resumed."""
+WRITING = "writing"
+"""Root attr present while a conversion writes the cube (``{"host", "pid", "started"}``) and removed when it
+finishes: a cube that still has it after the writer is gone was left half-written."""
+INTEGRITY = {"chunk_checksum": "crc32c", "every_chunk_stored": True}
+"""Root attr ``integrity`` of cubes written since schema 1.1: every chunk ends with a crc32c of its bytes,
+and every chunk of an array is stored (all-fill ones too), so a chunk that is not there is lost, not empty."""
 CAMERA_CONVENTION = "OpenCV world_2_cam: x right, y down, z forward; X_cam = world_2_cam @ X_world; metres"
 
 IMAGE_DIMS = ("camera", "time", "y", "x", "channel")
@@ -237,18 +246,19 @@ def svfr_template(images: list[SvfrImageSource], height: int, width: int) -> xr.
 def encoding(ds: xr.Dataset, storage: StorageSpec | None = None) -> dict:
     """zarr encodings for a node: nothing is masked (no ``_FillValue``); video frame arrays get the
     chunks, shards and codecs of ``storage``; SVFR images and point arrays its lossless compressor
-    (zstd when ``storage`` is lossy) with their dask chunks; small arrays are one chunk."""
+    (zstd when ``storage`` is lossy) with their dask chunks; small arrays are one chunk. Every array,
+    coordinates included, ends its codecs with a crc32c checksum of each chunk."""
     enc = {}
     lossless = storage.compressors() if storage is not None and storage.lossless else StorageSpec().compressors()
     for name, var in ds.data_vars.items():
-        e: dict = {"_FillValue": None}
+        e: dict = {"_FillValue": None, "compressors": lossless}
         if storage is not None and name in ("images", "alpha") and var.dims[:2] == ("camera", "time"):
             e.update(storage.frame_encoding(var.sizes["time"], var.shape[2:]))
-        elif storage is not None and name in ("images", "positions", "normals", "colors"):
-            e["compressors"] = lossless
         elif name.endswith(FLAG_SUFFIX):
             e["chunks"] = (1,)
-        elif var.ndim:
-            e["chunks"] = var.shape
+        elif var.ndim and not (storage is not None and name in ("images", "positions", "normals", "colors")):
+            e["chunks"] = var.shape  # one chunk; SVFR images and point arrays keep their dask chunks
         enc[name] = e
+    for name in ds.coords:
+        enc[name] = {"compressors": lossless}
     return enc

@@ -13,7 +13,7 @@ from typing import Literal
 
 import imagecodecs
 import numpy as np
-from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from .codecs.jpegxl import JpegXlCodec
 
@@ -43,6 +43,9 @@ class StorageSpec:
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
             raise ValueError(f"unknown codec {self.codec!r}; choose from {', '.join(CODECS)}")
+        levels = {"zstd": range(-7, 23), "lz4": range(0, 10)}.get(self.codec)
+        if levels is not None and self.level not in levels:
+            raise ValueError(f"level {self.level} is not a {self.codec} level; choose {levels.start} to {levels.stop - 1}")
         if self.frames_per_chunk < 1:
             raise ValueError(f"frames_per_chunk must be >= 1, got {self.frames_per_chunk}")
         if self.codec == "jpegxl" and self.frames_per_chunk != 1:
@@ -56,12 +59,13 @@ class StorageSpec:
         return self.codec in LOSSLESS
 
     def compressors(self) -> tuple:
-        """The zarr v3 bytes-to-bytes codecs of this spec (empty for ``none`` and ``jpegxl``)."""
+        """The zarr v3 bytes-to-bytes codecs of this spec: the compressor (none for ``none`` and ``jpegxl``),
+        then a crc32c checksum of every chunk, so a damaged chunk fails to read instead of reading wrong."""
         if self.codec == "zstd":
-            return (ZstdCodec(level=self.level),)
+            return (ZstdCodec(level=self.level), Crc32cCodec())
         if self.codec == "lz4":
-            return (BloscCodec(cname="lz4", clevel=self.level, shuffle="noshuffle"),)
-        return ()
+            return (BloscCodec(cname="lz4", clevel=self.level, shuffle="noshuffle"), Crc32cCodec())
+        return (Crc32cCodec(),)
 
     def serializer(self) -> JpegXlCodec | None:
         """The array-to-bytes codec (None: zarr's default ``bytes``)."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
+import time
 import warnings
 
 import xarray as xr
@@ -13,7 +16,8 @@ import zarr
 from .._version import __version__
 from ..errors import StoreError
 from .location import Location, located
-from .schema import CAMERA_CONVENTION, FLAG_SUFFIX, SCHEMA_NAME, SCHEMA_VERSION, encoding
+from .schema import (CAMERA_CONVENTION, FLAG_SUFFIX, INTEGRITY, METADATA_COMPLETE, SCHEMA_NAME, SCHEMA_VERSION, WRITING,
+                     encoding)
 from .storage import StorageSpec
 
 
@@ -43,6 +47,21 @@ def check_cube(loc: Location) -> dict:
     return _cube_attrs(loc, _root_doc(loc))
 
 
+@located
+def strict_nodes(loc: Location) -> tuple[dict, frozenset[str] | None]:
+    """The root attrs of the cube at ``loc`` (checked as :func:`check_cube` does) and the nodes whose every
+    chunk must be in the store: those its consolidated metadata says are complete, in a cube that stores
+    every chunk (root attr ``integrity``) and that no conversion is writing; None where none can be told.
+    One read of the root document."""
+    doc = _root_doc(loc)
+    attrs = _cube_attrs(loc, doc)
+    if not attrs.get("integrity", {}).get("every_chunk_stored") or WRITING in attrs:
+        return attrs, None
+    nodes = doc.get("consolidated_metadata", {}).get("metadata", {})
+    return attrs, frozenset(path for path, meta in nodes.items()
+                            if meta.get("node_type") == "group" and meta.get("attributes", {}).get("complete") is True)
+
+
 def _cube_attrs(loc: Location, doc: dict | None) -> dict:
     """The root attrs in the root document ``doc`` of ``loc``, checked as :func:`check_cube` says."""
     attrs = doc.get("attributes", {}) if doc and doc.get("node_type") == "group" else None
@@ -55,6 +74,21 @@ def _cube_attrs(loc: Location, doc: dict | None) -> dict:
             f"{__version__} (schema {SCHEMA_VERSION}); convert again or upgrade nersemble-cube"
         )
     return attrs
+
+
+@located
+def check_ranges(loc: Location) -> None:
+    """Refuse an http(s) server that ignores HTTP Range requests (``python -m http.server`` does): zarr reads
+    parts of shard files, which such a server answers with whole files. Costs one 1-byte request."""
+    if not loc.read_only:
+        return
+    try:
+        part = loc.fs.cat_file(loc.key("zarr.json"), start=0, end=1)
+    except OSError as e:
+        raise StoreError(f"{loc}: cannot be read ({e})") from None
+    if len(part) != 1:
+        raise StoreError(f"{loc}: the server ignores HTTP Range requests (it sent {len(part)} bytes for 1); serve the "
+                         "cube with one that honours them (object stores, CDNs, nginx; not python -m http.server)")
 
 
 @located
@@ -99,6 +133,7 @@ def prepare_target(loc: Location) -> None:
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,
         "camera_convention": CAMERA_CONVENTION,
+        "integrity": INTEGRITY,
         "created_by": f"nersemble-cube {__version__}",
     })
 
@@ -180,10 +215,12 @@ def stored_bytes(loc: Location, node: str = "") -> int:
 
 def write_node(loc: Location, group: str, ds: xr.Dataset, storage: StorageSpec | None = None,
                compute: bool = True) -> None:
-    """Write ``ds`` as the node ``group`` (replacing it), with the schema's encodings for ``storage``.
-    ``compute=False`` writes only the metadata of dask-backed variables (a template to fill)."""
+    """Write ``ds`` as the node ``group`` (replacing it), with the schema's encodings for ``storage``, every
+    chunk stored (all-fill ones too). ``compute=False`` writes only the metadata of dask-backed variables
+    (a template to fill)."""
     ds.to_zarr(loc.zarr_store(), group=group, mode="w", compute=compute, zarr_format=3, consolidated=False,
-               encoding=encoding(ds, storage))
+               encoding=encoding(ds, storage), write_empty_chunks=True)
+    open_group(loc, group, "r+").attrs[METADATA_COMPLETE] = True  # last: a killed write leaves it absent
 
 
 def open_for_writing(loc: Location, array: str) -> zarr.Array:
@@ -197,3 +234,20 @@ def open_for_writing(loc: Location, array: str) -> zarr.Array:
 def set_flags(loc: Location, group: str, name: str, index: slice | int) -> None:
     """Set the completion flags ``{name}_complete[index]`` of the node ``group`` (after that unit is written)."""
     open_for_writing(loc, f"{group}/{name}{FLAG_SUFFIX}")[index] = True
+
+
+@located
+def begin_writing(loc: Location) -> None:
+    """Record in the root attrs that a conversion is writing the cube (root attr ``writing``), and consolidate,
+    so that a reader of a cube whose writer dies is told so, whatever the consolidated metadata said before."""
+    open_group(loc, "", "r+").attrs[WRITING] = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+    consolidate(loc)
+
+
+@located
+def end_writing(loc: Location) -> None:
+    """Remove the root attr ``writing`` once a conversion finished (then consolidate)."""
+    group = open_group(loc, "", "r+")
+    if WRITING in group.attrs:
+        del group.attrs[WRITING]
+    consolidate(loc)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import xarray as xr
 
+from .schema import WRITING
+
 
 def _size(nbytes: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
@@ -45,6 +47,8 @@ def summary(tree: xr.DataTree) -> str:
     """One line per data node, sorted by path: cameras and frames of sequences, calibration roles,
     point-cloud timesteps, tracking versions, SVFR images; incomplete nodes are flagged."""
     lines = []
+    if WRITING in tree.attrs:
+        lines.append("INCOMPLETE: a conversion into this cube is running or did not finish; run convert again")
     for node in sorted(tree.subtree, key=lambda n: n.path):
         text = _describe(node)
         if text is not None:

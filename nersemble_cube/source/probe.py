@@ -40,6 +40,9 @@ def probe_videos(seq: layout.SequenceSource, calib: Calibration | None,
                 f"{info.width}x{info.height} but {ref.path.name} has {ref.n_frames} of {ref.width}x{ref.height}; "
                 "download the sequence again"
             )
+        if abs(info.fps - ref.fps) > 1e-3 * ref.fps:
+            raise SourceError(f"{info.path}: {info.fps:g} fps but {ref.path.name} has {ref.fps:g}; the cameras of "
+                              f"{seq.folder} must share one frame rate, download the sequence again")
         if info.n_frames == 0:
             raise SourceError(f"{info.path}: the video has no frames; download it again")
     return images, alpha

@@ -11,7 +11,8 @@ SVFR meshes are written with trimesh as ``mesh_{posed,neutral}.ply`` plus ``land
 (7x3, NoW order), required whenever a mesh is not in FLAME topology (5023 vertices).
 
 Pixel values: uint8 are taken as they are; floating point predictions must be in [0, 1] and are
-converted with ``rint(clip(x, 0, 1) * 255)``; NaN is refused.
+converted with ``rint(clip(x, 0, 1) * 255)``; NaN, infinities and values outside [0, 1] (beyond a 1e-3
+slack, e.g. 0-255 floats) are refused before anything is encoded.
 """
 
 from __future__ import annotations
@@ -142,8 +143,33 @@ def video_jobs(predictions: xr.DataTree, benchmark: str, partial: bool = False,
     return jobs, missing
 
 
+FLOAT_SLACK = 1e-3
+"""Float predictions may leave [0, 1] by this much (rounding in a renderer) and are clipped; further is refused."""
+
+
+def check_values(jobs: list[VideoJob]) -> None:
+    """Refuse float predictions that are not images in [0, 1], before anything is encoded: NaN, infinities,
+    values below 0 or above 1 (beyond :data:`FLOAT_SLACK`; values in 0-255 mean a forgotten ``/ 255``).
+    Reads the float predictions once (all videos in one dask pass); uint8 predictions need no check."""
+    import dask
+
+    floats = [j for j in jobs if j.frames.dtype.kind == "f"]
+    stats = dask.compute(*[(np.isnan(j.frames.data).any(), np.isinf(j.frames.data).any(), j.frames.data.min(),
+                            j.frames.data.max()) for j in floats], scheduler="threads")
+    for job, (nan, inf, low, high) in zip(floats, stats):
+        if nan:
+            raise PredictionError(f"{job.arcname}: NaN in the predictions")
+        if inf:
+            raise PredictionError(f"{job.arcname}: infinite values in the predictions")
+        if low < -FLOAT_SLACK or high > 1 + FLOAT_SLACK:
+            hint = "; divide 0-255 values by 255" if high > 1.5 else ""
+            raise PredictionError(f"{job.arcname}: float predictions must be in [0, 1], these range from {low:g} "
+                                  f"to {high:g}{hint}")
+
+
 def to_uint8(frames: np.ndarray, where: str) -> np.ndarray:
-    """uint8 as is; float in [0, 1] -> ``rint(clip(x, 0, 1) * 255)`` uint8; NaN raises :class:`PredictionError`."""
+    """uint8 as is; float in [0, 1] -> ``rint(clip(x, 0, 1) * 255)`` uint8 (values :func:`check_values`
+    accepted); NaN raises :class:`PredictionError` (a second line of defence)."""
     if frames.dtype == np.uint8:
         return frames
     if np.isnan(frames).any():
@@ -379,6 +405,7 @@ def export_submission(
         total = sum(len(v) for v in preds.values())
     else:
         jobs, report.missing = video_jobs(preds, benchmark, partial, store)
+        check_values(jobs)
         total = sum(j.frames.sizes["time"] for j in jobs)
     if on_start:
         on_start(total)

@@ -22,7 +22,7 @@ import zarr
 from ..cube import schema
 from ..cube.access import as_tree
 from ..cube.store import consolidate
-from ..errors import StoreError
+from ..errors import PredictionError, StoreError
 from .rules import expected_videos, fps, frame_size
 
 PREDICTION_SCHEMA = "nersemble-cube-prediction"
@@ -103,7 +103,8 @@ def write_frames(store: str | Path, participant_id: int, sequence: str, serial: 
 
     Each frame is its own chunk, so calls for different frames or cameras may run in parallel
     (threads or processes). Every written chunk is stored, black ones too, so export can tell a
-    frame that was never written from a black one.
+    frame that was never written from a black one. Frames that would not fit the sequence (``start`` below
+    0 or past its end) raise :class:`PredictionError`; nothing is written then.
     """
     path = Path(store).expanduser()
     group = f"{participant_id:03d}/{sequence}"
@@ -117,6 +118,10 @@ def write_frames(store: str | Path, participant_id: int, sequence: str, serial: 
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.shape[1:] != arr.shape[2:]:
         raise ValueError(f"frames must be (n, {', '.join(map(str, arr.shape[2:]))}) uint8, got {frames.shape} {frames.dtype}")
+    n_frames = arr.shape[1]
+    if start < 0 or start + len(frames) > n_frames:
+        raise PredictionError(f"{path}: {group} has frames 0..{n_frames - 1}; frames {start}..{start + len(frames) - 1} "
+                              "do not fit")
     arr[cams.index(serial), start:start + len(frames)] = frames
 
 

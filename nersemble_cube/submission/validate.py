@@ -4,14 +4,19 @@ with expected frame counts taken from a cube instead of the benchmark server.
 Issue keys follow the toolkit's (``missing_files``, ``wrong_frame_counts``, ``wrong_resolutions``,
 ``missing_posed_meshes``, ``empty_posed_meshes``, ``missing_posed_landmarks``, ``wrong_posed_landmarks``,
 the same for neutral, ``unexpected_files``, ``missing_svfr_tasks``) plus ``unsafe_paths`` (entries
-with absolute paths or ``..``: reported, never extracted) and ``unreadable_files``.
+with absolute paths or ``..``: reported, never extracted) and ``unreadable_files`` (also entries refused
+unread: encrypted, an unknown compression, larger than such a file can be, or inflating like a zip bomb).
+Every read is bounded: a video at most :data:`MAX_VIDEO_BYTES` in one temporary file at a time, a mesh
+:data:`MAX_MESH_BYTES`, landmarks :data:`MAX_LANDMARK_BYTES`, all in memory only up to those sizes.
 """
 
 from __future__ import annotations
 
-import shutil
+import io
+import struct
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -56,6 +61,50 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+MAX_RATIO = 100
+"""An entry that inflates more than this (mp4, ply and npy barely deflate) is refused unread: a zip bomb."""
+MAX_VIDEO_BYTES = 4 << 30
+"""The most one submission video may take (a real one takes a few hundred MB at crf 14)."""
+MAX_MESH_BYTES = 512 << 20
+MAX_LANDMARK_BYTES = 4096
+"""A 7x3 landmark array is 168 bytes of float64 plus a 128-byte header."""
+_READABLE = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+
+
+class _Unreadable(Exception):
+    """An entry refused or failed while reading: its message goes into ``unreadable_files``."""
+
+
+def _read_entry(zf: zipfile.ZipFile, name: str, limit: int, dst=None) -> bytes | None:
+    """The bytes of the entry ``name`` (or, with ``dst``, copied into that file object), read only if it is
+    plain, not encrypted, at most ``limit`` bytes and not inflating more than :data:`MAX_RATIO`; at most
+    ``limit`` bytes are ever read. Raises :class:`_Unreadable` saying why not."""
+    info = zf.getinfo(name)
+    if info.flag_bits & 0x1:
+        raise _Unreadable("encrypted entry")
+    if info.compress_type not in _READABLE:
+        raise _Unreadable(f"unsupported compression method {info.compress_type}")
+    if info.file_size > limit:
+        raise _Unreadable(f"declares {info.file_size} bytes, more than the {limit} such a file can take")
+    if info.file_size > MAX_RATIO * max(info.compress_size, 1) + 65536:
+        raise _Unreadable(f"inflates {info.compress_size} bytes to {info.file_size} (a zip bomb?)")
+    out, total = [], 0
+    try:
+        with zf.open(info) as src:
+            while block := src.read(min(1 << 20, limit + 1 - total)):
+                total += len(block)
+                if total > limit:
+                    raise _Unreadable(f"holds more than the {limit} bytes such a file can take")
+                if dst is None:
+                    out.append(block)
+                else:
+                    dst.write(block)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError,
+            struct.error) as e:  # ValueError: a local header name that is not UTF-8 (fuzzed)
+        raise _Unreadable(str(e) or type(e).__name__) from None
+    return b"".join(out) if dst is None else None
+
+
 def _frame_counts(cube: xr.DataTree | str | Path | None, benchmark: str) -> dict[tuple[int, str], int]:
     if cube is None:
         return {}
@@ -83,10 +132,13 @@ def _validate_videos(zf: zipfile.ZipFile, names: list[str], report: ValidationRe
                 report.add("missing_files", name)
                 continue
             local = Path(tmp) / "video.mp4"
-            with zf.open(name) as src, local.open("wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
             try:
+                with local.open("wb") as dst:
+                    _read_entry(zf, name, MAX_VIDEO_BYTES, dst)
                 info = probe(local)
+            except _Unreadable as e:
+                report.add("unreadable_files", f"{name}: {e}")
+                continue
             except NersembleCubeError as e:
                 report.add("unreadable_files", f"{name}: {str(e).split(': ', 1)[-1]}")
                 continue
@@ -124,8 +176,8 @@ def _validate_svfr(zf: zipfile.ZipFile, names: list[str], report: ValidationRepo
                 report.add(f"missing_{task}_meshes", mesh_name)
                 continue
             try:
-                with zf.open(mesh_name) as f:
-                    mesh = trimesh.Trimesh(**load_ply(f))  # as the toolkit's reader loads it (process=True)
+                ply = io.BytesIO(_read_entry(zf, mesh_name, MAX_MESH_BYTES))
+                mesh = trimesh.Trimesh(**load_ply(ply))  # as the toolkit's reader loads it (process=True)
                 n_vertices, n_faces = len(mesh.vertices), len(mesh.faces)
             except Exception as e:  # noqa: BLE001 - any parser failure is an unreadable file
                 report.add("unreadable_files", f"{mesh_name}: {e}")
@@ -138,8 +190,7 @@ def _validate_svfr(zf: zipfile.ZipFile, names: list[str], report: ValidationRepo
                     report.add(f"missing_{task}_landmarks", lm_name)
                     continue
                 try:
-                    with zf.open(lm_name) as f:
-                        landmarks = np.load(f, allow_pickle=False)
+                    landmarks = np.load(io.BytesIO(_read_entry(zf, lm_name, MAX_LANDMARK_BYTES)), allow_pickle=False)
                 except Exception as e:  # noqa: BLE001
                     report.add("unreadable_files", f"{lm_name}: {e}")
                     continue
@@ -167,7 +218,8 @@ def validate_submission(zip_path: str | Path, benchmark: str,
     check_benchmark(benchmark)
     try:
         zf = zipfile.ZipFile(zip_path)
-    except (OSError, zipfile.BadZipFile) as e:
+    except (OSError, zipfile.BadZipFile, ValueError, NotImplementedError, EOFError, RuntimeError) as e:
+        # ValueError: entry names that are not UTF-8, NotImplementedError: a zip version zipfile lacks (fuzzed)
         raise PredictionError(f"{zip_path}: not a readable zip file ({e})") from None
     report = ValidationReport(zip_path, benchmark)
     with zf:

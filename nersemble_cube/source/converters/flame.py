@@ -10,7 +10,9 @@ Values and dtypes are kept exactly as stored in the npz.
 
 from __future__ import annotations
 
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -61,19 +63,37 @@ class FlameTracking:
 assert tuple(f.name for f in fields(FlameTracking)) == tuple(SHAPES)
 
 
+MAX_FRAMES = 1_000_000
+"""More frames than any recording has (NeRSemble's longest sequences have a few thousand)."""
+_NPY_HEADER = 4096
+
+
+def _bounded(path: Path, npz, key: str, max_bytes: int) -> np.ndarray:
+    """``npz[key]``, refused unread if its member declares more than ``max_bytes`` of data (plus a header)."""
+    size = npz.zip.getinfo(f"{key}.npy").file_size
+    if size > max_bytes + _NPY_HEADER:
+        raise SourceError(f"{path}: FLAME tracking {key!r} takes {size} bytes, more than the {max_bytes} its shape "
+                          "allows; download it again")
+    return npz[key]
+
+
 def read_flame_tracking(path: str | Path) -> FlameTracking:
     """Load and check a tracking npz; raises :class:`SourceError` naming the file for missing keys,
     wrong shapes, frame counts that disagree between keys, or non-finite values."""
     path = as_path(path)
     try:
         with path.open("rb") as f, np.load(f, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            missing = [k for k in SHAPES if k not in npz.files]
+            if missing:
+                raise SourceError(f"{path}: FLAME tracking without keys {missing}; download it again")
+            arrays = {"frames": _bounded(path, npz, "frames", MAX_FRAMES * 8)}
+            n = len(arrays["frames"]) if arrays["frames"].ndim == 1 else -1
+            for key, spec in SHAPES.items():  # only the keys the cube stores, each no larger than its shape
+                expected = tuple(max(n, 0) if s == "T" else s for s in spec)
+                arrays[key] = _bounded(path, npz, key, 8 * int(np.prod(expected)))
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError,
+            struct.error, KeyError) as e:  # every way zipfile and numpy fail on a damaged file (fuzzed)
         raise SourceError(f"{path}: not a readable npz file ({e}); download it again") from None
-    missing = [k for k in SHAPES if k not in arrays]
-    if missing:
-        raise SourceError(f"{path}: FLAME tracking without keys {missing}; download it again")
-    n = len(arrays["frames"]) if arrays["frames"].ndim == 1 else -1
     for key, spec in SHAPES.items():
         expected = tuple(n if s == "T" else s for s in spec)
         if arrays[key].shape != expected:

@@ -80,43 +80,80 @@ class PcdInfo:
     has_colors: bool
 
 
+MAX_POINTS = 1 << 28
+"""More points than any scan holds (NeRSemble's clouds have a few million); a header beyond it is damaged."""
+MAX_HEADER = 4096
+MAX_ASCII_VALUE = 48
+"""Characters an ascii PCD value and its separator may take (a float32 printed in full needs about 16)."""
+
+
+def _points(path: Path, header: dict[str, list[str]]) -> int:
+    try:
+        n = int(header["POINTS"][0])
+    except (KeyError, IndexError, ValueError):
+        raise SourceError(f"{path}: PCD header without a POINTS count; download it again") from None
+    if not 0 <= n <= MAX_POINTS:
+        raise SourceError(f"{path}: PCD header says POINTS {n}, not a point count; download it again")
+    return n
+
+
 def probe_pcd(path: str | Path) -> PcdInfo:
     """Read and check only the header of a ``.pcd`` (and, for ``binary``, that the file is long enough)."""
     path = as_path(path)
     with path.open("rb") as f:
-        head = f.read(4096)
+        head = f.read(MAX_HEADER)
     header, pos = _parse_header(path, head)
     dtype = _dtype(path, header)
-    try:
-        n = int(header["POINTS"][0])
-    except (KeyError, IndexError, ValueError):
-        raise SourceError(f"{path}: PCD header without POINTS") from None
+    n = _points(path, header)
     if header["DATA"][:1] == ["binary"] and path.stat().st_size < pos + n * dtype.itemsize:
         raise SourceError(f"{path}: truncated PCD, {path.stat().st_size - pos} bytes for {n} points; download it again")
     return PcdInfo(path, n, NORMALS[0] in dtype.names, "rgb" in dtype.names)
+
+
+def _read_body(path: Path, f, layout: str, n: int, dtype: np.dtype) -> bytes:
+    """The data after the header, read no further than ``n`` points of ``layout`` can take."""
+    if layout == "binary":
+        return f.read(n * dtype.itemsize)
+    if layout == "binary_compressed":
+        sizes = f.read(8)
+        compressed = struct.unpack("<I", sizes[:4])[0] if len(sizes) == 8 else 0
+        if compressed > n * dtype.itemsize + n * dtype.itemsize // 16 + 64:  # LZF grows data by 1/32 at most
+            raise SourceError(f"{path}: compressed PCD block of {compressed} bytes for {n} points; download it again")
+        return sizes + f.read(compressed)
+    limit = n * len(dtype.names) * MAX_ASCII_VALUE
+    body = f.read(limit + 1)
+    if len(body) > limit:
+        raise SourceError(f"{path}: ascii PCD holds more data than its {n} points; download it again")
+    return body
 
 
 def read_pcd(path: str | Path) -> PointCloud:
     """Read an open3d-written ``.pcd``; raises :class:`SourceError` naming the file if it is
     truncated, damaged or has fields we do not know."""
     path = as_path(path)
-    data = path.read_bytes()
-    header, pos = _parse_header(path, data)
-    dtype = _dtype(path, header)
-    try:
-        n = int(header["POINTS"][0])
-        layout = header["DATA"][0]
-    except (KeyError, IndexError, ValueError):
-        raise SourceError(f"{path}: PCD header without POINTS or DATA") from None
-    body = data[pos:]
+    with path.open("rb") as f:
+        head = f.read(MAX_HEADER)
+        header, pos = _parse_header(path, head)
+        dtype = _dtype(path, header)
+        n = _points(path, header)
+        layout = header["DATA"][0] if header["DATA"] else ""
+        f.seek(pos)
+        body = _read_body(path, f, layout, n, dtype)
     if layout == "ascii":
         rows = body.decode("ascii", errors="replace").split()
         if len(rows) != n * len(dtype.names):
             raise SourceError(f"{path}: truncated PCD, {len(rows)} values for {n} points of {len(dtype.names)} fields")
         table = np.array(rows, dtype=object).reshape(n, len(dtype.names))
         records = np.empty(n, dtype)
-        for i, name in enumerate(dtype.names):
-            records[name] = table[:, i].astype(np.float64 if name != "rgb" else np.uint64).astype(dtype[name])
+        try:
+            for i, name in enumerate(dtype.names):
+                values = table[:, i].astype(np.float64)
+                if name == "rgb" and not ((values >= 0) & (values < 2 ** 32) & (values == np.floor(values))).all():
+                    raise ValueError("rgb values are not packed 24-bit colours")
+                records[name] = values.astype(dtype[name])
+        except (ValueError, OverflowError) as e:
+            raise SourceError(f"{path}: ascii PCD values that are not numbers of their fields ({e}); "
+                              "download it again") from None
     elif layout == "binary":
         if len(body) < n * dtype.itemsize:
             raise SourceError(f"{path}: truncated PCD, {len(body)} bytes for {n} points of {dtype.itemsize} bytes")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +84,9 @@ def iter_frames(info: VideoInfo, batch: int = 1, reuse: bool = False) -> Iterato
     """Decode the video of ``info`` and yield consecutive batches of frames.
 
     Each batch is ``(n, y, x, channel)`` uint8 RGB with ``n <= batch`` (only the last one is
-    shorter). Raises :class:`SourceError` when the decoder fails or delivers another number of
-    frames than :func:`probe` counted (a truncated or damaged file). A remote video is decoded
+    shorter). Raises :class:`SourceError` when the decoder fails, reports an error (damaged data it
+    concealed) or delivers another number of frames than :func:`probe` counted (a truncated or damaged
+    file); the error comes once the frames are read, so a writer must not mark them complete before. A remote video is decoded
     from a temporary local copy. With ``reuse`` every batch is written into the same buffer (no page
     faults for fresh memory): each batch is valid only until the next one is requested.
     """
@@ -97,7 +99,8 @@ def _iter_frames(info: VideoInfo, local: Path, batch: int, reuse: bool) -> Itera
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(local),
         "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    errors = tempfile.TemporaryFile()  # not a pipe: a damaged file can print more errors than a pipe holds
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
     frame_bytes = info.height * info.width * 3
     done, buf = 0, None
     try:
@@ -113,15 +116,19 @@ def _iter_frames(info: VideoInfo, local: Path, batch: int, reuse: bool) -> Itera
         extra = proc.stdout.read(1)
     finally:
         proc.stdout.close()
-        stderr = proc.stderr.read().decode(errors="replace")
-        proc.stderr.close()
         rc = proc.wait()
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+        errors.close()
     if rc != 0 or done != info.n_frames or extra:
         detail = _last_error_line(stderr) if rc != 0 else "frame count differs from the container's index"
         raise SourceError(
             f"{info.path}: decoding stopped after {done} of {info.n_frames} frames ({detail}); "
             "the file is truncated or damaged, download it again"
         )
+    if stderr.strip():  # ffmpeg at -v error prints nothing for a sound file
+        raise SourceError(f"{info.path}: the decoder reported errors ({_last_error_line(stderr)}); the file is "
+                          "damaged, download it again")
 
 
 def read_frames(info: VideoInfo, indices: list[int]) -> np.ndarray:

@@ -1,0 +1,187 @@
+"""Checking a cube's chunks without its source: every chunk (or a random sample) is read back through its
+crc32c checksum and the strict store, so a flipped byte, a truncated or deleted shard or a damaged shard
+index is found and named by node, camera and frames. Damaged units are then marked for re-conversion
+(their completion flags cleared, their node incomplete), so ``convert`` run again redoes exactly them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import zarr
+
+from ..cluster import Progress
+from ..errors import StoreError
+from . import store
+from .location import Location, located
+from .schema import FLAG_SUFFIX, POINTCLOUDS
+
+UNIT_ARRAYS = ("images", "alpha")
+"""Frame arrays whose damage is repaired per camera (their ``{name}_complete`` flags)."""
+POINT_ARRAYS = ("positions", "normals", "colors")
+REWRITE = "rewrite"
+"""Node attr set by :func:`mark_for_repair` when a node must be written afresh by the next conversion."""
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One unreadable region of an array: ``array`` path, its ``region`` (a slice per dim), ``where`` in
+    words (``camera 222200042 frames 32-63``) and the ``reason`` (checksum mismatch, missing, unreadable)."""
+
+    array: str
+    region: tuple[slice, ...]
+    where: str
+    reason: str
+
+    @property
+    def node(self) -> str:
+        return self.array.rpartition("/")[0]
+
+    def __str__(self) -> str:
+        return f"{self.array}: {self.where}: {self.reason}"
+
+
+@dataclass
+class IntegrityReport:
+    """What :func:`check_chunks` read (``chunks``: regions read, ``arrays``) and found (``damage``), and the
+    nodes it marked for re-conversion."""
+
+    chunks: int = 0
+    arrays: int = 0
+    damage: list[Damage] = field(default_factory=list)
+    marked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.damage
+
+
+def _regions(arr: zarr.Array) -> list[tuple[slice, ...]]:
+    """The write units of ``arr``: its shards if sharded, else its chunks (clipped to the shape)."""
+    block = arr.shards or arr.chunks
+    counts = [-(-n // b) if n else 0 for n, b in zip(arr.shape, block)]
+    return [tuple(slice(i * b, min((i + 1) * b, n)) for i, b, n in zip(index, block, arr.shape))
+            for index in itertools.product(*(range(c) for c in counts))]
+
+
+def _inner(arr: zarr.Array, region: tuple[slice, ...]) -> Iterator[tuple[slice, ...]]:
+    """The chunks of ``arr`` inside the shard ``region``."""
+    steps = [range(s.start, s.stop, c) for s, c in zip(region, arr.chunks)]
+    for start in itertools.product(*steps):
+        yield tuple(slice(a, min(a + c, s.stop)) for a, c, s in zip(start, arr.chunks, region))
+
+
+def _reason(error: Exception) -> str:
+    text = str(error)
+    if "checksum" in text.lower():
+        return "checksum mismatch (the chunk's bytes changed)"
+    if isinstance(error, StoreError):
+        return "missing (a lost or deleted file)"
+    return f"unreadable ({type(error).__name__}: {text[:120]})"
+
+
+def _read_error(arr: zarr.Array, region: tuple[slice, ...]) -> str | None:
+    """Why ``region`` of ``arr`` cannot be read, or None if it can."""
+    try:
+        arr[region]
+    except Exception as error:  # noqa: BLE001
+        return _reason(error)
+    return None
+
+
+def _describe(arr: zarr.Array, region: tuple[slice, ...], cameras: list[str] | None) -> str:
+    dims = arr.metadata.dimension_names or ()
+    if cameras is not None and dims[:2] == ("camera", "time"):
+        serials = ", ".join(cameras[region[0].start:region[0].stop])
+        last = region[1].stop - 1
+        frames = f"frame {last}" if region[1].start == last else f"frames {region[1].start}-{last}"
+        return f"camera {serials} {frames}"
+    return "chunk " + " ".join(f"{d or 'dim'} {s.start}:{s.stop}" for d, s in zip(dims or [""] * len(region), region))
+
+
+def _check_array(arr: zarr.Array, path: str, regions: list[tuple[slice, ...]], cameras: list[str] | None,
+                 report: IntegrityReport, progress: Progress) -> None:
+    for region in regions:
+        report.chunks += 1
+        try:
+            arr[region]
+        except Exception as error:  # noqa: BLE001 - every way a chunk fails to read is damage to report
+            chunks = list(_inner(arr, region)) if arr.shards else []
+            found = [Damage(path, c, _describe(arr, c, cameras), reason) for c in chunks
+                     if (reason := _read_error(arr, c)) is not None]
+            if not found or len(found) == len(chunks):  # the whole shard (missing, or its index damaged)
+                found = [Damage(path, region, _describe(arr, region, cameras), _reason(error))]
+            report.damage += found
+        progress(1)
+
+
+def _complete_nodes(group: zarr.Group, path: str = "") -> Iterator[tuple[str, zarr.Group]]:
+    if group.attrs.get("complete") is True:
+        yield path, group
+    for name, member in group.members():
+        if isinstance(member, zarr.Group):
+            yield from _complete_nodes(member, f"{path}/{name}".lstrip("/"))
+
+
+@located
+def check_chunks(loc: Location, *, full: bool = True, sample: int = 2, seed: int = 0,
+                 progress: Progress | None = None, on_start=None) -> IntegrityReport:
+    """Read the chunks of every complete node of the cube at ``loc`` through their checksums: all of them
+    (``full``), or ``sample`` random shards (chunks) per array. ``on_start`` gets the number of reads,
+    ``progress`` is called as they are done. Reads only; see :func:`mark_for_repair`."""
+    store.check_cube(loc)
+    root = zarr.open_group(loc.zarr_store(read_only=True, strict=True), mode="r", use_consolidated=False)
+    rng = np.random.default_rng(seed)
+    plan = []
+    for node_path, node in _complete_nodes(root):
+        cameras = [str(c) for c in node["camera"][:]] if "camera" in node else None
+        for name, arr in node.arrays():
+            regions = _regions(arr)
+            if not full and len(regions) > sample:
+                picks = sorted(rng.choice(len(regions), sample, replace=False).tolist())
+                regions = [regions[i] for i in picks]
+            plan.append((arr, f"{node_path}/{name}".lstrip("/"), regions, cameras))
+    if on_start:
+        on_start(sum(len(p[2]) for p in plan))
+    report = IntegrityReport(arrays=len(plan))
+    for arr, path, regions, cameras in plan:
+        _check_array(arr, path, regions, cameras, report, progress or (lambda n: None))
+    return report
+
+
+def _timesteps_in(node: zarr.Group, points: slice) -> np.ndarray:
+    """Indices of the timesteps of a point-cloud node whose points overlap ``points``."""
+    offset, count = node["offset"][:], node["count"][:]
+    return np.flatnonzero((offset < points.stop) & (offset + count > points.start))
+
+
+@located
+def mark_for_repair(loc: Location, damage: list[Damage]) -> list[str]:
+    """Mark what ``damage`` hit for the next ``convert``: the cameras of damaged frames (their
+    ``images_complete`` / ``alpha_complete`` flags), the timesteps of damaged points (``cloud_complete``),
+    and, for any other array, the whole node (attr ``rewrite``). Each node hit is set incomplete; returns
+    their paths. Holds the writer's lock while it writes."""
+    from .lock import writer_lock
+
+    by_node: dict[str, list[Damage]] = {}
+    for d in damage:
+        by_node.setdefault(d.node, []).append(d)
+    with writer_lock(loc):
+        for node_path, hits in by_node.items():
+            node = store.open_group(loc, node_path, "r+")
+            for d in hits:
+                name = d.array.rpartition("/")[2]
+                if name in UNIT_ARRAYS and f"{name}{FLAG_SUFFIX}" in node:
+                    store.open_for_writing(loc, f"{node_path}/{name}{FLAG_SUFFIX}")[d.region[0]] = False
+                elif name in POINT_ARRAYS and node_path.endswith(POINTCLOUDS):
+                    flags = store.open_for_writing(loc, f"{node_path}/cloud{FLAG_SUFFIX}")
+                    for i in _timesteps_in(node, d.region[0]):
+                        flags[int(i)] = False
+                else:
+                    node.attrs[REWRITE] = True
+            node.attrs["complete"] = False
+        store.consolidate(loc)
+    return sorted(by_node)

@@ -1,0 +1,359 @@
+"""Damage, faults and hostile input (docs/reliability.md): a damaged cube never reads wrong without an error,
+verify names what is damaged and convert repairs it, a writer that died is reported, one lock per real
+folder, servers that ignore Range requests are refused, corrupt sources and bombs are refused bounded."""
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import warnings
+import zipfile
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+import nersemble_cube
+from nersemble_cube import convert
+from nersemble_cube.cube.access import IncompleteCubeWarning
+from nersemble_cube.cube.lock import writer_lock
+from nersemble_cube.errors import PredictionError, SourceError, StoreError
+from nersemble_cube.source.converters.flame import read_flame_tracking
+from nersemble_cube.source.converters.pcd import probe_pcd, read_pcd
+from nersemble_cube.submission.validate import validate_submission
+
+from conftest import CLI, N_FRAMES, decode_pyav, run_cli, store_contents
+
+SEQ = "nvs/388/sequences/GLASSES"
+
+
+@pytest.fixture
+def damaged(cube, tmp_path):
+    """A private copy of the session's cube, to damage."""
+    target = tmp_path / "cube.zarr"
+    shutil.copytree(cube, target)
+    return target
+
+
+def _shard(cube, variable: str, camera: int):
+    return cube / SEQ / variable / "c" / str(camera) / "0" / "0" / "0" / ("0" if variable == "images" else "")
+
+
+def _flip(path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+# ---- the cube: checksums, missing shards, verify and repair ----------------------------------------------------
+
+def test_no_flipped_byte_reads_as_wrong_pixels(damaged, cube):
+    """Flip one byte anywhere in a camera's shard (frame data or shard index), 24 times: every read of every
+    frame either equals the original or raises; none returns other pixels."""
+    serial = str(nersemble_cube.open(cube)[SEQ].camera.values[1])
+    pristine = [nersemble_cube.read_frame(cube, SEQ, serial, t) for t in range(N_FRAMES)]
+    shard = _shard(damaged, "images", 1)
+    original = shard.read_bytes()
+    rng = np.random.default_rng(7)
+    offsets = rng.integers(0, len(original), 20).tolist() + [len(original) - k for k in (1, 5, 9, 16)]  # + index
+    wrong = detected = 0
+    for offset in offsets:
+        _flip(shard, offset)
+        for t in range(N_FRAMES):
+            try:
+                frame = nersemble_cube.read_frame(damaged, SEQ, serial, t)
+            except ValueError as e:  # zarr: "Stored and computed checksum do not match"
+                assert "checksum" in str(e)
+                detected += 1
+                continue
+            wrong += not np.array_equal(frame, pristine[t])
+        shard.write_bytes(original)
+    assert wrong == 0
+    assert detected >= len(offsets)  # each flip made at least its own frame fail
+
+
+def test_a_missing_shard_is_an_error_not_black_frames(damaged):
+    _shard(damaged, "alpha", 0).unlink()
+    serial = str(nersemble_cube.open(damaged)[SEQ].camera.values[0])
+    with pytest.raises(StoreError, match="missing from the cube"):
+        nersemble_cube.read_frame(damaged, SEQ, serial, 0, variable="alpha")
+    with pytest.raises(StoreError, match="missing from the cube"):
+        nersemble_cube.open(damaged)[SEQ].alpha.isel(camera=0, time=2).values
+
+
+def test_verify_names_the_damage_and_convert_repairs_exactly_it(damaged, cube, sample_dir):
+    serials = [str(s) for s in nersemble_cube.open(cube)[SEQ].camera.values]
+    shard = _shard(damaged, "images", 1)
+    _flip(shard, len(shard.read_bytes()) // 2)  # somewhere in the frames of camera 1
+    _shard(damaged, "alpha", 0).unlink()
+    calib = damaged / "nvs/388/calibration/world_2_cam/c/0/0/0"
+    _flip(calib, 3)
+
+    res = run_cli("verify", damaged, "--full")
+    assert res.returncode == 4, res.stderr
+    assert f"damaged: {SEQ}/images: camera {serials[1]} frame" in res.stderr and "checksum mismatch" in res.stderr
+    assert f"damaged: {SEQ}/alpha: camera {serials[0]} frames 0-{N_FRAMES - 1}: missing" in res.stderr
+    assert "damaged: nvs/388/calibration/world_2_cam: chunk" in res.stderr
+    assert f"marked for re-conversion: nvs/388/calibration, {SEQ}" in res.stderr
+    assert "3 damaged" in res.stdout and res.stderr.strip().splitlines()[-1].startswith("error: ")
+    with pytest.warns(IncompleteCubeWarning, match="nvs/388/calibration"):
+        nersemble_cube.open(damaged)
+
+    report = convert(sample_dir, damaged)
+    assert report.written == ["nvs/388/calibration", SEQ]  # only the damaged nodes; SEQ's other cameras kept
+    assert report.items == 2 * N_FRAMES  # camera 1's images and camera 0's alpha, decoded again
+    assert store_contents(damaged) == store_contents(cube)
+    assert run_cli("verify", damaged, "--full").returncode == 0
+
+
+def test_verify_of_a_sound_cube_reads_every_chunk(cube):
+    res = run_cli("verify", cube, "--full", "--no-mark")
+    assert res.returncode == 0, res.stderr
+    checked = int(res.stdout.split("checked ")[1].split()[0])
+    assert checked > 50 and ": 0 damaged" in res.stdout
+
+
+# ---- a writer that dies ----------------------------------------------------------------------------------------
+
+def test_a_killed_overwrite_leaves_a_cube_that_says_so_and_resumes(damaged, cube, sample_dir):
+    proc = subprocess.Popen([*CLI, "convert", str(sample_dir), str(damaged), "--overwrite", "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root = damaged / "zarr.json"
+    deadline = time.monotonic() + 60
+    while '"writing"' not in root.read_text() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(0.3)  # templates rewritten, some tasks running
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with pytest.warns(IncompleteCubeWarning, match="running or did not finish"):
+        nersemble_cube.open(damaged)
+    info = run_cli("info", damaged)
+    assert info.stdout.startswith("INCOMPLETE: a conversion into this cube is running or did not finish")
+    convert(sample_dir, damaged)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IncompleteCubeWarning)
+        nersemble_cube.open(damaged)
+    assert store_contents(damaged) == store_contents(cube)
+
+
+def test_one_lock_per_real_folder(tmp_path):
+    real = tmp_path / "cube.zarr"
+    real.mkdir()
+    (tmp_path / "link.zarr").symlink_to(real)
+    with writer_lock(real), pytest.raises(StoreError, match="another nersemble-cube convert"):
+        with writer_lock(tmp_path / "link.zarr"):
+            pass
+    (tmp_path / "other.zarr.lock").mkdir()
+    with pytest.raises(StoreError, match="a folder stands where the writer's lock goes"):
+        with writer_lock(tmp_path / "other.zarr"):
+            pass
+
+
+# ---- a server that ignores Range requests ----------------------------------------------------------------------
+
+def test_a_server_that_ignores_range_requests_is_named(cube):
+    class Plain(SimpleHTTPRequestHandler):  # what `python -m http.server` runs
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Plain, directory=str(cube.parent)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{cube.name}"
+    try:
+        with pytest.raises(StoreError, match="ignores HTTP Range requests"):
+            nersemble_cube.open(url)
+        serial = str(nersemble_cube.open(cube)[SEQ].camera.values[0])
+        with pytest.raises(StoreError, match="ignores HTTP Range requests"):
+            nersemble_cube.read_frame(url, SEQ, serial, 0)
+    finally:
+        server.shutdown()
+
+
+# ---- corrupt sources --------------------------------------------------------------------------------------------
+
+MONO = "mono_flame_avatar/393/sequences/EXP-1-head"
+
+
+@pytest.fixture
+def mono(sample_dir, tmp_path):
+    root = tmp_path / "bench"
+    shutil.copytree(sample_dir / "mono_flame_avatar", root / "mono_flame_avatar")
+    return root
+
+
+def test_an_mp4_with_flipped_bits_is_refused_by_name(mono, tmp_path):
+    video = mono / MONO / "images/cam_222200037.mp4"
+    data = bytearray(video.read_bytes())
+    for i in range(2000, len(data) // 2, 97):  # the frame data (mdat) of a faststart-less mp4 comes first
+        data[i] ^= 0xFF
+    video.write_bytes(bytes(data))
+    target = tmp_path / "c.zarr"
+    with pytest.raises(SourceError, match=r"EXP-1-head/images/cam_222200037.mp4: .*(decoder reported errors|decoding)"):
+        convert(mono, target)
+    assert not (target / MONO).exists()  # the half-written sequence was removed
+
+
+def test_a_camera_with_another_frame_rate_is_refused(mono, tmp_path):
+    video = mono / MONO / "alpha_maps/cam_222200037.mp4"
+    frames = decode_pyav(video)
+    out = tmp_path / "30fps.mp4"
+    writer = imageio_ffmpeg.write_frames(str(out), (512, 512), fps=30, codec="libx264", pix_fmt_out="yuv420p",
+                                         macro_block_size=1, output_params=["-crf", "18"])
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    shutil.copy(out, video)
+    with pytest.raises(SourceError, match=r"alpha_maps/cam_222200037.mp4: 30 fps but cam_222200037.mp4 has 24.3"):
+        convert(mono, tmp_path / "c.zarr")
+    assert not (tmp_path / "c.zarr").exists()
+
+
+def test_a_tracking_npz_is_read_no_further_than_its_keys(tmp_path, mono):
+    path = mono / MONO / "tracking/flame2023_tracking_v2.npz"
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    arrays["expression"] = np.zeros((len(arrays["frames"]), 100_000), np.float64)  # 8 MB where 4 KB belong
+    np.savez_compressed(path, **arrays, unused=np.zeros(10_000_000))
+    with pytest.raises(SourceError, match=r"'expression' takes \d+ bytes, more than the \d+ its shape allows"):
+        read_flame_tracking(path)
+
+
+@pytest.mark.parametrize("header, body, match", [
+    ("POINTS -5\nDATA ascii\n", b"", "says POINTS -5, not a point count"),
+    ("POINTS 2\nDATA ascii\n", b"1 2 3\nx y z\n", "not numbers"),
+    ("POINTS 1\nDATA ascii\n", b"1 2 3 " * 100_000, "more data than its 1 points"),
+    ("POINTS 3\nDATA binary_compressed\n", b"\x05\x00\x00\x00\x24\x00\x00\x00abc", "damaged compressed"),
+])
+def test_bad_point_clouds_are_source_errors(tmp_path, header, body, match):
+    path = tmp_path / "frame_00000.pcd"
+    path.write_bytes(("VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 1\nHEIGHT 1\n"
+                      + header).encode() + body)
+    with pytest.raises(SourceError, match=match):
+        probe_pcd(path)
+        read_pcd(path)
+
+
+# ---- hostile submission zips -----------------------------------------------------------------------------------
+
+def test_a_zip_bomb_is_refused_unread(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        with zf.open("388/GLASSES/cam_222200037.mp4", "w", force_zip64=True) as f:
+            block = bytes(1 << 20)
+            for _ in range(600):  # 600 MB of zeros deflate to ~0.6 MB
+                f.write(block)
+    assert bomb.stat().st_size < 2 << 20
+    report = validate_submission(bomb, "nvs")
+    assert any("cam_222200037.mp4: inflates" in e for e in report.issues["unreadable_files"])
+
+
+def test_landmarks_and_broken_entries_are_reported_not_loaded(tmp_path):
+    path = tmp_path / "svfr.zip"
+    key = "017/EMO-1-shout+laugh_156_221501007"
+    big = io.BytesIO()
+    np.save(big, np.zeros((100_000, 3)))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{key}/mesh_posed.ply", _ply(10))
+        zf.writestr(f"{key}/landmarks_posed.npy", big.getvalue())
+    report = validate_submission(path, "svfr")
+    assert any(f"{key}/landmarks_posed.npy: declares" in e for e in report.issues["unreadable_files"])
+    # a bad CRC: the entry's bytes changed after it was written
+    data = bytearray(path.read_bytes())
+    start = data.find(b"ply\n")
+    data[start + 20] ^= 0x01
+    path.write_bytes(bytes(data))
+    report = validate_submission(path, "svfr")
+    assert any("Bad CRC-32" in e for e in report.issues["unreadable_files"])
+
+
+def _ply(n: int) -> bytes:
+    vertices = "".join(f"{i} {i % 3} {i % 5}\n" for i in range(n))
+    return (f"ply\nformat ascii 1.0\nelement vertex {n}\nproperty float x\nproperty float y\nproperty float z\n"
+            f"element face 1\nproperty list uchar int vertex_indices\nend_header\n{vertices}3 0 1 2\n").encode()
+
+
+def test_the_validate_command_says_unreadable_in_one_report(tmp_path):
+    bomb = tmp_path / "b.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("388/GLASSES/cam_222200037.mp4", bytes(50 << 20))
+    res = run_cli("validate", bomb, "-b", "nvs")
+    assert res.returncode == 6 and "unreadable_files" in res.stdout and "inflates" in res.stdout
+    assert "Traceback" not in res.stderr
+    assert json.loads(json.dumps(os.listdir(tmp_path))) == ["b.zip"]  # nothing extracted beside it
+
+
+def test_a_full_disk_while_writing_is_a_store_error_and_resumable(sample_dir, tmp_path, monkeypatch):
+    from nersemble_cube.conversion import nodes
+
+    def no_space(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(nodes, "fill_video", no_space)  # every video task fails as a full disk makes it
+    target = tmp_path / "c.zarr"
+    with pytest.raises(StoreError, match=r"writing mono_flame_avatar/393/sequences/EXP-1-head failed \(No space left"):
+        convert(sample_dir, target, benchmarks=["mono_flame_avatar"], workers=1)
+    monkeypatch.undo()
+    report = convert(sample_dir, target, benchmarks=["mono_flame_avatar"])
+    assert "mono_flame_avatar/393/sequences/EXP-1-head" in report.written
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--level", "100"), "level 100 is not a zstd level"),
+    (("--workers", "-1"), "greater than or equal to 1"),
+    (("-b", "foo"), "unknown benchmark 'foo'"),
+])
+def test_bad_options_are_usage_errors_before_anything_is_written(sample_dir, tmp_path, args, message):
+    res = run_cli("convert", sample_dir, tmp_path / "c.zarr", *args)
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+    assert not (tmp_path / "c.zarr").exists()
+
+
+def test_fuzzed_npz_crashes_are_source_errors(tmp_path, mono):
+    """Found by benchmarks/fuzz_parsers.py (atheris): an npz whose zip entries need a newer zip version
+    made zipfile raise NotImplementedError."""
+    path = mono / MONO / "tracking/flame2023_tracking_v2.npz"
+    data = bytearray(path.read_bytes())
+    central = data.find(b"PK\x01\x02")
+    data[central + 6] = 255  # "version needed to extract" of the first central directory entry: 25.5
+    path.write_bytes(bytes(data))
+    with pytest.raises(SourceError, match="not a readable npz file .*zip file version 25.5"):
+        read_flame_tracking(path)
+
+
+def test_fuzzed_zip_crashes_are_one_line_errors(tmp_path):
+    """Found by benchmarks/fuzz_parsers.py (atheris): an entry name flagged UTF-8 that is not UTF-8 made
+    zipfile raise UnicodeDecodeError when the validator opened the zip."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("388/GLASSES/cam_222200037.mp4", b"x")
+    data = bytearray(buf.getvalue())
+    central = data.find(b"PK\x01\x02")
+    data[central + 9] |= 0x08  # general purpose flag bit 11 (0x0800, little-endian): the name is UTF-8
+    name = data.find(b"388/GLASSES", central)
+    data[name + 3] = 0xEC  # ... which it is not
+    path = tmp_path / "bad.zip"
+    path.write_bytes(bytes(data))
+    with pytest.raises(PredictionError, match="not a readable zip file"):
+        validate_submission(path, "nvs")
+
+
+def test_fuzzed_local_header_names_are_unreadable_entries(tmp_path):
+    """Found by benchmarks/fuzz_parsers.py: a local file header whose UTF-8-flagged name is not UTF-8 made
+    zipfile raise UnicodeDecodeError while the validator read the entry."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("388/GLASSES/cam_222200037.mp4", b"x")
+    data = bytearray(buf.getvalue())
+    data[7] |= 0x08  # the local header's flag bit 11: its name is UTF-8 ...
+    data[30 + 3] = 0x80  # ... which it is not (the name starts at offset 30)
+    path = tmp_path / "bad.zip"
+    path.write_bytes(bytes(data))
+    report = validate_submission(path, "nvs")
+    assert any(e.startswith("388/GLASSES/cam_222200037.mp4: ") for e in report.issues["unreadable_files"])
