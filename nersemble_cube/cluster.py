@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ def check_scheduler(scheduler: str) -> str:
     if scheduler not in SCHEDULERS and "://" not in scheduler:
         raise ValueError(f"--scheduler is {', '.join(SCHEDULERS)} or an address like tcp://host:8786")
     return scheduler
+
+
+class Cancelled(Exception):
+    """Raised inside a running task whose run was stopped (an error elsewhere, Ctrl-C)."""
 
 
 @dataclass(frozen=True)
@@ -87,17 +92,29 @@ class Runner:
             yield from self._run_distributed(tasks, progress)
 
     def _run_threads(self, tasks: Sequence[Task], progress: Progress):
+        stop = threading.Event()
+
+        def guarded(n: int) -> None:  # a running task stops at its next progress report once the run stops
+            if stop.is_set():
+                raise Cancelled("the run was stopped")
+            progress(n)
+
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            pending = {pool.submit(task, progress): task for task in tasks}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = pending.pop(future)
-                    error = future.exception()
-                    if error:  # before the caller hears of it: closing this generator then waits only for
-                        for other in pending:  # the tasks already running
-                            other.cancel()
-                    yield task, None if error else future.result(), error
+            pending = {pool.submit(task, guarded): task for task in tasks}
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        task = pending.pop(future)
+                        error = future.exception()
+                        if error:  # before the caller hears of it: closing this generator then waits only
+                            for other in pending:  # for the tasks already running
+                                other.cancel()
+                        yield task, None if error else future.result(), error
+            finally:  # an error, Ctrl-C or the caller closing this generator: start nothing more, stop the rest
+                stop.set()
+                for future in pending:
+                    future.cancel()
 
     def _run_distributed(self, tasks: Sequence[Task], progress: Progress):
         from distributed import as_completed

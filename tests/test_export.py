@@ -297,3 +297,23 @@ def test_svfr_from_a_dataset_store(tmp_path):
     ds.to_zarr(tmp_path / "svfr.zarr", zarr_format=3, consolidated=False)
     report = export_submission(tmp_path / "svfr.zarr", tmp_path / "svfr.zip", "svfr", partial=True)
     assert report.entries == [f"{k}/mesh_posed.ply" for k in keys] and len(report.missing) == 388
+
+
+def test_leftovers_of_a_killed_export_are_removed_by_the_next(tmp_path):
+    """An export killed with SIGKILL leaves its partial zip and temporary folder (named with its pid); the next
+    export to the same target removes those of dead processes and keeps a running one's."""
+    import os
+    import subprocess
+    import sys
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    stale = [tmp_path / f".svfr.zip.{dead}.k3j2.partial", tmp_path / f"nersemble-cube-export-{dead}.x7"]
+    stale[0].write_bytes(b"PK half a zip")
+    stale[1].mkdir()
+    (stale[1] / "0.mp4").write_bytes(b"half a video")
+    live = tmp_path / f".svfr.zip.{os.getpid()}.q9.partial"
+    live.write_bytes(b"another export, still running")
+    export_submission(_svfr_predictions(n_keys=2), tmp_path / "svfr.zip", "svfr", partial=True)
+    assert not any(p.exists() for p in stale) and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "svfr.zip"])

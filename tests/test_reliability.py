@@ -18,9 +18,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import imageio_ffmpeg
 import numpy as np
 import pytest
+import zarr
 
 import nersemble_cube
 from nersemble_cube import convert
+from nersemble_cube.cube import store
 from nersemble_cube.cube.access import IncompleteCubeWarning
 from nersemble_cube.cube.lock import writer_lock
 from nersemble_cube.errors import PredictionError, SourceError, StoreError
@@ -357,3 +359,59 @@ def test_fuzzed_local_header_names_are_unreadable_entries(tmp_path):
     path.write_bytes(bytes(data))
     report = validate_submission(path, "nvs")
     assert any(e.startswith("388/GLASSES/cam_222200037.mp4: ") for e in report.issues["unreadable_files"])
+
+
+def test_convert_verify_reports_an_unreadable_chunk_instead_of_crashing(damaged, sample_dir):
+    from nersemble_cube.conversion.verify import verify
+
+    shard = _shard(damaged, "images", 2)
+    _flip(shard, len(shard.read_bytes()) - 3)  # the shard index: no frame of camera 2 can be read
+    report = verify(sample_dir, damaged, benchmarks=["nvs"], frames_per_video=N_FRAMES)
+    assert [m for m in report.mismatches if "unreadable in the cube" in m] == [
+        m for m in report.mismatches if m.startswith(f"{SEQ}/images camera ")]
+    assert len(report.mismatches) == 1 and "checksum" in report.mismatches[0]
+
+
+def test_the_space_check_of_a_resumed_run_counts_what_is_left(damaged, sample_dir, monkeypatch):
+    """A run interrupted with 2 of 3 cameras' videos written needs room for the third only."""
+    from collections import namedtuple
+
+    from nersemble_cube.conversion import estimate
+    from nersemble_cube.conversion.plan import plan
+    from nersemble_cube.cube.storage import StorageSpec
+
+    flags = zarr.open_array(str(damaged), path=f"{SEQ}/images_complete", mode="r+")
+    flags[0] = False  # camera 0's images to redo; the rest of the node written
+    zarr.open_group(str(damaged), path=SEQ, mode="r+").attrs["complete"] = False
+    checked = plan(sample_dir, benchmarks=["nvs"])
+    spec = StorageSpec()
+    whole = estimate.estimate_bytes(checked, [spec])[spec]
+    left = estimate.estimate_bytes(checked, [spec], skip=lambda g: g != SEQ,
+                                   done=lambda g, v: store.count_flags(damaged, g, v))[spec]
+    assert left < whole / 2  # 1 of 3 cameras' images, no mattes (points and images of other nodes aside)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(estimate.shutil, "disk_usage", lambda p: usage(10**12, 10**12 - (left + whole) // 2,
+                                                                          (left + whole) // 2))
+    report = convert(sample_dir, damaged, benchmarks=["nvs"])
+    assert report.written == [SEQ] and report.items == N_FRAMES
+
+
+def test_ctrl_c_stops_the_tasks_not_yet_done(sample_dir, cube, tmp_path):
+    """SIGINT while the first of 6 videos is written (one worker): the queued ones never start, the running
+    one stops at its next batch; exit 130, and the next run finishes the cube."""
+    target = tmp_path / "c.zarr"
+    proc = subprocess.Popen([*CLI, "convert", str(sample_dir), str(target), "-b", "nvs", "--workers", "1",
+                             "--frames-per-shard", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = target / SEQ / "images" / "c" / "0" / "0"
+    deadline = time.monotonic() + 60
+    while not first.exists() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted; run the same command again" in stderr and "Traceback" not in stderr
+    flags = sum(zarr.open_array(str(target), path=f"{SEQ}/{v}_complete", mode="r")[:].sum() for v in ("images", "alpha"))
+    assert flags <= 1  # of 6 videos; without stopping, all 6 would have been written before the exit
+    convert(sample_dir, target, benchmarks=["nvs"])  # default shards: the sequence node is written afresh
+    nvs = {k: v for k, v in store_contents(cube).items() if k.startswith("nvs/")}
+    assert {k: v for k, v in store_contents(target).items() if k.startswith("nvs/")} == nvs

@@ -24,12 +24,14 @@ def _first_frame(info: VideoInfo) -> np.ndarray:
 
 
 def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: Callable[[str], bool] = lambda g: False,
-                   scales: tuple[int, ...] = (1,)) -> dict[StorageSpec, int]:
+                   scales: tuple[int, ...] = (1,), done: Callable[[str, str], int] = lambda g, v: 0
+                   ) -> dict[StorageSpec, int]:
     """Estimated bytes the frames of ``checked`` take with each of ``storages``.
 
     Each sequence's first image frame and first alpha frame are decoded and compressed; the sizes
     are scaled by frames and cameras, plus 10 % margin (later frames of a sequence look alike).
-    Sequences for which ``skip(group)`` is true (already complete) are left out. Point clouds,
+    Sequences for which ``skip(group)`` is true (already complete) are left out, and of the others the
+    ``done(group, variable)`` cameras already written (``images`` or ``alpha``). Point clouds,
     tracking and SVFR images are counted raw (they are small next to the videos). Each extra level
     of ``scales`` adds ``1 / factor**2`` of the frames.
     """
@@ -41,10 +43,12 @@ def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: C
                 continue
             image = _first_frame(seq.images[0])
             alpha = _first_frame(seq.alpha[0])[..., 0] if seq.alpha else None
+            cameras = len(seq.images) - done(seq.group, "images")
+            mattes = len(seq.alpha) - done(seq.group, "alpha")
             for spec in storages:
-                per_frame = encoded_size(image, spec) * len(seq.images)
+                per_frame = encoded_size(image, spec) * cameras
                 if alpha is not None:
-                    per_frame += encoded_size(alpha, spec) * len(seq.alpha)
+                    per_frame += encoded_size(alpha, spec) * mattes
                 totals[spec] += int(1.1 * per_frame * seq.n_frames * levels)
     extra = sum(i.n_points * 27 for p in checked.participants for s in p.sequences for i in s.pointclouds.values())
     extra += len(checked.svfr) * 512 * 512 * 3
@@ -53,8 +57,9 @@ def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: C
 
 def check_free_space(target: Location, checked: ConversionPlan, storage: StorageSpec, overwrite: bool,
                      scales: tuple[int, ...]) -> None:
-    """Raise :class:`StoreError` if a local ``target`` lacks room for what ``checked`` still has to write,
-    naming the codec presets that would fit."""
+    """Raise :class:`StoreError` if a local ``target`` lacks room for what ``checked`` still has to write
+    (complete nodes and the cameras an interrupted run finished left out, unless ``overwrite``), naming the
+    codec presets that would fit."""
     if not target.is_local:
         return  # object stores have no fixed capacity to check against
     anchor = target.path
@@ -62,7 +67,8 @@ def check_free_space(target: Location, checked: ConversionPlan, storage: Storage
         anchor = anchor.parent
     free = shutil.disk_usage(anchor).free
     presets = [storage] + [StorageSpec(c) for c in CODECS if c != storage.codec]
-    need = estimate_bytes(checked, presets, skip=lambda g: not overwrite and store.is_complete(target, g), scales=scales)
+    need = estimate_bytes(checked, presets, skip=lambda g: not overwrite and store.is_complete(target, g), scales=scales,
+                          done=lambda g, v: 0 if overwrite else store.count_flags(target, g, v))
     if need[storage] <= free:
         return
     fits = [f"--codec {s.codec} (~{need[s] / 1e9:.1f} GB)" for s in presets[1:] if need[s] <= free]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,8 +46,16 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
-def _compare(report: VerifyReport, what: str, stored: np.ndarray, source: np.ndarray, lossy: bool = False) -> None:
+def _compare(report: VerifyReport, what: str, read_stored: Callable[[], np.ndarray], source: np.ndarray,
+             lossy: bool = False) -> None:
+    """Compare what ``read_stored()`` reads from the cube with ``source``; a read that fails (a damaged or
+    missing chunk) is a mismatch too."""
     report.checked += 1
+    try:
+        stored = read_stored()
+    except Exception as e:  # noqa: BLE001 - any failure to read the cube is what verification reports
+        report.mismatches.append(f"{what}: unreadable in the cube ({str(e)[:100]}); run nersemble-cube verify --full")
+        return
     if stored.shape != source.shape:
         report.mismatches.append(f"{what}: shape {stored.shape} in the cube, {source.shape} in the source")
     elif lossy:
@@ -66,25 +75,25 @@ def _verify_sequence(loc: Location, seq: SequencePlan, report: VerifyReport, k: 
             for camera, info in enumerate(videos):
                 picks = sorted(rng.choice(info.n_frames, min(k, info.n_frames), replace=False).tolist())
                 source = read_frames(info, picks)
-                stored = node[name].oindex[camera, picks]
                 if name == "alpha":
                     source = source[..., 0]
                 serial = seq.source.serials[camera]
-                _compare(report, f"{seq.group}/{name} camera {serial} frames {picks}", stored, source, lossy)
+                _compare(report, f"{seq.group}/{name} camera {serial} frames {picks}",
+                         lambda a=node[name], c=camera, p=picks: a.oindex[c, p], source, lossy)
     if seq.pointclouds:
         t = int(rng.choice(list(seq.pointclouds)))
         cloud = read_pcd(seq.pointclouds[t].path)
         ours = store.open_group(loc, f"{seq.group}/{schema.POINTCLOUDS}")
         i = int(np.flatnonzero(ours["timestep"][:] == t)[0])
         start, n = int(ours["offset"][i]), int(ours["count"][i])
-        _compare(report, f"{seq.group}/{schema.POINTCLOUDS} timestep {t}", ours["positions"][start:start + n],
+        _compare(report, f"{seq.group}/{schema.POINTCLOUDS} timestep {t}", lambda: ours["positions"][start:start + n],
                  cloud.positions)
     for version in seq.tracking:
         group = f"{seq.group}/{schema.tracking_node(version)}"
         node = store.open_group(loc, group)
         tracking = seq.tracking[version]
         for name in ("expression", "rotation", "translation", "jaw", "neck", "eyes"):
-            _compare(report, f"{group}/{name}", node[name][:], getattr(tracking, name))
+            _compare(report, f"{group}/{name}", lambda a=node[name]: a[:], getattr(tracking, name))
 
 
 def verify(
@@ -122,10 +131,11 @@ def verify(
         report.mismatches += [f"{g}: missing or incomplete in the cube; run convert again" for g in missing]
         if part.calibration is not None and part.group not in missing:
             node = store.open_group(loc, part.group)
-            serials = [str(s) for s in node["camera"][:]]
-            calib = part.calibration.select(serials)
-            _compare(report, f"{part.group}/world_2_cam", node["world_2_cam"][:], calib.world_2_cam)
-            _compare(report, f"{part.group}/intrinsics", node["intrinsics"][:], calib.intrinsics)
+            calib = part.calibration
+            _compare(report, f"{part.group}/camera", lambda: np.array([str(s) for s in node["camera"][:]]),
+                     np.array(calib.serials))
+            _compare(report, f"{part.group}/world_2_cam", lambda: node["world_2_cam"][:], calib.world_2_cam)
+            _compare(report, f"{part.group}/intrinsics", lambda: node["intrinsics"][:], calib.intrinsics)
         for seq in part.sequences:
             if seq.group not in missing:
                 _verify_sequence(loc, seq, report, frames_per_video, rng)
@@ -136,6 +146,6 @@ def verify(
             images = store.open_array(loc, f"{schema.SVFR}/images")
             for i in sorted(rng.choice(len(checked.svfr), min(frames_per_video, len(checked.svfr)), replace=False)):
                 image = checked.svfr[int(i)]
-                _compare(report, f"{schema.SVFR} {image.participant_id:03d}/{image.key}", images[int(i)],
-                         read_png(image.path, images.shape[1:3]))
+                _compare(report, f"{schema.SVFR} {image.participant_id:03d}/{image.key}",
+                         lambda j=int(i): images[j], read_png(image.path, images.shape[1:3]))
     return report

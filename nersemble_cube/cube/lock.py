@@ -19,7 +19,8 @@ from .location import Location, located
 LOCK_SUFFIX = ".lock"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -31,7 +32,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _stale(holder: dict) -> bool:
     """A lock left by a process of this machine that no longer runs (killed)."""
-    return holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1)))
+    return holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", -1)))
 
 
 @located

@@ -163,6 +163,15 @@ def is_complete(loc: Location, group: str) -> bool:
 
 
 @located
+def count_flags(loc: Location, group: str, name: str) -> int:
+    """How many units of the node ``group`` are flagged written in ``{name}_complete`` (0 if it has none)."""
+    try:
+        return int(open_array(loc, f"{group}/{name}{FLAG_SUFFIX}")[:].sum())
+    except (FileNotFoundError, KeyError, ValueError, StoreError, zarr.errors.NodeNotFoundError):
+        return 0
+
+
+@located
 def mark_complete(loc: Location, group: str) -> None:
     """Set ``complete = True`` on ``group``; called only after every array of it is written."""
     open_group(loc, group, "r+").attrs["complete"] = True

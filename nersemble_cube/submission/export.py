@@ -17,8 +17,10 @@ slack, e.g. 0-255 floats) are refused before anything is encoded.
 
 from __future__ import annotations
 
+import glob
 import io
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -32,6 +34,7 @@ import xarray as xr
 
 from ..cluster import Progress, Runner, Task, runner
 from ..cube.location import locate
+from ..cube.lock import pid_alive
 from ..cube.store import is_consolidated
 from ..errors import PredictionError
 from ..source.converters.video import ffmpeg_exe
@@ -143,6 +146,8 @@ def video_jobs(predictions: xr.DataTree, benchmark: str, partial: bool = False,
     return jobs, missing
 
 
+EXPORT_TMP = "nersemble-cube-export-"
+"""Prefix of the temporary folder of mp4s beside the zip (``{prefix}{pid}.*``)."""
 FLOAT_SLACK = 1e-3
 """Float predictions may leave [0, 1] by this much (rounding in a renderer) and are clipped; further is refused."""
 
@@ -207,13 +212,29 @@ def encode_video(job: VideoJob, path: Path, frames_per_read: int = 8, progress: 
             proc.wait()
 
 
+def _remove_stale(folder: Path, prefix: str) -> None:
+    """Delete the files and folders ``{prefix}{pid}.*`` in ``folder`` whose process ``pid`` is gone: what an
+    export killed before it could clean up left behind (its partial zip, its temporary mp4s)."""
+    for path in folder.glob(f"{glob.escape(prefix)}*"):
+        pid = path.name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 class _ZipAside:
-    """A ZIP64 archive written beside ``target`` and renamed onto it only by :meth:`commit`."""
+    """A ZIP64 archive written beside ``target`` (``.{name}.{pid}.*.partial``) and renamed onto it only by
+    :meth:`commit`; partial zips of killed exports to the same target are removed first."""
 
     def __init__(self, target: Path):
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        _remove_stale(target.parent, f".{target.name}.")
+        _remove_stale(target.parent, EXPORT_TMP)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent)
         os.close(fd)
         self.tmp = Path(tmp)
         self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
@@ -244,7 +265,7 @@ def _encode_task(job: VideoJob, path: Path, progress: Progress) -> None:
 def _export_videos(jobs: list[VideoJob], out: _ZipAside, run: Runner, progress: Progress | None) -> list[str]:
     """One task per video (threads, or dask.distributed workers sharing this machine's disk); each mp4 is
     added to the zip in job order as soon as it and those before it are done (a deterministic archive)."""
-    with tempfile.TemporaryDirectory(prefix="nersemble-cube-export-", dir=out.target.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{EXPORT_TMP}{os.getpid()}.", dir=out.target.parent) as tmp:
         mp4s = [Path(tmp) / f"{i}.mp4" for i in range(len(jobs))]
         tasks = [Task(str(i), job.frames.sizes["time"], _encode_task, (job, mp4))
                  for i, (job, mp4) in enumerate(zip(jobs, mp4s))]

@@ -120,7 +120,7 @@ def _read_body(path: Path, f, layout: str, n: int, dtype: np.dtype) -> bytes:
         if compressed > n * dtype.itemsize + n * dtype.itemsize // 16 + 64:  # LZF grows data by 1/32 at most
             raise SourceError(f"{path}: compressed PCD block of {compressed} bytes for {n} points; download it again")
         return sizes + f.read(compressed)
-    limit = n * len(dtype.names) * MAX_ASCII_VALUE
+    limit = (n * len(dtype.names) + 1) * MAX_ASCII_VALUE  # + 1: room for trailing blank lines
     body = f.read(limit + 1)
     if len(body) > limit:
         raise SourceError(f"{path}: ascii PCD holds more data than its {n} points; download it again")
@@ -165,7 +165,7 @@ def read_pcd(path: str | Path) -> PointCloud:
         if len(body) < 8 + compressed or raw != n * dtype.itemsize:
             raise SourceError(f"{path}: truncated or damaged compressed PCD block")
         try:
-            planar = imagecodecs.lzf_decode(body[8:8 + compressed], out=raw)
+            planar = imagecodecs.lzf_decode(body[8:8 + compressed], out=raw) if raw else b""  # an empty cloud
         except Exception as e:  # noqa: BLE001 - any codec failure means a damaged file
             raise SourceError(f"{path}: damaged compressed PCD block ({e})") from None
         records = np.empty(n, dtype)
