@@ -55,22 +55,16 @@ def _seed_zip() -> bytes:
     return buf.getvalue()
 
 
-def _pcd(data: bytes) -> None:
-    path = WORK / "input.pcd"
-    path.write_bytes(data)
-    try:
-        read_pcd(path)
-    except SourceError:
-        pass
-
-
-def _npz(data: bytes) -> None:
-    path = WORK / "input.npz"
-    path.write_bytes(data)
-    try:
-        read_flame_tracking(path)
-    except SourceError:
-        pass
+def _reader(read, suffix: str):
+    """A fuzz target: the input written to a file of ``suffix`` and read; SourceError is the expected refusal."""
+    def target(data: bytes) -> None:
+        path = WORK / f"input{suffix}"
+        path.write_bytes(data)
+        try:
+            read(path)
+        except SourceError:
+            pass
+    return target
 
 
 def _zip(data: bytes) -> None:
@@ -83,7 +77,8 @@ def _zip(data: bytes) -> None:
             return
 
 
-TARGETS = {"pcd": (_pcd, _seed_pcd), "npz": (_npz, _seed_npz), "zip": (_zip, _seed_zip)}
+TARGETS = {"pcd": (_reader(read_pcd, ".pcd"), _seed_pcd), "npz": (_reader(read_flame_tracking, ".npz"), _seed_npz),
+           "zip": (_zip, _seed_zip)}
 
 
 def main() -> None:

@@ -329,13 +329,17 @@ def test_fuzzed_npz_crashes_are_source_errors(tmp_path, mono):
         read_flame_tracking(path)
 
 
-def test_fuzzed_zip_crashes_are_one_line_errors(tmp_path):
-    """Found by benchmarks/fuzz_parsers.py (atheris): an entry name flagged UTF-8 that is not UTF-8 made
-    zipfile raise UnicodeDecodeError when the validator opened the zip."""
+def _one_entry_zip() -> bytearray:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("388/GLASSES/cam_222200037.mp4", b"x")
-    data = bytearray(buf.getvalue())
+    return bytearray(buf.getvalue())
+
+
+def test_fuzzed_zip_crashes_are_one_line_errors(tmp_path):
+    """Found by benchmarks/fuzz_parsers.py (atheris): an entry name flagged UTF-8 that is not UTF-8 made
+    zipfile raise UnicodeDecodeError when the validator opened the zip."""
+    data = _one_entry_zip()
     central = data.find(b"PK\x01\x02")
     data[central + 9] |= 0x08  # general purpose flag bit 11 (0x0800, little-endian): the name is UTF-8
     name = data.find(b"388/GLASSES", central)
@@ -349,10 +353,7 @@ def test_fuzzed_zip_crashes_are_one_line_errors(tmp_path):
 def test_fuzzed_local_header_names_are_unreadable_entries(tmp_path):
     """Found by benchmarks/fuzz_parsers.py: a local file header whose UTF-8-flagged name is not UTF-8 made
     zipfile raise UnicodeDecodeError while the validator read the entry."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("388/GLASSES/cam_222200037.mp4", b"x")
-    data = bytearray(buf.getvalue())
+    data = _one_entry_zip()
     data[7] |= 0x08  # the local header's flag bit 11: its name is UTF-8 ...
     data[30 + 3] = 0x80  # ... which it is not (the name starts at offset 30)
     path = tmp_path / "bad.zip"

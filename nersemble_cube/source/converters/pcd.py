@@ -97,14 +97,18 @@ def _points(path: Path, header: dict[str, list[str]]) -> int:
     return n
 
 
+def _read_header(path: Path, f) -> tuple[dict[str, list[str]], int, np.dtype, int]:
+    """The header of the open file ``f`` (at most :data:`MAX_HEADER` bytes read), checked: (header, data
+    offset, record dtype, point count)."""
+    header, pos = _parse_header(path, f.read(MAX_HEADER))
+    return header, pos, _dtype(path, header), _points(path, header)
+
+
 def probe_pcd(path: str | Path) -> PcdInfo:
     """Read and check only the header of a ``.pcd`` (and, for ``binary``, that the file is long enough)."""
     path = as_path(path)
     with path.open("rb") as f:
-        head = f.read(MAX_HEADER)
-    header, pos = _parse_header(path, head)
-    dtype = _dtype(path, header)
-    n = _points(path, header)
+        header, pos, dtype, n = _read_header(path, f)
     if header["DATA"][:1] == ["binary"] and path.stat().st_size < pos + n * dtype.itemsize:
         raise SourceError(f"{path}: truncated PCD, {path.stat().st_size - pos} bytes for {n} points; download it again")
     return PcdInfo(path, n, NORMALS[0] in dtype.names, "rgb" in dtype.names)
@@ -132,10 +136,7 @@ def read_pcd(path: str | Path) -> PointCloud:
     truncated, damaged or has fields we do not know."""
     path = as_path(path)
     with path.open("rb") as f:
-        head = f.read(MAX_HEADER)
-        header, pos = _parse_header(path, head)
-        dtype = _dtype(path, header)
-        n = _points(path, header)
+        header, pos, dtype, n = _read_header(path, f)
         layout = header["DATA"][0] if header["DATA"] else ""
         f.seek(pos)
         body = _read_body(path, f, layout, n, dtype)
