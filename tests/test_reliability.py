@@ -416,3 +416,15 @@ def test_ctrl_c_stops_the_tasks_not_yet_done(sample_dir, cube, tmp_path):
     convert(sample_dir, target, benchmarks=["nvs"])  # default shards: the sequence node is written afresh
     nvs = {k: v for k, v in store_contents(cube).items() if k.startswith("nvs/")}
     assert {k: v for k, v in store_contents(target).items() if k.startswith("nvs/")} == nvs
+
+
+def test_a_png_cut_short_is_refused_not_read_half_black(tmp_path):
+    from nersemble_cube.source.converters.image import read_png, write_png
+
+    image = np.random.default_rng(0).integers(0, 255, (512, 512, 3)).astype(np.uint8)
+    write_png(tmp_path / "rgb.png", image)
+    data = (tmp_path / "rgb.png").read_bytes()
+    idat = data.find(b"IDAT")
+    (tmp_path / "rgb.png").write_bytes(data[: idat + (len(data) - idat) // 2] + data[-12:])  # half, then IEND
+    with pytest.raises(SourceError, match="rgb.png: .*damaged"):
+        read_png(tmp_path / "rgb.png", (512, 512))
