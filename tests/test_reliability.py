@@ -428,3 +428,19 @@ def test_a_png_cut_short_is_refused_not_read_half_black(tmp_path):
     (tmp_path / "rgb.png").write_bytes(data[: idat + (len(data) - idat) // 2] + data[-12:])  # half, then IEND
     with pytest.raises(SourceError, match="rgb.png: .*damaged"):
         read_png(tmp_path / "rgb.png", (512, 512))
+
+
+def test_damaged_points_are_repaired_cloud_by_cloud(damaged, cube, sample_dir):
+    from nersemble_cube.cube.integrity import check_chunks, mark_for_repair
+
+    group = f"{SEQ}/pointclouds"
+    chunk = damaged / group / "positions" / "c" / "0" / "0"
+    _flip(chunk, 100)
+    report = check_chunks(damaged)
+    assert [str(d) for d in report.damage] == [f"{group}/positions: chunk point 0:10000 xyz 0:3: checksum mismatch "
+                                               "(the chunk's bytes changed)"]
+    assert mark_for_repair(damaged, report.damage) == [group]
+    assert zarr.open_array(str(damaged), path=f"{group}/cloud_complete", mode="r")[:].tolist() == [False, False]
+    redone = convert(sample_dir, damaged, benchmarks=["nvs"])
+    assert redone.written == [group] and redone.items == 2  # the two clouds of that chunk, nothing else
+    assert store_contents(damaged) == store_contents(cube)

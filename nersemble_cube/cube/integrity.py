@@ -6,8 +6,9 @@ index is found and named by node, camera and frames. Damaged units are then mark
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ from ..cluster import Progress
 from ..errors import StoreError
 from . import store
 from .location import Location, located
+from .lock import writer_lock
 from .schema import FLAG_SUFFIX, POINTCLOUDS
 
 UNIT_ARRAYS = ("images", "alpha")
@@ -128,7 +130,7 @@ def _complete_nodes(group: zarr.Group, path: str = "") -> Iterator[tuple[str, za
 
 @located
 def check_chunks(loc: Location, *, full: bool = True, sample: int = 2, seed: int = 0,
-                 progress: Progress | None = None, on_start=None) -> IntegrityReport:
+                 progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> IntegrityReport:
     """Read the chunks of every complete node of the cube at ``loc`` through their checksums: all of them
     (``full``), or ``sample`` random shards (chunks) per array. ``on_start`` gets the number of reads,
     ``progress`` is called as they are done. Reads only; see :func:`mark_for_repair`."""
@@ -137,7 +139,10 @@ def check_chunks(loc: Location, *, full: bool = True, sample: int = 2, seed: int
     rng = np.random.default_rng(seed)
     plan = []
     for node_path, node in _complete_nodes(root):
-        cameras = [str(c) for c in node["camera"][:]] if "camera" in node else None
+        try:  # serials name the damaged frames; a damaged camera coordinate is reported as an array below
+            cameras = [str(c) for c in node["camera"][:]] if "camera" in node else None
+        except Exception:  # noqa: BLE001
+            cameras = None
         for name, arr in node.arrays():
             regions = _regions(arr)
             if not full and len(regions) > sample:
@@ -152,10 +157,23 @@ def check_chunks(loc: Location, *, full: bool = True, sample: int = 2, seed: int
     return report
 
 
-def _timesteps_in(node: zarr.Group, points: slice) -> np.ndarray:
-    """Indices of the timesteps of a point-cloud node whose points overlap ``points``."""
-    offset, count = node["offset"][:], node["count"][:]
-    return np.flatnonzero((offset < points.stop) & (offset + count > points.start))
+def _clear_clouds(loc: Location, node: zarr.Group, damage: Damage) -> bool:
+    """Clear the ``cloud_complete`` flags of the timesteps whose points overlap the damaged chunk, and delete
+    that chunk (clouds are written into it piece by piece, which must not start from damaged bytes); False
+    if the node's own bookkeeping (offsets, counts, flags) cannot be read, so the whole node must go."""
+    try:
+        offset, count = node["offset"][:], node["count"][:]
+        flags = store.open_for_writing(loc, f"{damage.node}/cloud{FLAG_SUFFIX}")
+        points = damage.region[0]
+        for i in np.flatnonzero((offset < points.stop) & (offset + count > points.start)):
+            flags[int(i)] = False
+    except Exception:  # noqa: BLE001 - damaged bookkeeping: rewrite the node
+        return False
+    chunks = node[damage.array.rpartition("/")[2]].chunks
+    index = "/".join(str(s.start // c) for s, c in zip(damage.region, chunks))
+    with contextlib.suppress(FileNotFoundError):
+        loc.fs.rm(loc.key(f"{damage.array}/c/{index}"))
+    return True
 
 
 @located
@@ -164,8 +182,6 @@ def mark_for_repair(loc: Location, damage: list[Damage]) -> list[str]:
     ``images_complete`` / ``alpha_complete`` flags), the timesteps of damaged points (``cloud_complete``),
     and, for any other array, the whole node (attr ``rewrite``). Each node hit is set incomplete; returns
     their paths. Holds the writer's lock while it writes."""
-    from .lock import writer_lock
-
     by_node: dict[str, list[Damage]] = {}
     for d in damage:
         by_node.setdefault(d.node, []).append(d)
@@ -174,13 +190,13 @@ def mark_for_repair(loc: Location, damage: list[Damage]) -> list[str]:
             node = store.open_group(loc, node_path, "r+")
             for d in hits:
                 name = d.array.rpartition("/")[2]
+                unit_marked = False
                 if name in UNIT_ARRAYS and f"{name}{FLAG_SUFFIX}" in node:
                     store.open_for_writing(loc, f"{node_path}/{name}{FLAG_SUFFIX}")[d.region[0]] = False
+                    unit_marked = True
                 elif name in POINT_ARRAYS and node_path.endswith(POINTCLOUDS):
-                    flags = store.open_for_writing(loc, f"{node_path}/cloud{FLAG_SUFFIX}")
-                    for i in _timesteps_in(node, d.region[0]):
-                        flags[int(i)] = False
-                else:
+                    unit_marked = _clear_clouds(loc, node, d)
+                if not unit_marked:
                     node.attrs[REWRITE] = True
             node.attrs["complete"] = False
         store.consolidate(loc)
