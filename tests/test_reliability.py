@@ -244,9 +244,9 @@ def test_a_zip_bomb_is_refused_unread(tmp_path):
     with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         with zf.open("388/GLASSES/cam_222200037.mp4", "w", force_zip64=True) as f:
             block = bytes(1 << 20)
-            for _ in range(600):  # 600 MB of zeros deflate to ~0.6 MB
+            for _ in range(200):  # 200 MB of zeros deflate to ~0.2 MB
                 f.write(block)
-    assert bomb.stat().st_size < 2 << 20
+    assert bomb.stat().st_size < 1 << 20
     report = validate_submission(bomb, "nvs")
     assert any("cam_222200037.mp4: inflates" in e for e in report.issues["unreadable_files"])
 
@@ -362,7 +362,7 @@ def test_convert_verify_reports_an_unreadable_chunk_instead_of_crashing(damaged,
 
     shard = _shard(damaged, "images", 2)
     _flip(shard, len(shard.read_bytes()) - 3)  # the shard index: no frame of camera 2 can be read
-    report = verify(sample_dir, damaged, benchmarks=["nvs"], frames_per_video=N_FRAMES)
+    report = verify(sample_dir, damaged, benchmarks=["nvs"], frames_per_video=1)  # any frame of camera 2 fails
     assert [m for m in report.mismatches if "unreadable in the cube" in m] == [
         m for m in report.mismatches if m.startswith(f"{SEQ}/images camera ")]
     assert len(report.mismatches) == 1 and "checksum" in report.mismatches[0]
