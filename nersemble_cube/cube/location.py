@@ -87,14 +87,14 @@ class Location:
         return self.url
 
 
-def is_chunk_key(key: str) -> bool:
-    """Whether ``key`` names a chunk (or shard) in zarr v3's default encoding: ``{array}/c/0/3/0``, or
-    ``{array}/c`` for a 0-d array."""
+def chunk_array(key: str) -> str | None:
+    """The array path of ``key`` if it names a chunk (or shard) in zarr v3's default encoding
+    (``{array}/c/0/3/0``, or ``{array}/c`` for a 0-d array), else None."""
     parts = key.split("/")
     if "c" not in parts:
-        return False
+        return None
     last = len(parts) - 1 - parts[::-1].index("c")
-    return all(p.isdigit() for p in parts[last + 1:])
+    return "/".join(parts[:last]) if all(p.isdigit() for p in parts[last + 1:]) else None
 
 
 class StrictStore(WrapperStore):
@@ -111,11 +111,8 @@ class StrictStore(WrapperStore):
         return type(self)(store, self.url, self.nodes)
 
     def _strict(self, key: str) -> bool:
-        if not is_chunk_key(key):
-            return False
-        parts = key.split("/")
-        array = "/".join(parts[:len(parts) - 1 - parts[::-1].index("c")])
-        return self.nodes is None or array.rpartition("/")[0] in self.nodes
+        array = chunk_array(key)
+        return array is not None and (self.nodes is None or array.rpartition("/")[0] in self.nodes)
 
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         value = await super().get(key, prototype, byte_range)

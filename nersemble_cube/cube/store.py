@@ -255,8 +255,7 @@ def begin_writing(loc: Location) -> None:
 
 @located
 def end_writing(loc: Location) -> None:
-    """Remove the root attr ``writing`` once a conversion finished (then consolidate)."""
+    """Remove the root attr ``writing`` once a conversion finished; the caller consolidates afterwards."""
     group = open_group(loc, "", "r+")
     if WRITING in group.attrs:
         del group.attrs[WRITING]
-    consolidate(loc)
