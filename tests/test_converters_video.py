@@ -1,7 +1,10 @@
+import subprocess
+
+import av
 import numpy as np
 import pytest
 
-from nersemble_cube.source.converters.video import iter_frames, probe
+from nersemble_cube.source.converters.video import ffmpeg_exe, iter_frames, probe
 from nersemble_cube.errors import SourceError
 
 from conftest import N_FRAMES, decode_pyav
@@ -47,3 +50,33 @@ def test_frame_count_mismatch_after_probe_is_reported(sample_dir):
     lying = type(info)(**{**info.__dict__, "n_frames": info.n_frames + 2})
     with pytest.raises(SourceError, match=rf"decoding stopped after {N_FRAMES} of {N_FRAMES + 2} frames"):
         list(iter_frames(lying))
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", *args], check=True)
+
+
+def test_a_stream_copied_cut_counts_and_decodes_the_frames_a_reader_sees(tmp_path):
+    """A cut with ``-c copy`` starting between keyframes keeps the packets from the keyframe before and
+    an edit list that hides them: PyAV (the toolkit's ``load_all_images``) and OpenCV show only the
+    frames after the cut point, and so must the probe and the decoder (ffmpeg's default CFR output
+    would duplicate frames to fill the timestamp gap)."""
+    src, cut = tmp_path / "src.mp4", tmp_path / "cam_222200042.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24", "-t", "4", "-c:v", "libx264", "-g", "24",
+            "-pix_fmt", "yuv420p", str(src))
+    _ffmpeg("-ss", "1.5", "-i", str(src), "-t", "2", "-c", "copy", str(cut))
+    with av.open(str(cut)) as c:
+        packets = sum(1 for p in c.demux(video=0) if p.size)
+    reference = decode_pyav(cut)
+    info = probe(cut)
+    assert packets - len(reference) == 12  # the lead-in from the keyframe at 1 s to the cut at 1.5 s
+    assert info.n_frames == len(reference)
+    assert (info.height, info.width, info.fps) == (48, 64, 24.0)
+    np.testing.assert_array_equal(np.concatenate(list(iter_frames(info, batch=7))), reference)
+
+
+def test_a_file_without_a_video_stream_is_named(tmp_path):
+    audio = tmp_path / "cam_222200042.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "sine=duration=0.2", "-c:a", "aac", str(audio))
+    with pytest.raises(SourceError, match=r"cam_222200042.mp4: no video stream found"):
+        probe(audio)

@@ -1,4 +1,5 @@
-"""H.264 mp4 videos (images and alpha mattes) -> uint8 RGB frames, decoded by the ffmpeg binary of imageio-ffmpeg.
+"""H.264 mp4 videos (images and alpha mattes) -> uint8 RGB frames, probed with PyAV and decoded by the ffmpeg
+binary of imageio-ffmpeg.
 
 Frames come out exactly as ``ffmpeg -pix_fmt rgb24`` decodes them: on the machines we checked this
 is bit-equal to the toolkit's OpenCV ``load_image`` and to PyAV.
@@ -6,13 +7,13 @@ is bit-equal to the toolkit's OpenCV ``load_image`` and to PyAV.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import imageio_ffmpeg
 import numpy as np
 
@@ -24,8 +25,8 @@ from ..files import as_path, local_copy
 class VideoInfo:
     """What the mp4 container says about its first video stream.
 
-    ``n_frames`` is the number of video packets (one per frame for H.264 in mp4), counted
-    without decoding; ``height`` and ``width`` are in pixels; ``fps`` in frames per second.
+    ``n_frames`` is the number of frames a decoder delivers (see :func:`probe`), counted without
+    decoding; ``height`` and ``width`` are in pixels; ``fps`` in frames per second.
     """
 
     path: Path
@@ -35,11 +36,6 @@ class VideoInfo:
     fps: float
     codec: str
     pix_fmt: str
-
-
-_STREAM = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+).*?, (\w+)(?:\([^)]*\))*, (\d+)x(\d+)")
-_FPS = re.compile(r"([\d.]+) fps")
-_FRAME = re.compile(r"frame=\s*(\d+)")
 
 
 def ffmpeg_exe() -> str:
@@ -53,31 +49,27 @@ def _last_error_line(stderr: str) -> str:
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Read the size, frame rate and frame count of ``path`` without decoding it (stream copy).
+    """Read the size, frame rate and frame count of ``path`` from its container with PyAV, without decoding.
 
-    Raises :class:`SourceError` naming the file when it is not a readable video.
+    ``n_frames`` counts the packets a decoder shows, as the toolkit's readers (OpenCV, imageio's pyav
+    plugin) see them: packets an edit list discards (the lead-in of a stream-copied cut) are not
+    frames. Raises :class:`SourceError` naming the file when it is not a readable video.
     """
     path = as_path(path)
     with local_copy(path) as local:
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(local), "-map", "0:v:0", "-c", "copy", "-f", "null",
-               "-"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
-    if proc.returncode != 0:
-        raise SourceError(f"{path}: not a readable video ({_last_error_line(proc.stderr)}); download it again")
-    stream = _STREAM.search(proc.stderr)
-    frames = _FRAME.findall(proc.stderr)
-    if stream is None or not frames:
-        raise SourceError(f"{path}: no video stream found; download it again")
-    fps = _FPS.search(proc.stderr[stream.start():])
-    return VideoInfo(
-        path=path,
-        n_frames=int(frames[-1]),
-        height=int(stream.group(4)),
-        width=int(stream.group(3)),
-        fps=float(fps.group(1)) if fps else float("nan"),
-        codec=stream.group(1),
-        pix_fmt=stream.group(2),
-    )
+        try:
+            with av.open(str(local), metadata_errors="ignore") as container:
+                if not container.streams.video:
+                    raise SourceError(f"{path}: no video stream found; download it again")
+                stream = container.streams.video[0]
+                ctx = stream.codec_context
+                n_frames = sum(1 for packet in container.demux(stream) if packet.size and not packet.is_discard)
+                rate = stream.average_rate or stream.guessed_rate
+                return VideoInfo(path=path, n_frames=n_frames, height=ctx.height, width=ctx.width,
+                                 fps=float(rate) if rate else float("nan"), codec=ctx.name,
+                                 pix_fmt=ctx.pix_fmt or "unknown")
+        except av.error.FFmpegError as e:
+            raise SourceError(f"{path}: not a readable video ({e.strerror or e}); download it again") from None
 
 
 def iter_frames(info: VideoInfo, batch: int = 1, reuse: bool = False) -> Iterator[np.ndarray]:
@@ -97,8 +89,8 @@ def iter_frames(info: VideoInfo, batch: int = 1, reuse: bool = False) -> Iterato
 def _iter_frames(info: VideoInfo, local: Path, batch: int, reuse: bool) -> Iterator[np.ndarray]:
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(local),
-        "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
-    ]
+        "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+    ]  # passthrough: every decoded frame once, none duplicated to fill timestamp gaps (as the toolkit reads)
     errors = tempfile.TemporaryFile()  # not a pipe: a damaged file can print more errors than a pipe holds
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
     frame_bytes = info.height * info.width * 3
