@@ -7,6 +7,7 @@ Exit codes: 0 success, 130 interrupted, 2 bad command-line usage (typer's, or a
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import sys
 import time
@@ -37,6 +38,10 @@ from .submission.export import export_submission
 from .submission.template import prediction_template, template_counts
 from .submission.validate import validate_submission
 from .training.nerf import export_nerf as export_nerf_folder
+from .training.readers import DEFAULT_READER, READERS
+
+ReaderChoice = enum.Enum("ReaderChoice", {name: name for name in READERS}, type=str)
+ImageFormat = enum.Enum("ImageFormat", {"png": "png", "jpg": "jpg"}, type=str)
 
 app = typer.Typer(
     help="NeRSemble benchmark downloads as chunked, labeled, lazily readable zarr data cubes.",
@@ -296,14 +301,18 @@ def export_nerf(
     camera: Annotated[Optional[list[str]], typer.Option("--camera", "-c", help="Only this camera serial; repeatable.")] = None,
     crop_to_alpha: Annotated[Optional[int], typer.Option(
         help="Crop each camera to its foreground over the chosen frames, plus this margin in pixels.")] = None,
-    image_format: Annotated[str, typer.Option("--format", help="png (lossless) or jpg (quality 95).")] = "png",
+    reader: Annotated[ReaderChoice, typer.Option(
+        "--for", help="The code base that will read the folder: its keys, paths, split and conventions "
+                      "(docs/nerf-export.md).")] = ReaderChoice(DEFAULT_READER),
+    image_format: Annotated[Optional[ImageFormat], typer.Option(
+        "--format", help="png (lossless) or jpg (quality 95); default png. GaussianAvatars and instant-ngp read png only.")] = None,
     world_frame: Annotated[bool, typer.Option(
         "--world-frame", help="Sequences with FLAME tracking: keep the benchmark's world frame (default: each "
                               "frame's cameras in the FLAME model's frame, so GaussianAvatars' FLAME lines up).")] = False,
     workers: Workers = None,
 ) -> None:
     """Write a NeRF / 3DGS training folder (images on a background, masks, transforms.json with OpenGL
-    camera-to-world poses, FLAME parameters for mono) that GaussianAvatars-style trainers read as it is."""
+    camera-to-world poses, FLAME parameters for mono) that the chosen reader (--for) reads as it is."""
     if every_nth is not None and fps is not None:
         raise typer.BadParameter("choose --every-nth or --fps, not both")
     try:
@@ -312,10 +321,11 @@ def export_nerf(
     except ValueError:
         raise typer.BadParameter(f"--frames {frames!r}: write START:STOP, e.g. 0:300") from None
     with _sized_bar("exporting") as (progress, on_start):
-        report = export_nerf_folder(store, folder, sequence, downscale=downscale, background=background,
+        report = export_nerf_folder(store, folder, sequence, reader=reader.value, downscale=downscale, background=background,
                                     every_nth=every_nth, fps=fps, start=first, stop=last, cameras=camera,
                                     crop_to_alpha=crop_to_alpha, flame_frame=False if world_frame else None,
-                                    image_format=image_format, workers=workers, progress=progress, on_start=on_start)
+                                    image_format=image_format.value if image_format else None, workers=workers,
+                                    progress=progress, on_start=on_start)
     for note in report.notes:
         err.print(f"note: {note}", highlight=False)
     shown = report.frames if len(report.frames) <= 8 else report.frames[:4] + ["..."] + report.frames[-2:]

@@ -66,12 +66,17 @@ def test_frame_selection_and_files(nvs_export, cube):
     for f in db["frames"]:
         assert f["file_path"] == f"images/{f['timestep_index']:05d}_{f['camera_index']:02d}.png"
         assert (out / f["file_path"]).is_file() and (out / f["fg_mask_path"]).is_file()
-    # VHAP's split: 70 % of the timesteps for training, camera index 8 (222200042) as the validation view
-    train, val, test = (json.loads((out / f"transforms_{d}.json").read_text()) for d in ("train", "val", "test"))
-    assert train["timestep_indices"] == [0, 1, 2] and test["timestep_indices"] == []
-    assert val["camera_indices"] == [8] and {f["camera_id"] for f in val["frames"]} == {"222200042"}
-    assert len(train["frames"]) + len(val["frames"]) + len(test["frames"]) == len(db["frames"])
+    # GaussianAvatars reads an nvs export (no FLAME) with its Blender reader, which opens transforms_train.json
+    # and transforms_test.json only: the validation view (camera index 8, serial 222200042) must be in the test file
+    train, test = (json.loads((out / f"transforms_{d}.json").read_text()) for d in ("train", "test"))
+    assert not (out / "transforms_val.json").exists()
+    assert {f["camera_id"] for f in test["frames"]} == {"222200042"} and len(test["frames"]) == 3
+    assert "222200042" not in {f["camera_id"] for f in train["frames"]}
+    assert len(train["frames"]) + len(test["frames"]) == len(db["frames"])
     assert (out / "points3d.ply").read_bytes().startswith(b"ply\nformat binary_little_endian 1.0\nelement vertex 5000")
+    # intrinsics differ per camera: only the shared size may be top-level (nerfstudio would apply it to all)
+    assert (db["w"], db["h"]) == (550, 802) and not {"fl_x", "fl_y", "cx", "cy", "camera_angle_x"} & set(db)
+    assert any("static scene" in note for note in report.notes)
 
 
 def test_poses_convert_back_to_the_cube_and_intrinsics_follow_the_downscale(nvs_export, cube):
@@ -85,8 +90,9 @@ def test_poses_convert_back_to_the_cube_and_intrinsics_follow_the_downscale(nvs_
         c2w[:3, 1:3] *= -1
         np.testing.assert_allclose(np.linalg.inv(c2w), ds.world_2_cam.sel(camera=f["camera_id"]).values, atol=1e-12)
         k = ds.intrinsics.sel(camera=f["camera_id"]).values
+        # VHAP's convention, which GaussianAvatars' folders follow: cy measured from the bottom row
         assert (f["fl_x"], f["fl_y"], f["cx"], f["cy"]) == pytest.approx(
-            (k[0, 0] / 2, k[1, 1] / 2, k[0, 2] / 2, k[1, 2] / 2), abs=1e-12)
+            (k[0, 0] / 2, k[1, 1] / 2, k[0, 2] / 2, 802 - k[1, 2] / 2), abs=1e-12)
         assert (f["w"], f["h"]) == (550, 802)
         assert f["camera_angle_x"] == pytest.approx(2 * np.arctan(550 / (2 * f["fl_x"])))
 
@@ -109,7 +115,7 @@ def test_pixels_background_and_a_projected_point(nvs_export, cube):
         empty = a[..., 0].reshape(802, 2, 550, 2).max(axis=(1, 3)) == 0
         assert empty.any() and (image[empty] == 255).all() and (mask[empty] == 0).all()
         # the head's centre, projected with the exported camera, shows the same content as in the cube frame
-        k = np.array([[f["fl_x"], 0, f["cx"]], [0, f["fl_y"], f["cy"]], [0, 0, 1]])
+        k = np.array([[f["fl_x"], 0, f["cx"]], [0, f["fl_y"], f["h"] - f["cy"]], [0, 0, 1]])
         w2c = world_2_cam_from_opengl(f["transform_matrix"])
         p = w2c[:3, :3] @ head_centre(t, layout.NVS_FPS) + w2c[:3, 3]
         u, v = (k @ p)[:2] / p[2]
@@ -133,14 +139,14 @@ def test_crop_to_alpha_then_downscale(cube, tmp_path):
         serial, t = f["camera_id"], f["timestep_index_original"]
         k = ds.intrinsics.sel(camera=serial).values
         assert (f["fl_x"], f["cx"], f["cy"]) == pytest.approx(
-            (k[0, 0] / 2, (k[0, 2] - f["crop_x0"]) / 2, (k[1, 2] - f["crop_y0"]) / 2), abs=1e-9)
+            (k[0, 0] / 2, (k[0, 2] - f["crop_x0"]) / 2, f["h"] - (k[1, 2] - f["crop_y0"]) / 2), abs=1e-9)
         mask = imagecodecs.png_decode((out / f["fg_mask_path"]).read_bytes())
         assert mask.shape == (f["h"], f["w"])
         # the whole foreground is inside the crop, and the head's centre projects onto it
         alpha = ds.alpha.sel(camera=serial, time=t).values
         assert (alpha > 0).sum() == (alpha[f["crop_y0"]:f["crop_y0"] + 2 * f["h"],
                                            f["crop_x0"]:f["crop_x0"] + 2 * f["w"]] > 0).sum()
-        kk = np.array([[f["fl_x"], 0, f["cx"]], [0, f["fl_y"], f["cy"]], [0, 0, 1]])
+        kk = np.array([[f["fl_x"], 0, f["cx"]], [0, f["fl_y"], f["h"] - f["cy"]], [0, 0, 1]])
         u, v = _project(kk, world_2_cam_from_opengl(f["transform_matrix"]), head_centre(t, layout.NVS_FPS)[None])[0]
         assert mask[int(v), int(u)] > 250
 
@@ -148,7 +154,7 @@ def test_crop_to_alpha_then_downscale(cube, tmp_path):
 def test_mono_export_with_flame_tracking_at_half_rate(cube, tmp_path):
     out = tmp_path / "mono"
     assert frame_indices(N_FRAMES, 24.3, target_fps=12).tolist() == [0, 2]  # k * 2.025: 4.05 is past frame 4
-    report = export_nerf(cube, out, "mono_flame_avatar/393/EXP-1-head", fps=12.15, image_format="jpg")
+    report = export_nerf(cube, out, "mono_flame_avatar/393/EXP-1-head", fps=12.15, reader="vhap", image_format="jpg")
     assert report.frames == [0, 2, 4]
     db = json.loads((out / "transforms.json").read_text())
     assert db["camera_indices"] == [nersemble_cube.open(cube)["mono_flame_avatar/393/calibration"].camera.values

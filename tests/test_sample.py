@@ -9,6 +9,7 @@ from nersemble_cube.source import layout
 from nersemble_cube.source.sample import HEAD_RADIUS, head_centre
 
 from conftest import N_FRAMES, decode_pyav
+from wheels import TOOLKIT, no_deps
 
 
 def _stream(path):
@@ -20,7 +21,7 @@ def _stream(path):
 def test_full_nvs_layout_matches_the_downloader(tmp_path):
     """Default camera set: exactly the files the downloader writes for nvs participant 388 (13 train cameras)."""
     root = write_sample(tmp_path, benchmarks=("nvs",), n_frames=1)
-    constants = pytest.importorskip("nersemble_benchmark.constants")
+    constants = no_deps(TOOLKIT, "nersemble_benchmark.constants")
     assets = constants.ASSETS["nvs"]
     expected = {assets["per_person"]["calibration"].format(p_id=388)}
     for serial in constants.BENCHMARK_NVS_TRAIN_SERIALS:
@@ -83,7 +84,7 @@ def test_sample_refuses_unknown_participants(tmp_path):
 def test_mono_layout_matches_the_downloader(tmp_path):
     """Train sequences: video, matte and v2 tracking; hold-out sequences: v2 tracking only."""
     root = write_sample(tmp_path, benchmarks=("mono_flame_avatar",), mono_sequences=("EXP-1-head",), n_frames=1)
-    constants = pytest.importorskip("nersemble_benchmark.constants")
+    constants = no_deps(TOOLKIT, "nersemble_benchmark.constants")
     assets = constants.ASSETS["mono_flame_avatar"]
     expected = {assets["per_person"]["calibration"].format(p_id=393)}
     for key in ("images", "alpha_maps"):
@@ -97,7 +98,7 @@ def test_mono_layout_matches_the_downloader(tmp_path):
 
 def test_svfr_layout_matches_the_downloader(tmp_path):
     root = write_sample(tmp_path, benchmarks=("svfr",), svfr_participants=(17, 372), svfr_images=2)
-    constants = pytest.importorskip("nersemble_benchmark.constants")
+    constants = no_deps(TOOLKIT, "nersemble_benchmark.constants")
     template = constants.ASSETS["svfr"]["per_image"]["images"]
     expected = {template.format(p_id=p, seq_name=s, timestep=t, serial=c)
                 for p in (17, 372) for s, t, c in constants.BENCHMARK_SVFR_IMAGE_KEYS[p][:2]}

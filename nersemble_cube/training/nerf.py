@@ -1,20 +1,20 @@
-"""Training-ready NeRF / 3D Gaussian Splatting folders from a cube, laid out as VHAP's
-``export_as_nerf_dataset.py`` writes them and GaussianAvatars' ``scene/dataset_readers.py`` reads them.
+"""Training-ready NeRF / 3D Gaussian Splatting folders from a cube, written for one reader
+(:data:`~nersemble_cube.training.readers.READERS`: GaussianAvatars, nerfstudio, VHAP, instant-ngp).
 
 ::
 
     OUT/
-      images/{timestep_index:05d}_{camera_index:02d}.png    composited on the background (RGB)
+      images/{timestep_index:05d}_{camera_index:02d}.png    composited on the background (RGBA for instant-ngp)
       fg_masks/{timestep_index:05d}_{camera_index:02d}.png  the alpha matte (8-bit grey)
-      transforms.json                                       every frame, plus the shared intrinsics
-      transforms_train.json, transforms_val.json, transforms_test.json   VHAP's split
-      points3d.ply                                          nvs: the sequence's first point cloud
-      flame_param/{timestep_index:05d}.npz, canonical_flame_param.npz   mono: the FLAME tracking
+      transforms.json                                       every frame; intrinsics top-level only where shared
+      transforms_train.json, transforms_val.json, transforms_test.json   the reader's split
+      points3d.ply                                          nvs: the sequence's point cloud nearest the first frame
+      flame_param/{timestep_index:05d}.npz, canonical_flame_param.npz   FLAME tracking, VHAP's keys
 
 Poses: ``transform_matrix`` is camera-to-world in the OpenGL / Blender convention (x right, y up,
 z backwards): ``inv(world_2_cam) @ diag(1, -1, -1, 1)`` of the cube's OpenCV world_2_cam, in the
 benchmark's world frame, or for sequences with FLAME tracking in the FLAME model's frame of each
-timestep (:func:`flame_frame_w2c`). See docs/nerf-export.md for every key.
+timestep (:func:`flame_frame_w2c`). See docs/nerf-export.md for every key of every reader.
 """
 
 from __future__ import annotations
@@ -35,10 +35,13 @@ from ..cluster import DaskProgress, Progress
 from ..cube.access import as_tree, flame_tracking, load_pointcloud
 from ..cube.schema import POINTCLOUDS, calibration_path, tracking_node
 from ..errors import SelectionError, StoreError, UsageError
+from .readers import DEFAULT_READER, READERS, Reader
 
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 """Right-multiplied onto an OpenCV camera-to-world matrix: flips the camera's y and z axes."""
-FORMATS = ("png", "jpg")
+FLAME_VERTICES = 5023  # FLAME 2020 / 2023: VHAP's static_offset is (1, 5023, 3)
+INTRINSIC_KEYS = ("cx", "cy", "fl_x", "fl_y", "h", "w", "camera_angle_x", "camera_angle_y")
+INSTANT_NGP_BOX = 0.6  # metres: the side of the cube around the scene centre that instant-ngp trains in
 JPEG_QUALITY = 95
 FRAMES_IN_FLIGHT_PER_WORKER = 4
 PNG_LEVEL = 1  # zlib level: OpenCV's imwrite default; 2x faster than level 6 for about 12 % more bytes
@@ -122,20 +125,30 @@ def _write_image(block: np.ndarray, path: str, fmt: str) -> int:
     return 1
 
 
-def _frame_item(t_index: int, t_orig: int, c_index: int, serial: str, k: np.ndarray, w2c: np.ndarray,
-                h: int, w: int, fmt: str, has_mask: bool) -> dict:
+def _write_rgba(image: np.ndarray, alpha: np.ndarray, path: str) -> int:
+    """dask task: a frame ``(1, 1, y, x, 3)`` and its matte ``(1, 1, y, x)`` to one RGBA png; returns 1."""
+    with open(path, "wb") as f:
+        f.write(_encode(np.concatenate([image[0, 0], alpha[0, 0, ..., None]], axis=-1), "png"))
+    return 1
+
+
+def _frame_item(reader: Reader, t_index: int, t_orig: int, c_index: int, serial: str, k: np.ndarray,
+                w2c: np.ndarray, h: int, w: int, fmt: str, has_mask: bool) -> dict:
+    """One entry of ``frames``: the keys ``reader`` reads (docs/nerf-export.md)."""
     fl_x, fl_y, cx, cy = float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2])
     name = f"{t_index:05d}_{c_index:02d}"
-    item = {
-        "timestep_index": t_index, "timestep_index_original": t_orig, "timestep_id": f"frame_{t_orig:05d}",
-        "camera_index": c_index, "camera_id": serial,
-        "cx": cx, "cy": cy, "fl_x": fl_x, "fl_y": fl_y, "h": h, "w": w,
+    item: dict = {}
+    if reader.identity_keys:
+        item.update(timestep_index=t_index, timestep_index_original=t_orig, timestep_id=f"frame_{t_orig:05d}",
+                    camera_index=c_index, camera_id=serial)
+    item.update({
+        "cx": cx, "cy": h - cy if reader.cy_from_bottom else cy, "fl_x": fl_x, "fl_y": fl_y, "h": h, "w": w,
         "camera_angle_x": 2 * math.atan(w / (2 * fl_x)), "camera_angle_y": 2 * math.atan(h / (2 * fl_y)),
         "transform_matrix": opengl_c2w(w2c).tolist(),
         "file_path": f"images/{name}.{fmt}",
-    }
-    if has_mask:
-        item["fg_mask_path"] = f"fg_masks/{name}.png"
+    })
+    if has_mask and reader.mask_key:
+        item[reader.mask_key] = f"fg_masks/{name}.png"
     return item
 
 
@@ -157,11 +170,32 @@ def _split(db: dict) -> dict[str, dict]:
     }
     train_steps = set(steps[:n_train])
     for f in db["frames"]:
-        if f["timestep_index"] in train_steps:
-            out["val" if f["camera_index"] in val else "train"]["frames"].append(f)
+        if f["_t"] in train_steps:
+            out["val" if f["_c"] in val else "train"]["frames"].append(f)
         else:
             out["test"]["frames"].append(f)
     return out
+
+
+def _split_files(db: dict, split: str, notes: list[str]) -> dict[str, dict]:
+    """The json files besides ``transforms.json`` for ``split`` (readers.Split); ``filenames`` adds
+    its lists to ``db`` itself."""
+    if split == "none":
+        return {}
+    parts = _split(db)
+    held_out = parts["val"]["frames"] + parts["test"]["frames"]
+    if split == "vhap":
+        return parts
+    if split == "train-test":
+        return {"train": parts["train"], "test": {**parts["test"], "timestep_indices": db["timestep_indices"],
+                                                  "frames": held_out}}
+    db["train_filenames"] = [f["file_path"] for f in parts["train"]["frames"]]
+    if held_out:
+        db["val_filenames"] = db["test_filenames"] = [f["file_path"] for f in held_out]
+    else:
+        del db["train_filenames"]
+        notes.append("one camera and one frame: no held-out view, so the reader's own split applies")
+    return {}
 
 
 def _write_ply(path: Path, points: np.ndarray, colors: np.ndarray, normals: np.ndarray) -> None:
@@ -184,26 +218,58 @@ def _write_ply(path: Path, points: np.ndarray, colors: np.ndarray, normals: np.n
 
 
 def _write_flame(out: Path, tracking, frames: list[int], flame_frame: bool) -> list[str]:
-    """Per chosen timestep ``flame_param/{i:05d}.npz`` with GaussianAvatars' keys, and the canonical
-    parameters; returns the relative paths by timestep index. In the FLAME frame the head pose is in
-    the cameras, so ``rotation`` and ``translation`` are zero; else they are the tracking's values."""
+    """Per chosen timestep ``flame_param/{i:05d}.npz`` with the keys, shapes and dtype (float32) of VHAP's
+    ``write_flame_param``, and VHAP's ``canonical_flame_param.npz``; returns the relative paths by
+    timestep index. In the FLAME frame the head pose is in the cameras, so ``rotation`` and
+    ``translation`` are zero; else they are the tracking's values. ``static_offset`` (1, 5023, 3) is
+    zero: the benchmark's tracking has no per-vertex offsets."""
     (out / "flame_param").mkdir()
-    shape = tracking.shape[0]
+
+    def f32(a) -> np.ndarray:
+        return np.asarray(a, dtype=np.float32)
+
+    shape, static_offset = f32(tracking.shape[0]), np.zeros((1, FLAME_VERTICES, 3), np.float32)
     paths = []
     for i, t in enumerate(frames):
         rel = f"flame_param/{i:05d}.npz"
-        pose = ({"translation": np.zeros((1, 3), tracking.translation.dtype),
-                 "rotation": np.zeros((1, 3), tracking.rotation.dtype)} if flame_frame else
-                {"translation": tracking.translation[[t]], "rotation": tracking.rotation[[t]]})
-        np.savez(out / rel, **pose,
-                 neck_pose=tracking.neck[[t]], jaw_pose=tracking.jaw[[t]], eyes_pose=tracking.eyes[[t]],
-                 shape=shape, expr=tracking.expression[[t]],
-                 rotation_matrices=tracking.rotation_matrices[[t]], scale=tracking.scale, frame=np.array([t]))
+        pose = ({"translation": np.zeros((1, 3), np.float32), "rotation": np.zeros((1, 3), np.float32)}
+                if flame_frame else
+                {"translation": f32(tracking.translation[[t]]), "rotation": f32(tracking.rotation[[t]])})
+        np.savez(out / rel, **pose, neck_pose=f32(tracking.neck[[t]]), jaw_pose=f32(tracking.jaw[[t]]),
+                 eyes_pose=f32(tracking.eyes[[t]]), shape=shape, expr=f32(tracking.expression[[t]]),
+                 static_offset=static_offset)
         paths.append(rel)
-    np.savez(out / "canonical_flame_param.npz", translation=np.zeros((1, 3)), rotation=np.zeros((1, 3)),
-             neck_pose=np.zeros((1, 3)), jaw_pose=np.array([[0.3, 0.0, 0.0]]), eyes_pose=np.zeros((1, 6)),
-             shape=shape, expr=np.zeros((1, tracking.expression.shape[1])))
+    np.savez(out / "canonical_flame_param.npz", translation=np.zeros((1, 3), np.float32),
+             rotation=np.zeros((1, 3), np.float32), neck_pose=np.zeros((1, 3), np.float32),
+             jaw_pose=np.array([[0.3, 0.0, 0.0]], np.float32), eyes_pose=np.zeros((1, 6), np.float32),
+             shape=shape, expr=np.zeros((1, tracking.expression.shape[1]), np.float32), static_offset=static_offset)
     return paths
+
+
+def scene_centre(c2w: np.ndarray) -> np.ndarray | None:
+    """The point nearest (least squares) to the optical axes of OpenGL camera-to-world poses ``(n, 4, 4)``,
+    in metres; ``None`` when the axes are (nearly) parallel, e.g. one camera."""
+    origins, forward = c2w[:, :3, 3], -c2w[:, :3, 2]
+    forward = forward / np.linalg.norm(forward, axis=1, keepdims=True)
+    proj = np.eye(3) - forward[:, :, None] * forward[:, None, :]
+    a, b = proj.sum(0), (proj @ origins[:, :, None]).sum(0)[:, 0]
+    if np.linalg.cond(a) > 1e6:
+        return None
+    return np.linalg.solve(a, b)
+
+
+def _reader_notes(reader: Reader, db: dict, n_frames: int, has_tracking: bool, notes: list[str]) -> None:
+    """What the reader will do with this export that the user may not expect (printed by the CLI)."""
+    # a reader whose split changes without FLAME takes another, timeless code path (GaussianAvatars' Blender reader)
+    reads_time = reader.reads_time and (has_tracking or reader.split == reader.split_without_flame)
+    if n_frames > 1 and not reads_time:
+        notes.append(f"{reader.name} reads no time here: the {n_frames} frames of each camera are trained as one "
+                     "static scene; export one frame (--frames T:T+1) for a static reconstruction")
+    centres = np.array([f["transform_matrix"] for f in db["frames"]])[:, :3, 3]
+    if np.ptp(centres, axis=0).max() < 1e-6:
+        notes.append("every frame has the same camera position: GaussianAvatars' camera extent and nerfstudio's "
+                     "pose normalisation become ~0 or ~1e8; keep the FLAME frame (the default, not --world-frame) "
+                     "or export several cameras")
 
 
 def export_nerf(
@@ -211,6 +277,7 @@ def export_nerf(
     out: str | Path,
     sequence: str,
     *,
+    reader: str = DEFAULT_READER,
     downscale: int = 1,
     background: str | tuple[int, int, int] = "white",
     every_nth: int | None = None,
@@ -220,21 +287,23 @@ def export_nerf(
     cameras: list[str] | None = None,
     crop_to_alpha: int | None = None,
     flame_frame: bool | None = None,
-    image_format: str = "png",
+    image_format: str | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> NerfExport:
-    """Write a NeRF / 3DGS training folder (module docstring) for one sequence of the cube.
+    """Write a NeRF / 3DGS training folder (module docstring) of one sequence of the cube for ``reader``
+    (a key of :data:`~nersemble_cube.training.readers.READERS`).
 
     ``sequence`` is ``"nvs/388/GLASSES"``; ``cameras`` restricts the serials (default all with
     video); frames are chosen with ``every_nth`` or ``fps`` within ``start:stop`` (source frame
     indices, see :func:`nersemble_cube.accessor.frame_indices`). ``crop_to_alpha`` (a margin in
     pixels) crops each camera to its foreground over the chosen frames, all cameras to one size
     (``ds.nersemble.crop_to_alpha``; ``cx``, ``cy`` shift, the corners are written per frame as
-    ``crop_x0``, ``crop_y0`` in source pixels). Images are composited on
-    ``background`` (a colour name or RGB 0-255), area-downscaled by ``downscale`` with the
-    intrinsics to match, and written as ``png`` (lossless) or ``jpg`` (quality 95); masks are png.
+    ``crop_x0``, ``crop_y0`` in source pixels). Images are composited on ``background`` (a colour name
+    or RGB 0-255; instant-ngp: RGBA with the matte as alpha instead), area-downscaled by ``downscale``
+    with the intrinsics to match, and written as ``image_format`` (default the reader's first: png,
+    lossless; jpg quality 95 where the reader opens it); masks are png.
     ``flame_frame`` (default: whether the sequence has FLAME tracking v2) expresses each frame's
     cameras in the FLAME model's frame of that timestep (:func:`flame_frame_w2c`), so a FLAME mesh
     with zero global rotation and translation, as GaussianAvatars builds it from ``flame_param``,
@@ -245,8 +314,13 @@ def export_nerf(
     """
     import dask
 
-    if image_format not in FORMATS:
-        raise UsageError(f"format {image_format!r}: choose {' or '.join(FORMATS)}")
+    if reader not in READERS:
+        raise UsageError(f"reader {reader!r}: choose one of {', '.join(READERS)}")
+    target = READERS[reader]
+    image_format = image_format or target.formats[0]
+    if image_format not in target.formats:
+        why = f": {target.format_reason}" if target.format_reason else ""
+        raise UsageError(f"--format {image_format} cannot be read by {reader}{why}; use {' or '.join(target.formats)}")
     if downscale < 1:
         raise UsageError(f"downscale must be 1 or more, got {downscale}")
     out = Path(out).expanduser()
@@ -272,7 +346,8 @@ def export_nerf(
         if not has_mask:
             raise SelectionError(f"{group}: no alpha mattes in the cube, so there is no foreground to crop to")
         ds = ds.nersemble.crop_to_alpha(crop_to_alpha)
-    if has_mask:
+    rgba = target.rgba and has_mask
+    if has_mask and not rgba:
         ds = ds.nersemble.composite(background)
     if downscale > 1:
         ds = ds.nersemble.downscale(downscale)
@@ -290,7 +365,8 @@ def export_nerf(
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "images").mkdir(parents=True)
-    if has_mask:
+    write_masks = has_mask and target.mask_key is not None
+    if write_masks:
         (tmp / "fg_masks").mkdir()
     db: dict = {"frames": []}
     writes = []
@@ -298,31 +374,38 @@ def export_nerf(
     mask_blocks = ds.alpha.data.to_delayed() if has_mask else None
     k_all, w2c_all = ds.intrinsics.values, ds.world_2_cam.values
     tracking = flame_tracking(node, 2) if has_tracking else None
-    flame_paths = _write_flame(tmp, tracking, frames, flame_frame) if has_tracking else None
+    write_flame = has_tracking and target.flame_params
+    flame_paths = _write_flame(tmp, tracking, frames, flame_frame) if write_flame else None
     for c, serial in enumerate(serials):
         c_index = all_serials.index(serial)
         for i, t in enumerate(frames):
             w2c = w2c_all[c]
             if flame_frame:
                 w2c = flame_frame_w2c(w2c, tracking.rotation[t], tracking.translation[t], float(tracking.scale[0, 0]))
-            item = _frame_item(i, t, c_index, serial, k_all[c], w2c, h, w, image_format, has_mask)
+            item = _frame_item(target, i, t, c_index, serial, k_all[c], w2c, h, w, image_format, write_masks)
             if flame_paths:
                 item["flame_param_path"] = flame_paths[i]
             if "crop_x0" in ds.coords:
                 item.update(crop_x0=int(ds.crop_x0.values[c]), crop_y0=int(ds.crop_y0.values[c]))
-            db["frames"].append(item)
-            writes.append(dask.delayed(_write_image, pure=True)(image_blocks[c, i, 0, 0, 0],
-                                                                  str(tmp / item["file_path"]), image_format,
-                                                                  dask_key_name=f"write-image-{c}-{i}"))
-            if has_mask:
+            db["frames"].append({**item, "_t": i, "_c": c_index})
+            path = str(tmp / item["file_path"])
+            if rgba:
+                writes.append(dask.delayed(_write_rgba, pure=True)(image_blocks[c, i, 0, 0, 0], mask_blocks[c, i, 0, 0],
+                                                                     path, dask_key_name=f"write-image-{c}-{i}"))
+            else:
+                writes.append(dask.delayed(_write_image, pure=True)(image_blocks[c, i, 0, 0, 0], path, image_format,
+                                                                      dask_key_name=f"write-image-{c}-{i}"))
+            if write_masks:
                 writes.append(dask.delayed(_write_image, pure=True)(mask_blocks[c, i, 0, 0],
-                                                                      str(tmp / item["fg_mask_path"]), "png",
+                                                                      str(tmp / item[target.mask_key]), "png",
                                                                       dask_key_name=f"write-mask-{c}-{i}"))
     report = NerfExport(out, frames, serials)
-    if POINTCLOUDS in node.children:
+    if target.ply_key is not None and POINTCLOUDS in node.children and not flame_frame:
         steps = node[POINTCLOUDS].dataset.timestep.values.tolist()
         first = min(steps, key=lambda s: (abs(s - frames[0]), s))
         _write_ply(tmp / "points3d.ply", *load_pointcloud(node, first))
+        if target.ply_key:
+            db[target.ply_key] = "points3d.ply"
         report.notes.append(f"points3d.ply: the point cloud of timestep {first}")
 
     if on_start:
@@ -333,18 +416,30 @@ def export_nerf(
     step = FRAMES_IN_FLIGHT_PER_WORKER * n_workers * (2 if has_mask else 1)
     with dask.config.set(scheduler="threads", num_workers=n_workers), DaskProgress(progress, "write-"):
         report.files = sum(int(sum(dask.compute(*writes[i:i + step]))) for i in range(0, len(writes), step))
-    last = db["frames"][-1]
-    db.update({key: last[key] for key in ("cx", "cy", "fl_x", "fl_y", "h", "w", "camera_angle_x", "camera_angle_y")})
+    for key in INTRINSIC_KEYS:  # top level only where every frame agrees: nerfstudio applies it to all
+        if len({f[key] for f in db["frames"]}) == 1:
+            db[key] = db["frames"][0][key]
+    db.update(target.top_level)
+    if reader == "instant-ngp":
+        centre = scene_centre(np.array([f["transform_matrix"] for f in db["frames"]]))
+        centre = np.zeros(3) if centre is None else centre
+        db["aabb"] = [(centre - INSTANT_NGP_BOX / 2).tolist(), (centre + INSTANT_NGP_BOX / 2).tolist()]
     db["timestep_indices"] = list(range(len(frames)))
-    db["camera_indices"] = sorted({f["camera_index"] for f in db["frames"]})
+    db["camera_indices"] = sorted({f["_c"] for f in db["frames"]})
     db["source"] = {"cube_sequence": group, "source_frames": frames, "fps": ds.attrs.get("fps"),
                     "source_fps": ds.attrs.get("source_fps"), "downscale": downscale,
-                    "crop_to_alpha": crop_to_alpha,
-                    "background": background if isinstance(background, str) else list(background),
+                    "crop_to_alpha": crop_to_alpha, "reader": reader,
+                    "background": "transparent (alpha)" if rgba else
+                    background if isinstance(background, str) else list(background),
                     "frame": "flame" if flame_frame else "world",
                     "camera_convention": "OpenGL camera_to_world (x right, y up, z back); "
-                                         "= inv(world_2_cam) @ diag(1, -1, -1, 1)"}
-    for name, part in _split(db).items():
+                                         "= inv(world_2_cam) @ diag(1, -1, -1, 1)",
+                    "cy": "from the bottom row (VHAP: h - cy)" if target.cy_from_bottom else "from the top row"}
+    _reader_notes(target, db, len(frames), has_tracking, report.notes)
+    parts = _split_files(db, target.split if has_tracking else target.split_without_flame, report.notes)
+    for part in (db, *parts.values()):
+        part["frames"] = [{k: v for k, v in f.items() if k not in ("_t", "_c")} for f in part["frames"]]
+    for name, part in parts.items():
         (tmp / f"transforms_{name}.json").write_text(json.dumps(part, indent=2))
     (tmp / "transforms.json").write_text(json.dumps(db, indent=2))
     if out.exists():

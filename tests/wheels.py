@@ -1,0 +1,39 @@
+"""Pure-Python packages the tests run but do not install with their dependencies.
+
+The official toolkit (``nersemble_benchmark``) and nerfstudio pull in open3d, CUDA extensions, a web
+viewer and more; the tests use a few of their modules, whose imports the test extra installs. Each is
+taken from an installed copy if there is one, else its wheel is downloaded once with
+``pip download --no-deps`` (from the package index the README's install uses) and imported from the
+wheel file itself, so nobody following the README skips these tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+CACHE = Path(tempfile.gettempdir()) / "nersemble-cube-test-wheels"
+TOOLKIT = "nersemble_benchmark==0.2.0"
+NERFSTUDIO = "nerfstudio==1.1.5"
+
+
+def no_deps(requirement: str, module: str) -> ModuleType:
+    """``module`` of the distribution ``requirement`` (``name==version``), installed or from its wheel."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module.split(".")[0]:
+            raise
+    name, version = requirement.split("==")
+    folder = CACHE / f"{name}-{version}"
+    wheels = sorted(folder.glob("*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                        "--dest", str(folder), requirement], check=True)
+        wheels = sorted(folder.glob("*.whl"))
+    sys.path.insert(0, str(wheels[0]))
+    return importlib.import_module(module)
