@@ -45,7 +45,7 @@ def test_the_package_never_raises_the_base_class():
 def test_selection_errors_are_their_own_class(cube, tmp_path):
     with pytest.raises(errors.SelectionError, match="nvs/388/sequences/NOPE: no such sequence"):
         export_nerf(cube, tmp_path / "a", "nvs/388/NOPE")
-    with pytest.raises(errors.UsageError, match="format 'gif'") as caught:
+    with pytest.raises(errors.UsageError, match="--format gif cannot be read by gaussian-avatars") as caught:
         export_nerf(cube, tmp_path / "b", "nvs/388/GLASSES", image_format="gif")
     assert not isinstance(caught.value, errors.SelectionError)
 
