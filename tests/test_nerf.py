@@ -200,8 +200,10 @@ def test_euler_xyz_is_intrinsic_x_then_y_then_z():
 
 
 def test_mono_world_frame_keeps_the_cube_poses(cube, tmp_path):
-    export_nerf(cube, tmp_path / "w", "mono_flame_avatar/393/EXP-1-head", flame_frame=False, every_nth=2)
+    report = export_nerf(cube, tmp_path / "w", "mono_flame_avatar/393/EXP-1-head", flame_frame=False, every_nth=2)
     db = json.loads((tmp_path / "w" / "transforms.json").read_text())
+    # one static camera: GaussianAvatars' camera extent and nerfstudio's pose scale degenerate; the user is told
+    assert any("every frame has the same camera position" in note for note in report.notes)
     seq = nersemble_cube.open(cube)["mono_flame_avatar/393/sequences/EXP-1-head"]
     tracking = nersemble_cube.flame_tracking(seq)
     assert db["source"]["frame"] == "world"
