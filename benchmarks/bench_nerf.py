@@ -2,8 +2,9 @@
 
     python benchmarks/bench_nerf.py [--frames 120] [--repeats 3] [--workdir DIR]
 
-Rows (medians, same run): ``export_nerf`` with 1 and 2 dask workers (png image + png mask per
-frame), against the loop training scripts write by hand: the toolkit's ``load_image`` and
+Rows (medians, same run): ``export_nerf`` for GaussianAvatars (the default) with 1 and 2 dask
+workers (png image + png mask per frame), and for each other reader (``--for``) with 2 workers,
+against the loop training scripts write by hand: the toolkit's ``load_image`` and
 ``load_alpha_map`` (cv2 open + seek + read, verbatim), numpy compositing, ``cv2.resize(INTER_AREA)``
 and ``cv2.imwrite`` of the image and the mask.
 """
@@ -18,6 +19,7 @@ import numpy as np
 
 import nersemble_cube
 from nersemble_cube.training.nerf import export_nerf
+from nersemble_cube.training.readers import DEFAULT_READER, READERS
 
 from common import SEQ, arguments, nvs_sample, timed, toolkit_composite, workdir
 
@@ -44,13 +46,15 @@ def main() -> None:
     if not cube.exists():
         nersemble_cube.convert(src, cube)
     serial = str(nersemble_cube.open(cube)[SEQ].camera.values[0])
-    times: dict[str, list[float]] = {"ours, 1 worker": [], "ours, 2 workers": [], "toolkit loop": []}
+    runs = [(DEFAULT_READER, 1)] + [(reader, 2) for reader in READERS]
+    times: dict[str, list[float]] = {f"{r}, {w} worker{'s' if w > 1 else ''}": [] for r, w in runs}
+    times["toolkit loop"] = []
     for _ in range(args.repeats):
-        for workers in (1, 2):
+        for (reader, workers), name in zip(runs, times):
             out = work / "nerf"
             shutil.rmtree(out, ignore_errors=True)
-            times[f"ours, {workers} worker{'s' if workers > 1 else ''}"].append(
-                timed(lambda w=workers, o=out: export_nerf(cube, o, "nvs/388/GLASSES", downscale=2, workers=w)))
+            times[name].append(timed(lambda r=reader, w=workers, o=out: export_nerf(
+                cube, o, "nvs/388/GLASSES", reader=r, downscale=2, workers=w)))
         out = work / "loop"
         shutil.rmtree(out, ignore_errors=True)
         times["toolkit loop"].append(timed(lambda o=out: toolkit_loop(src, serial, args.frames, o)))
@@ -58,7 +62,7 @@ def main() -> None:
     print(f"{args.frames} frames of one 1604x1100 camera -> 802x550 png + mask, median of {args.repeats}:")
     for name, values in times.items():
         med = statistics.median(values)
-        print(f"  {name:16s} {med:6.2f} s  {args.frames / med:6.1f} frames/s  {base / med:5.2f}x the toolkit loop")
+        print(f"  {name:30s} {med:6.2f} s  {args.frames / med:6.1f} frames/s  {base / med:5.2f}x the toolkit loop")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 verify names what is damaged and convert repairs it, a writer that died is reported, one lock per real
 folder, servers that ignore Range requests are refused, corrupt sources and bombs are refused bounded."""
 
+import errno
 import io
 import json
 import os
@@ -152,6 +153,24 @@ def test_one_lock_per_real_folder(tmp_path):
             pass
 
 
+def test_a_read_only_target_is_one_line(tmp_path, monkeypatch):
+    """What a read-only file system answers (EROFS) to the first write, the lock file: the suite runs
+    without the privileges to mount one, so the answer is injected (checked by hand on a tmpfs mounted
+    read-only: the same message, exit 4)."""
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(StoreError, match=r"ro.zarr.lock: cannot create the writer's lock \(Read-only file system\); "
+                                         "check that the store's folder is writable"):
+        with writer_lock(tmp_path / "ro.zarr"):
+            pass
+
+
 # ---- a server that ignores Range requests ----------------------------------------------------------------------
 
 def test_a_server_that_ignores_range_requests_is_named(cube):
@@ -268,6 +287,24 @@ def test_landmarks_and_broken_entries_are_reported_not_loaded(tmp_path):
     path.write_bytes(bytes(data))
     report = validate_submission(path, "svfr")
     assert any("Bad CRC-32" in e for e in report.issues["unreadable_files"])
+
+
+@pytest.mark.parametrize("field, value, message", [("flag", 0x1, "encrypted entry"),
+                                                    ("method", 99, "unsupported compression method 99")])
+def test_encrypted_and_unknown_compression_entries_are_named_unread(tmp_path, field, value, message):
+    """The two header fields set by hand (zipfile writes neither): the general-purpose flag bit 0
+    (encrypted) and the compression method (99: WinZip AES), in the local and the central header."""
+    path = tmp_path / "p.zip"
+    key = "017/EMO-1-shout+laugh_156_221501007"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{key}/mesh_posed.ply", _ply(10))
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature) + offset + (0 if field == "flag" else 2)
+        data[at:at + 2] = value.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    report = validate_submission(path, "svfr")
+    assert f"{key}/mesh_posed.ply: {message}" in report.issues["unreadable_files"]
 
 
 def _ply(n: int) -> bytes:
