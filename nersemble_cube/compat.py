@@ -25,7 +25,8 @@ import numpy as np
 import xarray as xr
 
 from .cube import schema
-from .cube.access import as_tree, flame_tracking, load_pointcloud, read_frame
+from .cube.access import as_tree, find_node, flame_tracking, load_pointcloud, read_frame
+from .errors import SelectionError
 from .source.converters.flame import FlameTracking
 
 
@@ -67,16 +68,16 @@ class BaseDataManager:
         self._participant_id = participant_id
 
     def _sequence(self, sequence_name: str) -> xr.DataTree:
-        return self._tree[schema.sequence_path(self._benchmark_type, self._participant_id, sequence_name)]
+        return find_node(self._tree, schema.sequence_path(self._benchmark_type, self._participant_id, sequence_name))
 
     def load_camera_calibration(self) -> CameraParams:
-        calib = self._tree[schema.calibration_path(self._benchmark_type, self._participant_id)].to_dataset()
+        calib = find_node(self._tree, schema.calibration_path(self._benchmark_type, self._participant_id)).to_dataset()
         serials = [str(s) for s in calib.camera.values]
         return CameraParams({s: calib.world_2_cam.values[i] for i, s in enumerate(serials)},
                             {s: calib.intrinsics.values[i] for i, s in enumerate(serials)})
 
     def list_sequences(self) -> list[str]:
-        node = self._tree[f"{schema.participant_path(self._benchmark_type, self._participant_id)}/sequences"]
+        node = find_node(self._tree, f"{schema.participant_path(self._benchmark_type, self._participant_id)}/sequences")
         return sorted(node.children)
 
     def list_serials(self, sequence_name: str) -> list[str]:
@@ -92,7 +93,7 @@ class BaseDataManager:
     def has_sequence(self, sequence_name: str) -> bool:
         try:
             return bool(self._sequence(sequence_name).attrs.get("has_video"))
-        except KeyError:
+        except SelectionError:
             return False
 
     def has_video(self, sequence_name: str, serial: str) -> bool:
@@ -102,7 +103,7 @@ class BaseDataManager:
         path = schema.sequence_path(self._benchmark_type, self._participant_id, sequence_name)
         if self._store is not None:
             return read_frame(self._store, path, serial, timestep, variable)
-        return self._tree[path][variable].sel(camera=serial, time=timestep).values
+        return find_node(self._tree, path)[variable].sel(camera=serial, time=timestep).values
 
     def load_image(self, sequence_name: str, serial: str, timestep: int, as_uint8: bool = False) -> np.ndarray:
         image = self._frame(sequence_name, serial, timestep, "images")

@@ -8,8 +8,9 @@ import zarr
 from zarr.storage import LocalStore, WrapperStore
 
 import nersemble_cube
+from nersemble_cube.compat import NVSDataManager
 from nersemble_cube.cube.access import IncompleteCubeWarning
-from nersemble_cube.errors import StoreError
+from nersemble_cube.errors import SelectionError, StoreError
 from nersemble_cube import convert
 
 from conftest import N_FRAMES, decode_pyav
@@ -127,11 +128,31 @@ def test_summary_lists_every_node(cube):
     ]
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda c: nersemble_cube.read_frame(c, "nvs/388/sequences/NOPE", "222200042", 0),
+     r"nvs/388/sequences has no 'NOPE'; it has \['GLASSES'\]"),
+    (lambda c: nersemble_cube.read_frame(c, "nvs/999/sequences/GLASSES", "222200042", 0), r"nvs has no '999'; it has \['388'\]"),
+    (lambda c: nersemble_cube.read_frame(c, "nvs/388/sequences/GLASSES", "222200042", 99),
+     r"frame 99 is not in nvs/388/sequences/GLASSES: it has frames 0 to 4"),
+    (lambda c: nersemble_cube.read_frame(c, "mono_flame_avatar/393/sequences/FREE", "222200037", 0),
+     r"has no 'images'; it holds no frames \(a hold-out sequence\)"),
+    (lambda c: nersemble_cube.load_pointcloud(nersemble_cube.open(c)["nvs/388/sequences/GLASSES"].to_dataset(), 0),
+     r"pass the sequence node"),
+    (lambda c: nersemble_cube.flame_tracking(nersemble_cube.open(c)["nvs/388/sequences/GLASSES"]),
+     r"has no 'flame2023_tracking_v2' node \(children: \['pointclouds'\]\)"),
+    (lambda c: NVSDataManager(c, 999).list_sequences(), r"nvs has no '999'"),
+    (lambda c: NVSDataManager(c, 388).load_image("NOPE", "222200042", 0), r"no 'NOPE'; it has \['GLASSES'\]"),
+])
+def test_selections_that_miss_say_what_exists(cube, call, message):
+    with pytest.raises(SelectionError, match=message):
+        call(cube)
+
+
 def test_read_frame_without_xarray(cube, sample_dir):
     src = sample_dir / "nvs/388/sequences/GLASSES"
     frame = nersemble_cube.read_frame(cube, "nvs/388/sequences/GLASSES", "222200044", 4)
     np.testing.assert_array_equal(frame, decode_pyav(src / "images/cam_222200044.mp4")[4])
     alpha = nersemble_cube.read_frame(cube, "nvs/388/sequences/GLASSES", "222200044", 4, variable="alpha")
     np.testing.assert_array_equal(alpha, decode_pyav(src / "alpha_maps/cam_222200044.mp4")[4][..., 0])
-    with pytest.raises(KeyError, match="camera 222200037 has no video"):
+    with pytest.raises(SelectionError, match="camera 222200037 has no video"):
         nersemble_cube.read_frame(cube, "nvs/388/sequences/GLASSES", "222200037", 0)

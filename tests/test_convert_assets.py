@@ -14,7 +14,7 @@ from nersemble_cube.cube import schema
 from nersemble_cube.source import layout
 from nersemble_cube.source.converters.flame import SHAPES, read_flame_tracking
 from nersemble_cube.source.converters.pcd import colors_as_float, read_pcd
-from nersemble_cube.errors import SourceError
+from nersemble_cube.errors import SelectionError, SourceError
 from nersemble_cube.source.sample import pointcloud, write_sample
 from nersemble_cube.source.converters.pcd import write_pcd
 
@@ -39,7 +39,7 @@ def test_pointclouds_equal_the_pcd_files(sample_dir, cube):
         np.testing.assert_array_equal(normals, ref.normals)
         np.testing.assert_array_equal(colors, colors_as_float(ref.colors))
         assert points.dtype == colors.dtype == normals.dtype == np.float32
-    with pytest.raises(KeyError, match=r"timesteps \[0, 3\]"):
+    with pytest.raises(SelectionError, match=r"timesteps \[0, 3\]"):
         nersemble_cube.load_pointcloud(tree[GLASSES], 1)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..errors import StoreError
+from ..errors import SelectionError, StoreError
 from ..source.converters.flame import FlameTracking
 from ..source.converters.pcd import colors_as_float
 from .location import Location, locate
@@ -82,37 +82,65 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
     return tree
 
 
+def find_node(tree: xr.DataTree, path: str) -> xr.DataTree:
+    """``tree[path]``, or a :class:`SelectionError` naming what the deepest existing node holds instead."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    current = tree
+    for depth, part in enumerate(parts):
+        if part not in current.children:
+            where = "/".join(parts[:depth]) or "the cube"
+            raise SelectionError(f"{path}: {where} has no {part!r}; it has {sorted(current.children)}")
+        current = current[part]
+    return current
+
+
 def read_frame(store: str | Path | Location, sequence: str, serial: str, time: int, variable: str = "images",
                storage_options: dict | None = None) -> np.ndarray:
     """One frame straight from zarr, without building a DataTree or a dask graph: the cheapest read.
 
     ``sequence`` is a sequence node's path (``"nvs/388/sequences/GLASSES"``), ``time`` the frame
-    index; ``store`` and ``storage_options`` as for :func:`open`. Returns ``(y, x, channel)`` uint8 for ``images``, ``(y, x)`` for ``alpha``. In a fresh
-    process it costs a few metadata reads and the frame's bytes. Raises ``KeyError`` naming the
-    cameras of the sequence if ``serial`` has no video there.
+    index; ``store`` and ``storage_options`` as for :func:`open`. Returns ``(y, x, channel)`` uint8 for
+    ``images``, ``(y, x)`` for ``alpha``. In a fresh process it costs a few metadata reads and the
+    frame's bytes. Raises :class:`SelectionError` naming what exists (the sequences, the cameras with
+    video, the frame range) when the selection is not in the cube.
     """
     import zarr
 
     loc = locate(store, storage_options)
     root = loc.zarr_store(read_only=True, strict=True)
-    cameras = [str(c) for c in zarr.open_array(root, path=f"{sequence}/camera", mode="r")[:]]
-    if serial not in cameras:
-        raise KeyError(f"camera {serial} has no video in {sequence}; it has {cameras}")
     try:
-        return zarr.open_array(root, path=f"{sequence}/{variable}", mode="r")[cameras.index(serial), time]
+        cameras = [str(c) for c in zarr.open_array(root, path=f"{sequence}/camera", mode="r")[:]]
+        array = zarr.open_array(root, path=f"{sequence}/{variable}", mode="r")
+    except Exception:  # zarr's not-found errors differ between versions: name what is there instead
+        seq = find_node(open(loc, dask=False), sequence)
+        if variable not in seq.dataset:
+            held = sorted(seq.dataset.data_vars)
+            raise SelectionError(f"{sequence} has no {variable!r}; " + (f"it has {held}" if held else
+                                 "it holds no frames (a hold-out sequence)")) from None
+        raise
+    if serial not in cameras:
+        raise SelectionError(f"camera {serial} has no video in {sequence}; it has {cameras}")
+    if not 0 <= time < array.shape[1]:
+        raise SelectionError(f"frame {time} is not in {sequence}: it has frames 0 to {array.shape[1] - 1}")
+    try:
+        return array[cameras.index(serial), time]
     except ValueError:
         check_ranges(loc)  # a checksum failure may be a server that ignores Range requests: say so
         raise
 
 
-def _child(node: xr.DataTree | xr.Dataset, name: str) -> xr.Dataset:
-    """``node`` itself if it is the node ``name`` (or a Dataset), else its child ``name``."""
+def _child(node: xr.DataTree | xr.Dataset, name: str, needs: str) -> xr.Dataset:
+    """``node`` itself if it is the node ``name`` (or its Dataset), else its child ``name``; a
+    :class:`SelectionError` when it is neither (``needs``: a variable only that node has)."""
     if isinstance(node, xr.Dataset):
+        if needs not in node:
+            raise SelectionError(f"this Dataset has no {needs!r}: pass the sequence node (tree['.../sequences/SEQ']), "
+                                 f"not its Dataset; {name!r} is a child node of it")
         return node
     if node.name == name:
         return node.to_dataset(inherit=False)
     if name not in node.children:
-        raise KeyError(f"{node.path} has no {name!r} node (children: {sorted(node.children)})")
+        raise SelectionError(f"{node.path} has no {name!r} node (children: {sorted(node.children)})")
     return node[name].to_dataset(inherit=False)
 
 
@@ -123,13 +151,13 @@ def load_pointcloud(node: xr.DataTree | xr.Dataset, timestep: int) -> tuple[np.n
     that node's Dataset. Returns ``(points, colors, normals)``, each ``(n, 3)`` float32: positions in
     metres (world), colours in [0, 1] (``uint8 / 255``, as open3d reads them), normals as stored;
     ``(0, 3)`` for a field the file did not have, as open3d does. Reads only that timestep's slice.
-    Raises ``KeyError`` naming the timesteps present if ``timestep`` was not downloaded.
+    Raises :class:`SelectionError` naming the timesteps present if ``timestep`` was not downloaded.
     """
-    ds = _child(node, POINTCLOUDS)
+    ds = _child(node, POINTCLOUDS, "positions")
     steps = ds["timestep"].values
     hits = np.flatnonzero(steps == timestep)
     if not len(hits):
-        raise KeyError(f"no point cloud for timestep {timestep}; the cube has timesteps {steps.tolist()}")
+        raise SelectionError(f"no point cloud for timestep {timestep}; the cube has timesteps {steps.tolist()}")
     i = int(hits[0])
     start = int(ds["offset"].values[i])
     points = slice(start, start + int(ds["count"].values[i]))
@@ -147,7 +175,7 @@ def flame_tracking(node: xr.DataTree | xr.Dataset, version: int = 2) -> FlameTra
     ``node`` is a sequence node (its ``flame2023_tracking_v{version}`` child is used), the tracking
     node itself, or its Dataset. Version 2 is the default and the only one valid for submissions.
     """
-    ds = _child(node, tracking_node(version))
+    ds = _child(node, tracking_node(version), "expression")
     time_dim = ds["expression"].dims[0]
     return FlameTracking(
         shape=ds["shape"].values[None, :],
