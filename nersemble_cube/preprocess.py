@@ -21,7 +21,7 @@ from .cube.access import open as open_cube
 from .cube.location import Location, locate
 from .cube.schema import encoding
 from .cube.storage import StorageSpec
-from .cube.store import check_target, consolidate, mark_complete, prepare_target, set_attrs
+from .cube.store import check_target, consolidate, mark_complete, prepare_target, remove_group, set_attrs
 from .errors import StoreError
 
 OUTPUT_STORAGE = StorageSpec("zstd", frames_per_shard=0)
@@ -55,37 +55,42 @@ def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int
 
     ``workers`` dask threads (default: CPU count). ``on_start`` gets the number of dask tasks,
     ``progress`` is called as they finish. Raises :class:`StoreError` if ``out`` exists and is not
-    an empty folder.
+    an empty folder, and the steps' own errors (an unknown background...) before creating anything;
+    a run that fails or is interrupted while writing removes what it wrote.
     """
     out = locate(out)
     if check_target(out):
         raise StoreError(f"{out}: already a cube; preprocess writes a new one, choose another path")
     tree = open_cube(store)
-    prepare_target(out)
-    set_attrs(out, "", {"preprocessing": asdict(steps)})
-    writes, done = [], []
+    # every step is applied (lazily) before anything is created, so a bad argument leaves no folder behind
+    nodes, done = [], []
     for node in tree.subtree:
         ds = node.to_dataset(inherit=False)
-        if not ds.data_vars and not ds.attrs:
+        path = node.path.lstrip("/")
+        if not path or (not ds.data_vars and not ds.attrs):
             continue
         if "images" in ds and "time" in ds.dims:
             ds = steps.apply(node.to_dataset())
             ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims and c not in ("role", "crop_x0", "crop_y0")])
             ds.attrs["storage"] = OUTPUT_STORAGE.to_attrs()
-        path = node.path.lstrip("/")
-        if not path:
-            continue
         if "complete" in ds.attrs:
             ds.attrs["complete"] = False  # set again once the data is written
             done.append(path)
-        writes.append(ds.to_zarr(out.zarr_store(), group=path, mode="w", compute=False, zarr_format=3, consolidated=False,
-                                 encoding=encoding(ds, OUTPUT_STORAGE), write_empty_chunks=True))
-    graph = dask.delayed(writes)
-    with dask.config.set(scheduler="threads", num_workers=workers), DaskProgress(progress):
-        if on_start:
-            on_start(len(graph.__dask_graph__()))
-        graph.compute()
-    for path in done:
-        mark_complete(out, path)
-    consolidate(out)
+        nodes.append((path, ds))
+    prepare_target(out)
+    try:
+        set_attrs(out, "", {"preprocessing": asdict(steps)})
+        writes = [ds.to_zarr(out.zarr_store(), group=path, mode="w", compute=False, zarr_format=3, consolidated=False,
+                             encoding=encoding(ds, OUTPUT_STORAGE), write_empty_chunks=True) for path, ds in nodes]
+        graph = dask.delayed(writes)
+        with dask.config.set(scheduler="threads", num_workers=workers), DaskProgress(progress):
+            if on_start:
+                on_start(len(graph.__dask_graph__()))
+            graph.compute()
+        for path in done:
+            mark_complete(out, path)
+        consolidate(out)
+    except BaseException:
+        remove_group(out, "")  # a new cube that did not finish: nothing a later run or reader mistakes for one
+        raise
     return out.path if out.is_local else out

@@ -112,6 +112,9 @@ def test_crop_to_alpha_keeps_every_frame_of_the_foreground(cube):
 
 
 def test_preprocess_cli_equals_the_accessor(cube, tmp_path):
+    # a bad argument is refused before anything is created, so the same command with a good one then runs
+    bad = run_cli("preprocess", cube, tmp_path / "p.zarr", "--composite", "purple")
+    assert bad.returncode == 2 and "unknown background 'purple'" in bad.stderr and not (tmp_path / "p.zarr").exists()
     res = run_cli("preprocess", cube, tmp_path / "p.zarr", "--composite", "white", "--crop-to-alpha", "8",
                   "--downscale", "2", "--workers", "2")
     assert res.returncode == 0, res.stderr
