@@ -8,7 +8,7 @@ for a bounded time each.
     python benchmarks/fuzz_parsers.py zip -max_total_time=60
 
 A crash is any exception but the documented one (``SourceError``; for the validator a report, or
-``PredictionError`` for a file that is no zip), a memory peak above ``-rss_limit_mb`` or a time-out;
+``InvalidSubmissionError`` for a file that is no zip), a memory peak above ``-rss_limit_mb`` or a time-out;
 libFuzzer then writes the input as ``crash-*`` / ``oom-*`` / ``timeout-*``, and each one found becomes a
 regression test in ``tests/test_reliability.py``. The seeds are valid files of each format.
 """
@@ -26,7 +26,7 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports(include=["nersemble_cube"]):
-    from nersemble_cube.errors import PredictionError, SourceError
+    from nersemble_cube.errors import InvalidSubmissionError, SourceError
     from nersemble_cube.source.converters.flame import read_flame_tracking, write_flame_tracking
     from nersemble_cube.source.converters.pcd import read_pcd, write_pcd
     from nersemble_cube.source.sample import flame_tracking, pointcloud
@@ -73,7 +73,7 @@ def _zip(data: bytes) -> None:
     for benchmark in ("nvs", "svfr"):
         try:
             validate_submission(path, benchmark)
-        except PredictionError:
+        except InvalidSubmissionError:
             return
 
 

@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ._version import __version__
+from .accessor import COLORS
 from .cluster import check_scheduler
 from .conversion.plan import ConversionPlan
 from .conversion.run import ConversionReport
@@ -28,7 +30,7 @@ from .cube.integrity import check_chunks, mark_for_repair
 from .cube.location import locate
 from .cube.storage import CODECS, StorageSpec
 from .cube.store import stored_bytes
-from .cube.summary import summary
+from .cube.summary import plural, summary, summary_facts
 from .errors import InvalidSubmissionError, NersembleCubeError, VerificationError
 from .preprocess import Steps
 from .preprocess import preprocess as preprocess_cube
@@ -42,13 +44,28 @@ from .training.readers import DEFAULT_READER, READERS
 
 ReaderChoice = enum.Enum("ReaderChoice", {name: name for name in READERS}, type=str)
 ImageFormat = enum.Enum("ImageFormat", {"png": "png", "jpg": "jpg"}, type=str)
+Background = enum.Enum("Background", {name: name for name in COLORS}, type=str)
+AlphaView = enum.Enum("AlphaView", {name: name for name in ("overlay", "composite", "none")}, type=str)
 
 app = typer.Typer(
     help="NeRSemble benchmark downloads as chunked, labeled, lazily readable zarr data cubes.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True)
 out = Console(soft_wrap=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"nersemble-cube {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """NeRSemble benchmark downloads as chunked, labeled, lazily readable zarr data cubes."""
 
 
 def _user_errors(func):
@@ -226,16 +243,21 @@ def sample(
 
 @app.command()
 @_user_errors
-def info(store: Store) -> None:
-    """Print what a cube holds."""
-    out.print(summary(access.open(store)), highlight=False)
+def info(store: Store, as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """Print what a cube holds (sizes are height x width)."""
+    tree = access.open(store)
     try:
         per_benchmark = {b: stored_bytes(store, b) for b in layout.BENCHMARKS}
-        sizes = [f"{b} {n / 1e6:.1f} MB" for b, n in per_benchmark.items() if n]
         total = stored_bytes(store)
     except (OSError, NotImplementedError, ValueError):  # stores that cannot list (http)
+        per_benchmark, total = {}, None
+    if as_json:
+        out.print_json(data={**summary_facts(tree), "stored_bytes": {"total": total, **per_benchmark}})
         return
-    out.print(f"stored: {', '.join(sizes)}; total {total / 1e6:.1f} MB", highlight=False)
+    out.print(summary(tree), highlight=False)
+    if total is not None:
+        sizes = [f"{b} {n / 1e6:.1f} MB" for b, n in per_benchmark.items() if n]
+        out.print(f"stored: {', '.join(sizes)}; total {total / 1e6:.1f} MB", highlight=False)
 
 
 @app.command()
@@ -273,7 +295,7 @@ def demo(
 def preprocess(
     store: Store,
     out: Annotated[str, typer.Argument(help="New cube to write (a path or an fsspec URL).")],
-    composite: Annotated[Optional[str], typer.Option(help="Composite onto a background: black, white, grey.")] = None,
+    composite: Annotated[Optional[Background], typer.Option(help="Composite onto a background colour.")] = None,
     downscale: Annotated[int, typer.Option(min=1, help="Area-average by this integer factor.")] = 1,
     crop_to_alpha: Annotated[Optional[int], typer.Option(
         help="Crop each camera to its foreground in every frame, plus this margin in pixels.")] = None,
@@ -281,7 +303,7 @@ def preprocess(
     workers: Workers = None,
 ) -> None:
     """Write a preprocessed copy of a cube (composite, crop, downscale, float), calibration adjusted."""
-    steps = Steps(composite, crop_to_alpha, downscale, to_float)
+    steps = Steps(composite.value if composite else None, crop_to_alpha, downscale, to_float)
     with _sized_bar("preprocessing") as (progress, on_start):
         preprocess_cube(store, out, steps, workers=workers, progress=progress, on_start=on_start)
     err.print(f"wrote {out}", highlight=False)
@@ -294,7 +316,7 @@ def export_nerf(
     folder: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write (new or empty).")],
     sequence: Annotated[str, typer.Option("--sequence", "-s", help="BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES.")],
     downscale: Annotated[int, typer.Option(min=1, help="Area-average by this integer factor (2: 802x550 nvs).")] = 1,
-    background: Annotated[str, typer.Option(help="Composite onto black, white or grey.")] = "white",
+    background: Annotated[Background, typer.Option(help="Composite onto this colour.")] = Background("white"),
     every_nth: Annotated[Optional[int], typer.Option(min=1, help="Keep every n-th frame.")] = None,
     fps: Annotated[Optional[float], typer.Option(help="Resample to this frame rate (nearest source frame), e.g. 25.")] = None,
     frames: Annotated[Optional[str], typer.Option(help="Source frame range START:STOP (STOP exclusive), e.g. 0:300.")] = None,
@@ -321,7 +343,7 @@ def export_nerf(
     except ValueError:
         raise typer.BadParameter(f"--frames {frames!r}: write START:STOP, e.g. 0:300") from None
     with _sized_bar("exporting") as (progress, on_start):
-        report = export_nerf_folder(store, folder, sequence, reader=reader.value, downscale=downscale, background=background,
+        report = export_nerf_folder(store, folder, sequence, reader=reader.value, downscale=downscale, background=background.value,
                                     every_nth=every_nth, fps=fps, start=first, stop=last, cameras=camera,
                                     crop_to_alpha=crop_to_alpha, flame_frame=False if world_frame else None,
                                     image_format=image_format.value if image_format else None, workers=workers,
@@ -329,7 +351,7 @@ def export_nerf(
     for note in report.notes:
         err.print(f"note: {note}", highlight=False)
     shown = report.frames if len(report.frames) <= 8 else report.frames[:4] + ["..."] + report.frames[-2:]
-    out.print(f"wrote {folder}: {len(report.cameras)} cameras x {len(report.frames)} frames "
+    out.print(f"wrote {folder}: {plural(len(report.cameras), 'camera')} x {plural(len(report.frames), 'frame')} "
               f"(source frames {shown}), {report.files} files", highlight=False)
 
 
@@ -340,7 +362,7 @@ def preview(
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("preview.png"),
     sequence: Annotated[str, typer.Option(help="Sequence node to show.")] = "nvs/388/sequences/GLASSES",
     frames: Annotated[int, typer.Option(min=1, help="Frames per camera.")] = 4,
-    alpha: Annotated[str, typer.Option(help="overlay, composite or none.")] = "overlay",
+    alpha: Annotated[AlphaView, typer.Option(help="Show the matte over the frame, composited, or not.")] = AlphaView("overlay"),
     rig: Annotated[Optional[str], typer.Option(
         help="Plot this calibration node's camera rig instead (e.g. nvs/388/calibration).")] = None,
 ) -> None:
@@ -350,7 +372,7 @@ def preview(
         import matplotlib  # noqa: F401
     except ImportError:
         raise typer.BadParameter("preview needs matplotlib: pip install 'nersemble-cube[preview]'") from None
-    written = rig_plot(store, rig, out) if rig else contact_sheet(store, sequence, out, frames, alpha=alpha)
+    written = rig_plot(store, rig, out) if rig else contact_sheet(store, sequence, out, frames, alpha=alpha.value)
     out_msg = f"wrote {written}"
     err.print(out_msg, highlight=False)
 
@@ -408,14 +430,19 @@ def export(
 @app.command()
 @_user_errors
 def validate(
-    zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Submission zip to check.")],
+    zip_path: Annotated[Path, typer.Argument(metavar="ZIP", exists=True, dir_okay=False, help="Submission zip to check.")],
     benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="nvs, mono_flame_avatar or svfr.")],
     cube: Annotated[Optional[str], typer.Option(help="Cube of the benchmark data (a path or an fsspec URL), for the "
                                                   "expected frame counts.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON for scripts.")] = False,
 ) -> None:
     """Check a submission zip offline. Exit 0 only if it is valid (6 if not)."""
     report = validate_submission(zip_path, _benchmark(benchmark), cube=cube)
-    out.print(report.format(), highlight=False)
+    if as_json:
+        out.print_json(data={"zip": str(zip_path), "benchmark": benchmark, "valid": report.valid,
+                             "checked": report.checked, "issues": report.issues, "warnings": report.warnings})
+    else:
+        out.print(report.format(), highlight=False)
     if not report.valid:
         raise InvalidSubmissionError(f"{zip_path} is not a valid {benchmark} submission ({len(report.issues)} kinds "
                                      "of issues, listed above)")

@@ -112,19 +112,19 @@ def test_summary_lists_every_node(cube):
     assert text.splitlines() == [
         "mono_flame_avatar/393/calibration: 16 cameras (1 train, 3 hold_out, 12 unused)",
         hold_out[0], f"{seq}/EMO-1-shout+laugh/flame2023_tracking_v2: " + v2.format(N_FRAMES + 3),
-        f"{seq}/EXP-1-head: 1 cameras x {N_FRAMES} frames of 512x512 @ 24.3 fps, alpha, 5.2 MB uncompressed",
+        f"{seq}/EXP-1-head: 1 camera x {N_FRAMES} frames of 512x512 (height x width) @ 24.3 fps, alpha, 5.2 MB uncompressed",
         f"{seq}/EXP-1-head/flame2023_tracking_v1: {v1}",
         f"{seq}/EXP-1-head/flame2023_tracking_v2: " + v2.format(N_FRAMES),
-        f"{seq}/EXP-2-eyes: 1 cameras x {N_FRAMES} frames of 512x512 @ 24.3 fps, alpha, 5.2 MB uncompressed",
+        f"{seq}/EXP-2-eyes: 1 camera x {N_FRAMES} frames of 512x512 (height x width) @ 24.3 fps, alpha, 5.2 MB uncompressed",
         f"{seq}/EXP-2-eyes/flame2023_tracking_v1: {v1}",
         f"{seq}/EXP-2-eyes/flame2023_tracking_v2: " + v2.format(N_FRAMES),
         hold_out[1], f"{seq}/FREE/flame2023_tracking_v2: " + v2.format(N_FRAMES + 3),
         hold_out[2], f"{seq}/SEN-09-frown_events_bad/flame2023_tracking_v2: " + v2.format(N_FRAMES + 3),
         hold_out[3], f"{seq}/SEN-10-port_strong_smokey/flame2023_tracking_v2: " + v2.format(N_FRAMES + 3),
         "nvs/388/calibration: 16 cameras (13 train, 3 hold_out)",
-        f"nvs/388/sequences/GLASSES: 3 cameras x {N_FRAMES} frames of 1100x1604 @ 73 fps, alpha, 105.9 MB uncompressed",
+        f"nvs/388/sequences/GLASSES: 3 cameras x {N_FRAMES} frames of 1604x1100 (height x width) @ 73 fps, alpha, 105.9 MB uncompressed",
         "nvs/388/sequences/GLASSES/pointclouds: 2 timesteps [0, 3], 10000 points",
-        "svfr: 3 images of 512x512 from 1 participants",
+        "svfr: 3 images of 512x512 (height x width) from 1 participant",
     ]
 
 

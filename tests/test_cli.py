@@ -1,5 +1,7 @@
 """The command line, run as a user runs it: a subprocess, real exit codes, stderr as printed."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -9,10 +11,38 @@ from conftest import run_cli as run
 
 
 def test_help_lists_the_commands():
-    res = run("--help")
+    res = run("-h")
     assert res.returncode == 0
-    for command in ("convert", "sample", "info", "demo"):
+    for command in ("convert", "sample", "info", "demo", "export-nerf", "validate"):
         assert command in res.stdout
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"nersemble-cube {nersemble_cube.__version__}"
+
+
+def test_choices_are_usage_errors_that_list_the_valid_values(cube, tmp_path):
+    for args, valid in ((("preview", cube, "--alpha", "bogus", "-o", tmp_path / "p.png"), "overlay"),
+                        (("preprocess", cube, tmp_path / "o.zarr", "--composite", "purple"), "white"),
+                        (("export-nerf", cube, tmp_path / "n", "-s", "nvs/388/GLASSES", "--background", "purple"), "grey"),
+                        (("export-nerf", cube, tmp_path / "n", "-s", "nvs/388/GLASSES", "--format", "gif"), "jpg")):
+        res = run(*args)
+        assert res.returncode == 2 and valid in res.stderr, (args, res.stderr)
+    assert not any(tmp_path.iterdir())  # nothing written by any of them
+
+
+def test_info_and_validate_speak_json(cube, tmp_path):
+    res = run("info", cube, "--json")
+    assert res.returncode == 0, res.stderr
+    facts = json.loads(res.stdout)
+    seq = facts["nodes"]["nvs/388/sequences/GLASSES"]
+    assert (seq["cameras"], seq["height"], seq["width"], seq["complete"]) == (3, 1604, 1100, True)
+    assert facts["incomplete"] is False and facts["stored_bytes"]["total"] > 0
+    missing = run("validate", tmp_path / "nope.zip", "-b", "nvs")
+    assert missing.returncode == 2 and "nope.zip" in missing.stderr and "does not exist" in missing.stderr
+    (tmp_path / "empty.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # a valid zip with no entries
+    res = run("validate", tmp_path / "empty.zip", "-b", "nvs", "--json")
+    assert res.returncode == 6
+    report = json.loads(res.stdout)
+    assert report["valid"] is False and len(report["issues"]["missing_files"]) == 15
 
 
 def test_sample_then_convert_then_info(tmp_path):
@@ -31,7 +61,7 @@ def test_sample_then_convert_then_info(tmp_path):
     assert res.returncode == 0 and "skipped 13 complete" in res.stdout
     res = run("info", tmp_path / "cube.zarr")
     assert res.returncode == 0
-    assert "mono_flame_avatar/393/sequences/EXP-2-eyes: 1 cameras x 3 frames of 512x512 @ 24.3 fps" in res.stdout
+    assert "mono_flame_avatar/393/sequences/EXP-2-eyes: 1 camera x 3 frames of 512x512 (height x width) @ 24.3 fps" in res.stdout
 
 
 @pytest.mark.parametrize("args, code, message, lines", [
@@ -57,7 +87,7 @@ def test_user_mistakes_give_one_line_and_an_exit_code(tmp_path, sample_dir, args
 def test_demo_runs_end_to_end(tmp_path):
     res = run("demo", tmp_path / "demo", "--frames", "2")
     assert res.returncode == 0, res.stderr
-    assert "nvs/388/sequences/GLASSES: 13 cameras x 2 frames of 1100x1604 @ 73 fps" in res.stdout
+    assert "nvs/388/sequences/GLASSES: 13 cameras x 2 frames of 1604x1100 (height x width) @ 73 fps" in res.stdout
     assert "read nvs/388/GLASSES camera 220700191 frame 1: (1604, 1100, 3) uint8" in res.stdout
     assert "point cloud of frame 0: 20000 points; FLAME tracking of hold-out sequence FREE: " \
            "expression (5, 100) -> render 5 frames" in res.stdout

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nersemble_cube.conversion.tasks import CLOUD_BATCH_POINTS, cloud_layout
-from nersemble_cube.errors import PredictionError, SourceError
+from nersemble_cube.errors import InvalidSubmissionError, SourceError
 from nersemble_cube.source.converters.pcd import PointCloud, read_pcd, write_pcd
 from nersemble_cube.submission.rules import expected_videos, is_unsafe, svfr_image_keys, video_path
 from nersemble_cube.submission.validate import validate_submission
@@ -164,7 +164,7 @@ def test_the_validator_reports_any_zip_and_raises_only_for_a_non_zip(tmp_path, e
     path.write_bytes(bytes(data))
     try:
         report = validate_submission(path, benchmark)
-    except PredictionError as e:
+    except InvalidSubmissionError as e:
         assert "not a readable zip" in str(e)
         return
     assert not report.valid  # a few random entries are never a complete submission

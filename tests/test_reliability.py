@@ -26,7 +26,7 @@ from nersemble_cube import convert
 from nersemble_cube.cube import store
 from nersemble_cube.cube.access import IncompleteCubeWarning
 from nersemble_cube.cube.lock import writer_lock
-from nersemble_cube.errors import PredictionError, SourceError, StoreError
+from nersemble_cube.errors import InvalidSubmissionError, SourceError, StoreError
 from nersemble_cube.source.converters.flame import read_flame_tracking
 from nersemble_cube.source.converters.pcd import probe_pcd, read_pcd
 from nersemble_cube.submission.validate import validate_submission
@@ -378,7 +378,7 @@ def test_fuzzed_zip_crashes_are_one_line_errors(tmp_path):
     data[name + 3] = 0xEC  # ... which it is not
     path = tmp_path / "bad.zip"
     path.write_bytes(bytes(data))
-    with pytest.raises(PredictionError, match="not a readable zip file"):
+    with pytest.raises(InvalidSubmissionError, match="not a readable zip file"):
         validate_submission(path, "nvs")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nersemble_cube.source import layout
-from nersemble_cube.errors import PredictionError
+from nersemble_cube.errors import InvalidSubmissionError
 from nersemble_cube.submission.export import encode_command, export_submission
 from nersemble_cube.submission.rules import is_unsafe, svfr_image_keys
 from nersemble_cube.submission.template import prediction_template
@@ -124,7 +124,7 @@ def test_unsafe_paths():
 
 def test_not_a_zip(tmp_path):
     (tmp_path / "x.zip").write_text("no")
-    with pytest.raises(PredictionError, match="not a readable zip"):
+    with pytest.raises(InvalidSubmissionError, match="not a readable zip"):
         validate_submission(tmp_path / "x.zip", "nvs")
 
 

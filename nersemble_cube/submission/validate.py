@@ -25,7 +25,7 @@ import xarray as xr
 
 from ..cube import schema
 from ..cube.access import as_tree
-from ..errors import NersembleCubeError, PredictionError
+from ..errors import InvalidSubmissionError, NersembleCubeError
 from ..source.converters.video import probe
 from .rules import (CODEC, FLAME_VERTICES, LANDMARKS_SHAPE, PIX_FMT, SVFR_TASKS, check_benchmark, expected_videos,
                     fps, frame_size, is_unsafe, svfr_entries, svfr_image_keys, video_path)
@@ -211,7 +211,7 @@ def validate_submission(zip_path: str | Path, benchmark: str,
                         cube: xr.DataTree | str | Path | None = None) -> ValidationReport:
     """Check a submission zip offline; ``cube`` supplies the expected frame counts of video benchmarks.
 
-    Never extracts an entry to a path taken from the zip. Raises :class:`PredictionError` only when
+    Never extracts an entry to a path taken from the zip. Raises :class:`InvalidSubmissionError` only when
     ``zip_path`` is not a readable zip (everything else is reported).
     """
     zip_path = Path(zip_path).expanduser()
@@ -220,7 +220,7 @@ def validate_submission(zip_path: str | Path, benchmark: str,
         zf = zipfile.ZipFile(zip_path)
     except (OSError, zipfile.BadZipFile, ValueError, NotImplementedError, EOFError, RuntimeError) as e:
         # ValueError: entry names that are not UTF-8, NotImplementedError: a zip version zipfile lacks (fuzzed)
-        raise PredictionError(f"{zip_path}: not a readable zip file ({e})") from None
+        raise InvalidSubmissionError(f"{zip_path}: not a readable zip file ({e})") from None
     report = ValidationReport(zip_path, benchmark)
     with zf:
         names = [i.filename for i in zf.infolist()]
