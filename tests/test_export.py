@@ -232,10 +232,15 @@ def test_wrong_shape_camera_sequence_and_missing_videos(full_cube, existing_zip)
 def test_unwritten_frames_of_a_disk_template(full_cube, tmp_path, existing_zip):
     store = tmp_path / "pred.zarr"
     prediction_template(full_cube, "nvs", store=store)
-    for p, s in layout.NVS_IDS_AND_SEQUENCES:
-        for c in layout.NVS_HOLD_OUT_SERIALS:
-            write_frames(store, p, s, c, pattern(FULL_FRAMES, 1604, 1100, 0)[:1])  # frame 1 never written
+    frames = pattern(FULL_FRAMES, 1604, 1100, 0)
+    write_frames(store, 388, "GLASSES", "222200037", frames[:1])  # frame 1 never written; other cameras untouched
     _refused(store, existing_zip, r"388/GLASSES camera 222200037 has 1 frames never written \(first: \[1\]\)")
+    # --partial leaves out whole videos never rendered, never a video rendered in part
+    with pytest.raises(PredictionError, match="camera 222200037 has 1 frames never written"):
+        export_submission(store, existing_zip, "nvs", partial=True)
+    write_frames(store, 388, "GLASSES", "222200037", frames[1:], start=1)
+    report = export_submission(store, existing_zip, "nvs", partial=True)
+    assert report.entries == ["388/GLASSES/cam_222200037.mp4"] and len(report.missing) == 14
 
 
 # ---- SVFR ---------------------------------------------------------------------------------------------------------

@@ -93,7 +93,8 @@ def video_jobs(predictions: xr.DataTree, benchmark: str, partial: bool = False,
 
     Returns the jobs and the expected videos that are missing (allowed only with ``partial``).
     Raises :class:`PredictionError` for unexpected participants, sequences or cameras, wrong
-    dims, shape or dtype, a frame count other than the template's, or frames never written.
+    dims, shape or dtype, a frame count other than the template's, or frames never written (with
+    ``partial``, a camera of an on-disk template with no frame written is a missing video instead).
     """
     expected = expected_videos(benchmark)
     height, width = frame_size(benchmark)
@@ -126,16 +127,22 @@ def video_jobs(predictions: xr.DataTree, benchmark: str, partial: bool = False,
         wrong = [s for s in serials if s not in expected[key]]
         if wrong:
             raise PredictionError(f"{node.path}: cameras {wrong} are not submitted; render {expected[key]}")
+        skipped: set[int] = set()
         if store is not None:
             absent = _unwritten_frames(store, node.path, len(serials), images.sizes["time"])
+            if partial:  # a camera never rendered at all is a missing video; one rendered in part is an error
+                skipped = {c for c, frames in absent.items() if len(frames) == images.sizes["time"]}
+                absent = {c: frames for c, frames in absent.items() if c not in skipped}
             if absent:
                 c, frames = next(iter(absent.items()))
                 more = f" (and {len(absent) - 1} more cameras)" if len(absent) > 1 else ""
                 raise PredictionError(
                     f"{store}: {node.path.strip('/')} camera {serials[c]} has {len(frames)} frames never written "
-                    f"(first: {frames[:5]}){more}; fill them with write_frames")
+                    f"(first: {frames[:5]}){more}; fill them with write_frames"
+                    + ("" if partial else ", or leave whole cameras out with partial=True / --partial"))
         rate = float(node.attrs.get("fps", fps(benchmark)))
-        jobs += [VideoJob(key[0], key[1], s, images.isel(camera=i), rate) for i, s in enumerate(serials)]
+        jobs += [VideoJob(key[0], key[1], s, images.isel(camera=i), rate) for i, s in enumerate(serials)
+                 if i not in skipped]
     present = {j.arcname for j in jobs}
     missing = [video_path(p, s, c) for (p, s), cams in expected.items() for c in cams if video_path(p, s, c) not in present]
     if not jobs:
