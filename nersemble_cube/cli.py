@@ -16,7 +16,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
 
 from ._version import __version__
 from .accessor import COLORS
@@ -35,7 +37,7 @@ from .errors import InvalidSubmissionError, NersembleCubeError, VerificationErro
 from .preprocess import Steps
 from .preprocess import preprocess as preprocess_cube
 from .source import layout
-from .source.sample import participants_by_benchmark, write_sample
+from .source.sample import benchmarks_of, participants_by_benchmark, write_sample
 from .submission.export import export_submission
 from .submission.template import prediction_template, template_counts
 from .submission.validate import validate_submission
@@ -83,9 +85,19 @@ def _user_errors(func):
     return wrapper
 
 
+class _RateColumn(ProgressColumn):
+    """Items per second so far (rich's own speed column is for bytes)."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time if task.finished else task.elapsed
+        rate = task.completed / elapsed if elapsed else 0.0
+        return Text(f"{rate:.1f}/s")
+
+
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=err, transient=False)
+    """A bar with what is done, elapsed time, rate and time left (stderr, so stdout stays parseable)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    _RateColumn(), TimeRemainingColumn(), console=err, transient=False)
 
 
 @contextlib.contextmanager
@@ -101,6 +113,8 @@ def _sized_bar(description: str):
 
     try:
         yield (lambda n: bar.advance(task, n)), on_start
+        if bar.tasks[0].total is not None:  # done: a count that dask optimised short still ends full
+            bar.update(task, completed=bar.tasks[0].total)
     finally:
         bar.stop()
 
@@ -183,7 +197,8 @@ def convert(
     out.print(f"wrote {len(report.written)} nodes ({report.items} items in {secs:.1f} s), "
               f"skipped {len(report.skipped)} complete: {store}")
     if verify:
-        checked = verify_cube(source, store, checked=plan)
+        with _sized_bar("verifying") as (progress, on_start):
+            checked = verify_cube(source, store, checked=plan, progress=progress, on_start=on_start)
         for line in checked.mismatches:
             err.print(f"mismatch: {line}", highlight=False)
         out.print(f"verified {checked.checked} samples against the source: "
@@ -222,7 +237,8 @@ def sample(
     folder: Annotated[Path, typer.Argument(help="Where to write the sample benchmark folder.")],
     benchmark: Benchmark = None,
     participant: Annotated[Optional[list[int]], typer.Option(
-        "--participant", "-p", help="Participant id of any benchmark (default 388, 393, 17); repeatable.")] = None,
+        "--participant", "-p", help="Participant id of any benchmark (default 388, 393, 17); repeatable. Without "
+                                    "--benchmark, only the benchmarks these participants are in.")] = None,
     frames: Annotated[int, typer.Option(min=1, help="Frames per video.")] = 8,
     cameras: Annotated[Optional[int], typer.Option(min=1, max=13, help="Only the first N nvs train cameras.")] = None,
     pointcloud_frames: Annotated[Optional[list[int]], typer.Option(
@@ -231,11 +247,13 @@ def sample(
 ) -> None:
     """Write a small synthetic benchmark folder, laid out exactly like a real download."""
     try:
-        write_sample(
-            folder, benchmarks=tuple(benchmark or layout.BENCHMARKS), **participants_by_benchmark(participant or ()),
-            n_frames=frames, n_cameras=cameras, pointcloud_frames=tuple(pointcloud_frames or (0,)),
-            tracking_v1=tracking_v1,
-        )
+        chosen = participants_by_benchmark(participant or ())  # checks the ids before anything is written
+        with _sized_bar("writing sample videos") as (progress, on_start):
+            write_sample(
+                folder, benchmarks=tuple(benchmark or benchmarks_of(participant or ())), **chosen,
+                n_frames=frames, n_cameras=cameras, pointcloud_frames=tuple(pointcloud_frames or (0,)),
+                tracking_v1=tracking_v1, progress=progress, on_start=on_start,
+            )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     out.print(f"sample benchmark folder written: {folder}")
@@ -269,7 +287,8 @@ def demo(
     """End to end on the shipped sample: write a benchmark folder, convert it, open it lazily, read a frame."""
     source, store = folder / "benchmark", folder / "cube.zarr"
     err.print(f"1/3 writing a sample benchmark folder to {source}")
-    write_sample(source, n_frames=frames)
+    with _sized_bar("writing sample videos") as (progress, on_start):
+        write_sample(source, n_frames=frames, progress=progress, on_start=on_start)
     err.print(f"2/3 converting it to {store}")
     _run_convert(source, store, overwrite=True)
     err.print("3/3 opening the cube lazily")

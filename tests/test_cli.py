@@ -1,6 +1,7 @@
 """The command line, run as a user runs it: a subprocess, real exit codes, stderr as printed."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -48,6 +49,8 @@ def test_info_and_validate_speak_json(cube, tmp_path):
 def test_sample_then_convert_then_info(tmp_path):
     res = run("sample", tmp_path / "bench", "--benchmark", "mono_flame_avatar", "--frames", "3")
     assert res.returncode == 0, res.stderr
+    # every step that can take more than a second shows a bar: done/total, elapsed time, rate
+    assert re.search(r"writing sample videos .* 2/2 0:00:\d\d [\d.]+/s", res.stderr), res.stderr
     res = run("convert", tmp_path / "bench", tmp_path / "cube.zarr", "--codec", "lz4", "--frames-per-chunk", "2")
     assert res.returncode == 0, res.stderr
     # calibration, 2 sequences with tracking, 4 hold-out sequences with tracking only

@@ -133,7 +133,7 @@ def test_tracking_npz_has_the_toolkit_keys_shapes_and_dtypes(sample_dir):
 
 
 def test_participants_are_sorted_into_their_benchmarks():
-    from nersemble_cube.source.sample import participants_by_benchmark
+    from nersemble_cube.source.sample import benchmarks_of, participants_by_benchmark
 
     assert participants_by_benchmark([393, 17, 422, 404]) == {
         "nvs_participants": (422,), "mono_participants": (393, 404), "svfr_participants": (17,)}
@@ -141,3 +141,6 @@ def test_participants_are_sorted_into_their_benchmarks():
                                            "svfr_participants": (17,)}
     with pytest.raises(ValueError, match=r"not benchmark participants: \[5, 999\]"):
         participants_by_benchmark([999, 388, 5])
+    # `sample -p 393` writes only the benchmark 393 is in (it wrote nvs/388 and svfr/017 too)
+    assert benchmarks_of([393]) == ("mono_flame_avatar",) and benchmarks_of([17, 422]) == ("nvs", "svfr")
+    assert benchmarks_of([]) == layout.BENCHMARKS

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cluster import Progress
 from ..cube import schema, store
 from ..cube.location import Location, locate
 from ..errors import VerificationError
@@ -107,6 +108,8 @@ def verify(
     seed: int = 0,
     storage_options: dict | None = None,
     checked: ConversionPlan | None = None,
+    progress: Progress | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """Compare a random sample of the cube ``target`` with the source folder it was converted from.
 
@@ -116,6 +119,7 @@ def verify(
     ``frames_per_video`` SVFR images. A node missing or left incomplete in the cube is a mismatch.
     Nothing is written. ``seed`` fixes the sample. ``checked`` is the plan of the conversion just run
     (``convert``'s ``on_plan``), which saves probing every source file again; else the source is planned.
+    ``on_start`` gets the number of sequences (plus one for SVFR), ``progress`` is called as each is checked.
     """
     loc = locate(target, storage_options)
     store.check_cube(loc)
@@ -123,6 +127,8 @@ def verify(
         checked = plan(as_path(source), benchmarks, participants, sequences)
     rng = np.random.default_rng(seed)
     report = VerifyReport()
+    if on_start:
+        on_start(sum(len(part.sequences) for part in checked.participants) + bool(checked.svfr))
     for part in checked.participants:
         groups = ([part.group] if part.calibration is not None else []) + [s.group for s in part.sequences]
         groups += [f"{s.group}/{schema.POINTCLOUDS}" for s in part.sequences if s.pointclouds]
@@ -139,6 +145,8 @@ def verify(
         for seq in part.sequences:
             if seq.group not in missing:
                 _verify_sequence(loc, seq, report, frames_per_video, rng)
+            if progress:
+                progress(1)
     if checked.svfr:
         if not store.is_complete(loc, schema.SVFR):
             report.mismatches.append(f"{schema.SVFR}: missing or incomplete in the cube; run convert again")
@@ -148,4 +156,6 @@ def verify(
                 image = checked.svfr[int(i)]
                 _compare(report, f"{schema.SVFR} {image.participant_id:03d}/{image.key}",
                          lambda j=int(i): images[j], read_png(image.path, images.shape[1:3]))
+        if progress:
+            progress(1)
     return report

@@ -11,13 +11,14 @@ with the stored calibration onto the pixel that shows it).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
 
+from ..cluster import Progress
 from . import layout
 from .converters.flame import FlameTracking, write_flame_tracking
 from .converters.image import write_png
@@ -191,19 +192,32 @@ def _write_svfr_image(folder: Path, p_id: int, seq: str, timestep: int, serial: 
 DEFAULT_PARTICIPANTS = {"nvs": 388, "mono_flame_avatar": 393, "svfr": 17}
 
 
+def _members() -> dict[str, Iterable[int]]:
+    """The participant ids of each benchmark."""
+    return {"nvs": dict(layout.NVS_IDS_AND_SEQUENCES), "mono_flame_avatar": layout.MONO_IDS,
+            "svfr": layout.SVFR_IMAGE_KEYS}
+
+
 def participants_by_benchmark(participants: Iterable[int] = ()) -> dict[str, tuple[int, ...]]:
     """:func:`write_sample`'s ``{nvs,mono,svfr}_participants`` arguments for participant ids of any benchmark:
     each benchmark gets the given ids it has, or its default participant (:data:`DEFAULT_PARTICIPANTS`).
     Raises ``ValueError`` for an id that is in no benchmark."""
     chosen = list(participants)
-    members = {"nvs": dict(layout.NVS_IDS_AND_SEQUENCES), "mono_flame_avatar": layout.MONO_IDS,
-               "svfr": layout.SVFR_IMAGE_KEYS}
+    members = _members()
     unknown = sorted({p for p in chosen if not any(p in ids for ids in members.values())})
     if unknown:
         raise ValueError(f"not benchmark participants: {unknown}")
     picked = {b: tuple(p for p in chosen if p in ids) or (DEFAULT_PARTICIPANTS[b],) for b, ids in members.items()}
     return {"nvs_participants": picked["nvs"], "mono_participants": picked["mono_flame_avatar"],
             "svfr_participants": picked["svfr"]}
+
+
+def benchmarks_of(participants: Iterable[int]) -> tuple[str, ...]:
+    """The benchmarks that hold any of ``participants`` (all benchmarks when none are given)."""
+    chosen = set(participants)
+    if not chosen:
+        return layout.BENCHMARKS
+    return tuple(b for b, ids in _members().items() if chosen & set(ids))
 
 
 def write_sample(
@@ -220,6 +234,8 @@ def write_sample(
     tracking_v1: bool = False,
     svfr_images: int = 3,
     workers: int = 2,
+    progress: Progress | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> Path:
     """Write a sample benchmark folder into ``folder`` and return it.
 
@@ -232,6 +248,8 @@ def write_sample(
     svfr: the first ``svfr_images`` image keys of each of ``svfr_participants``.
     Every video participant gets ``calibration/camera_params.json`` for all 16 serials.
     ``n_frames`` frames per video. Deterministic: the same arguments write the same bytes.
+    ``on_start`` gets the number of files to encode (videos and SVFR images), ``progress`` is called
+    as each is written.
     """
     folder = Path(folder).expanduser()
     unknown = [b for b in benchmarks if b not in layout.BENCHMARKS]
@@ -273,9 +291,13 @@ def write_sample(
     if "svfr" in benchmarks:
         for p_id in svfr_participants:
             jobs += [(_write_svfr_image, folder / "svfr", p_id, *key) for key in layout.SVFR_IMAGE_KEYS[p_id][:svfr_images]]
+    if on_start:
+        on_start(len(jobs))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for f in [pool.submit(*job) for job in jobs]:
+        for f in as_completed([pool.submit(*job) for job in jobs]):
             f.result()
+            if progress:
+                progress(1)
     return folder
 
 
