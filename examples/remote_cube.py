@@ -2,6 +2,8 @@
 
     python examples/remote_cube.py CUBE
 
+Needs ``pip install "nersemble-cube[remote]"``.
+
 Here a plain static file server on 127.0.0.1 stands in for the server (any web server, CDN or
 object store that answers HTTP Range requests will do). Opening reads the consolidated metadata and
 the small coordinates; each frame then costs the request for its shard's index and the one for its

@@ -2,6 +2,8 @@
 
     python examples/torch_loader.py CUBE
 
+Needs ``pip install "nersemble-cube[torch]"``.
+
 Each worker process opens the cube itself (lazily, on first use, without dask), reads one chunk per
 frame with ``read_frame``, and returns float32 tensors: image (3, H/4, W/4) composited on white and
 its camera's intrinsics for that resolution. Workers start with "spawn": zarr runs an event-loop

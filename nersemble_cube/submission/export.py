@@ -257,6 +257,9 @@ class _ZipAside:
 
     def commit(self) -> None:
         self.zip.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp's 0600 would keep the zip from a shared upload folder
         os.replace(self.tmp, self.target)
 
     def abort(self) -> None:
