@@ -1,6 +1,7 @@
 """Prediction templates and submission zips: shapes, round trips, the toolkit's own writers and readers."""
 
 import io
+import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -241,6 +242,9 @@ def test_unwritten_frames_of_a_disk_template(full_cube, tmp_path, existing_zip):
     write_frames(store, 388, "GLASSES", "222200037", frames[1:], start=1)
     report = export_submission(store, existing_zip, "nvs", partial=True)
     assert report.entries == ["388/GLASSES/cam_222200037.mp4"] and len(report.missing) == 14
+    umask = os.umask(0)
+    os.umask(umask)
+    assert existing_zip.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 # ---- SVFR ---------------------------------------------------------------------------------------------------------
