@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
+from rich.markup import escape
 from rich.text import Text
 
 from ._version import __version__
@@ -30,6 +31,7 @@ from .conversion.verify import verify as verify_cube
 from .cube import access
 from .cube.integrity import check_chunks, mark_for_repair
 from .cube.location import locate
+from .cube.schema import sequence_group
 from .cube.storage import CODECS, StorageSpec
 from .cube.store import stored_bytes
 from .cube.summary import plural, summary, summary_facts
@@ -77,7 +79,7 @@ def _user_errors(func):
         try:
             return func(*args, **kwargs)
         except NersembleCubeError as e:
-            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted; run the same command again to finish (complete parts are kept)")
@@ -379,7 +381,7 @@ def export_nerf(
 def preview(
     store: Store,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("preview.png"),
-    sequence: Annotated[str, typer.Option(help="Sequence node to show.")] = "nvs/388/sequences/GLASSES",
+    sequence: Annotated[str, typer.Option(help="Sequence to show: nvs/388/GLASSES or nvs/388/sequences/GLASSES.")] = "nvs/388/GLASSES",
     frames: Annotated[int, typer.Option(min=1, help="Frames per camera.")] = 4,
     alpha: Annotated[AlphaView, typer.Option(help="Show the matte over the frame, composited, or not.")] = AlphaView("overlay"),
     rig: Annotated[Optional[str], typer.Option(
@@ -391,7 +393,7 @@ def preview(
         import matplotlib  # noqa: F401
     except ImportError:
         raise typer.BadParameter("preview needs matplotlib: pip install 'nersemble-cube[preview]'") from None
-    written = rig_plot(store, rig, out) if rig else contact_sheet(store, sequence, out, frames, alpha=alpha.value)
+    written = rig_plot(store, rig, out) if rig else contact_sheet(store, sequence_group(sequence), out, frames, alpha=alpha.value)
     out_msg = f"wrote {written}"
     err.print(out_msg, highlight=False)
 

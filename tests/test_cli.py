@@ -30,6 +30,11 @@ def test_choices_are_usage_errors_that_list_the_valid_values(cube, tmp_path):
     assert not any(tmp_path.iterdir())  # nothing written by any of them
 
 
+def test_error_lines_keep_their_brackets():
+    res = run("info", "gcs://bucket/cube.zarr")  # no gcsfs installed: the hint names the extra to install
+    assert res.returncode == 4 and "nersemble-cube[remote]" in res.stderr, res.stderr
+
+
 def test_info_and_validate_speak_json(cube, tmp_path):
     res = run("info", cube, "--json")
     assert res.returncode == 0, res.stderr

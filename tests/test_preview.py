@@ -26,4 +26,7 @@ def test_contact_sheet_and_rig(cube, tmp_path):
 
 def test_preview_cli_errors(cube, tmp_path):
     res = run_cli("preview", cube, "--sequence", "nvs/999/x", "--out", tmp_path / "p.png")
-    assert res.returncode == 4 and "no sequence 'nvs/999/x'" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 4 and "no sequence 'nvs/999/sequences/x'" in res.stderr and "Traceback" not in res.stderr
+    # the short spelling export-nerf accepts works here too
+    res = run_cli("preview", cube, "--sequence", "nvs/388/GLASSES", "--frames", "1", "--out", tmp_path / "p.png")
+    assert res.returncode == 0 and (tmp_path / "p.png").stat().st_size > 10_000, res.stderr

@@ -26,6 +26,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ..errors import UsageError
 from ..source.converters.calibration import Calibration
 from ..source.converters.flame import FlameTracking
 from ..source.layout import SvfrImageSource, camera_role
@@ -262,3 +263,13 @@ def encoding(ds: xr.Dataset, storage: StorageSpec | None = None) -> dict:
     for name in ds.coords:
         enc[name] = {"compressors": lossless}
     return enc
+
+
+def sequence_group(sequence: str) -> str:
+    """``"nvs/388/GLASSES"`` (or the node path ``"nvs/388/sequences/GLASSES"``) -> the node path."""
+    parts = sequence.strip("/").split("/")
+    if len(parts) == 3:
+        parts.insert(2, "sequences")
+    if len(parts) != 4 or parts[2] != "sequences":
+        raise UsageError(f"sequence {sequence!r}: write BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES")
+    return "/".join(parts)

@@ -33,7 +33,7 @@ import xarray as xr
 from .. import accessor  # noqa: F401 - registers ds.nersemble
 from ..cluster import DaskProgress, Progress
 from ..cube.access import as_tree, flame_tracking, load_pointcloud
-from ..cube.schema import POINTCLOUDS, calibration_path, tracking_node
+from ..cube.schema import POINTCLOUDS, calibration_path, sequence_group, tracking_node
 from ..errors import SelectionError, StoreError, UsageError
 from .readers import DEFAULT_READER, READERS, Reader
 
@@ -58,16 +58,6 @@ class NerfExport:
     cameras: list[str]
     files: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-def sequence_group(sequence: str) -> str:
-    """``"nvs/388/GLASSES"`` (or the node path ``"nvs/388/sequences/GLASSES"``) -> the node path."""
-    parts = sequence.strip("/").split("/")
-    if len(parts) == 3:
-        parts.insert(2, "sequences")
-    if len(parts) != 4 or parts[2] != "sequences":
-        raise UsageError(f"sequence {sequence!r}: write BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES")
-    return "/".join(parts)
 
 
 def opengl_c2w(world_2_cam: np.ndarray) -> np.ndarray:
