@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import nersemble_cube
-from nersemble_cube.preprocess import Steps, preprocess
+from nersemble_cube.preprocessing import Steps, preprocess
 
 from common import SEQ, arguments, nvs_sample, print_table, timed, toolkit_composite, workdir
 
@@ -66,7 +66,7 @@ def main() -> None:
     for n in (args.frames // 3, args.frames):
         out = work / f"mem-{n}.zarr"
         shutil.rmtree(out, ignore_errors=True)
-        code = ("from nersemble_cube.preprocess import preprocess, Steps; "
+        code = ("from nersemble_cube.preprocessing import preprocess, Steps; "
                 f"preprocess({str(cubes[n])!r}, {str(out)!r}, Steps(composite='white', downscale=2), workers=2); " + PEAK)
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         peaks.append(float(res.stdout.strip().splitlines()[-1]))

@@ -2,25 +2,44 @@
 
 The package's folders are its layers (docs/architecture.md): :mod:`.source` (download folders) ->
 :mod:`.cube` (schema, store, codecs, reading) -> :mod:`.conversion` -> the access layer
-(:mod:`.accessor`, :mod:`.preprocess`, :mod:`.compat`, :mod:`.preview`) -> :mod:`.submission` ->
+(:mod:`.accessor`, :mod:`.preprocessing`, :mod:`.compat`, :mod:`.preview`) -> :mod:`.submission` ->
 :mod:`.training`; :mod:`.cli` is a thin shell over them.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from . import accessor  # noqa: F401 - registers ds.nersemble
 from ._version import __version__
-from .conversion import ConversionReport, convert
-from .cube.access import flame_tracking, load_pointcloud, open, read_frame  # noqa: A004
-from .cube.storage import StorageSpec
-from .cube.summary import summary
 from .errors import NersembleCubeError, PredictionError, SourceError, StoreError
-from .preprocess import Steps, preprocess
-from .source.converters.flame import FlameTracking
-from .source.sample import write_sample
-from .submission.export import ExportReport, SvfrMesh, export_submission
-from .submission.template import prediction_template, write_frames
-from .submission.validate import ValidationReport, validate_submission
+
+# The rest of the public API is imported on first use (PEP 562), so `import nersemble_cube` and the
+# command line start without loading zarr, dask and the converters until a command needs them.
+# The JPEG-XL codec reaches zarr through the "zarr.codecs" entry point (pyproject.toml), not an import.
+_LAZY = {
+    "ConversionReport": "conversion", "convert": "conversion",
+    "flame_tracking": "cube.access", "load_pointcloud": "cube.access", "open": "cube.access",
+    "read_frame": "cube.access", "StorageSpec": "cube.storage", "summary": "cube.summary",
+    "Steps": "preprocessing", "preprocess": "preprocessing", "FlameTracking": "source.converters.flame",
+    "write_sample": "source.sample", "ExportReport": "submission.export", "SvfrMesh": "submission.export",
+    "export_submission": "submission.export", "prediction_template": "submission.template",
+    "write_frames": "submission.template", "ValidationReport": "submission.validate",
+    "validate_submission": "submission.validate",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ConversionReport", "ExportReport", "FlameTracking", "NersembleCubeError", "PredictionError", "SourceError",

@@ -18,9 +18,9 @@ import xarray as xr
 
 from .cube.scales import as_uint8
 from .cube.scales import downscale as downscale_dataset
+from .colors import COLORS
 from .errors import SelectionError, UsageError
 
-COLORS = {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128), "gray": (128, 128, 128)}
 
 
 def frame_indices(n_frames: int, fps: float, *, every_nth: int | None = None, target_fps: float | None = None,

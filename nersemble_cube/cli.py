@@ -12,7 +12,7 @@ import functools
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -21,30 +21,18 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.markup import escape
 from rich.text import Text
 
+# Only what the options need is imported here; each command imports the library parts it runs, so
+# `--help` and a mistyped option answer without loading zarr, xarray, dask or the converters.
 from ._version import __version__
-from .accessor import COLORS
-from .cluster import check_scheduler
-from .conversion.plan import ConversionPlan
-from .conversion.run import ConversionReport
-from .conversion.run import convert as convert_folder
-from .conversion.verify import verify as verify_cube
-from .cube import access
-from .cube.integrity import check_chunks, mark_for_repair
-from .cube.location import locate
-from .cube.schema import sequence_group
-from .cube.storage import CODECS, StorageSpec
-from .cube.store import stored_bytes
-from .cube.summary import plural, summary, summary_facts
+from .colors import COLORS
+from .cube.presets import CODECS
 from .errors import InvalidSubmissionError, NersembleCubeError, VerificationError
-from .preprocess import Steps
-from .preprocess import preprocess as preprocess_cube
 from .source import layout
-from .source.sample import benchmarks_of, participants_by_benchmark, write_sample
-from .submission.export import export_submission
-from .submission.template import prediction_template, template_counts
-from .submission.validate import validate_submission
-from .training.nerf import export_nerf as export_nerf_folder
 from .training.readers import DEFAULT_READER, READERS
+
+if TYPE_CHECKING:
+    from .conversion.plan import ConversionPlan
+    from .conversion.run import ConversionReport
 
 ReaderChoice = enum.Enum("ReaderChoice", {name: name for name in READERS}, type=str)
 ImageFormat = enum.Enum("ImageFormat", {"png": "png", "jpg": "jpg"}, type=str)
@@ -123,6 +111,8 @@ def _sized_bar(description: str):
 
 def _run_convert(source: str | Path, store: str | Path, **kwargs) -> tuple[ConversionReport, ConversionPlan]:
     """Convert with a progress bar; returns the report and the checked plan."""
+    from .conversion.run import convert as convert_folder
+
     plans = []
 
     def on_plan(plan: ConversionPlan) -> None:
@@ -181,6 +171,9 @@ def convert(
     it again, redoing only unfinished videos. Object-store credentials come from the environment
     (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, fsspec config), never from the command line.
     """
+    from .cluster import check_scheduler
+    from .cube.storage import StorageSpec
+
     try:
         storage = StorageSpec(codec, level, frames_per_chunk, frames_per_shard, distance)
         check_scheduler(scheduler)
@@ -199,6 +192,8 @@ def convert(
     out.print(f"wrote {len(report.written)} nodes ({report.items} items in {secs:.1f} s), "
               f"skipped {len(report.skipped)} complete: {store}")
     if verify:
+        from .conversion.verify import verify as verify_cube
+
         with _sized_bar("verifying") as (progress, on_start):
             checked = verify_cube(source, store, checked=plan, progress=progress, on_start=on_start)
         for line in checked.mismatches:
@@ -218,6 +213,9 @@ def verify(
 ) -> None:
     """Check a cube's chunks through their checksums, without the source: name the damaged frames, mark
     them for re-conversion (exit 4 if any)."""
+    from .cube.integrity import check_chunks, mark_for_repair
+    from .cube.location import locate
+
     with _sized_bar("verifying") as (progress, on_start):
         report = check_chunks(store, full=full, progress=progress, on_start=on_start)
     for damage in report.damage:
@@ -248,6 +246,8 @@ def sample(
     tracking_v1: Annotated[bool, typer.Option("--tracking-v1", help="Also write the outdated v1 FLAME tracking.")] = False,
 ) -> None:
     """Write a small synthetic benchmark folder, laid out exactly like a real download."""
+    from .source.sample import benchmarks_of, participants_by_benchmark, write_sample
+
     try:
         chosen = participants_by_benchmark(participant or ())  # checks the ids before anything is written
         with _sized_bar("writing sample videos") as (progress, on_start):
@@ -265,6 +265,10 @@ def sample(
 @_user_errors
 def info(store: Store, as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
     """Print what a cube holds (sizes are height x width)."""
+    from .cube import access
+    from .cube.store import stored_bytes
+    from .cube.summary import summary, summary_facts
+
     tree = access.open(store)
     try:
         per_benchmark = {b: stored_bytes(store, b) for b in layout.BENCHMARKS}
@@ -287,6 +291,11 @@ def demo(
     frames: Annotated[int, typer.Option(min=1, help="Frames per sample video.")] = 8,
 ) -> None:
     """End to end on the shipped sample: write a benchmark folder, convert it, open it lazily, read a frame."""
+    from .cube import access
+    from .cube.store import stored_bytes
+    from .cube.summary import summary
+    from .source.sample import write_sample
+
     source, store = folder / "benchmark", folder / "cube.zarr"
     err.print(f"1/3 writing a sample benchmark folder to {source}")
     with _sized_bar("writing sample videos") as (progress, on_start):
@@ -324,6 +333,9 @@ def preprocess(
     workers: Workers = None,
 ) -> None:
     """Write a preprocessed copy of a cube (composite, crop, downscale, float), calibration adjusted."""
+    from .preprocessing import Steps
+    from .preprocessing import preprocess as preprocess_cube
+
     steps = Steps(composite.value if composite else None, crop_to_alpha, downscale, to_float)
     with _sized_bar("preprocessing") as (progress, on_start):
         preprocess_cube(store, out, steps, workers=workers, progress=progress, on_start=on_start)
@@ -356,6 +368,9 @@ def export_nerf(
 ) -> None:
     """Write a NeRF / 3DGS training folder (images on a background, masks, transforms.json with OpenGL
     camera-to-world poses, FLAME parameters for mono) that the chosen reader (--for) reads as it is."""
+    from .cube.summary import plural
+    from .training.nerf import export_nerf as export_nerf_folder
+
     if every_nth is not None and fps is not None:
         raise typer.BadParameter("choose --every-nth or --fps, not both")
     try:
@@ -388,6 +403,8 @@ def preview(
         help="Plot this calibration node's camera rig instead (e.g. nvs/388/calibration).")] = None,
 ) -> None:
     """Save a contact sheet of cameras x frames, or with --rig a 3D plot of the cameras (needs matplotlib)."""
+    from .cube.schema import sequence_group
+
     try:
         from .preview import contact_sheet, rig_plot
         import matplotlib  # noqa: F401
@@ -418,6 +435,8 @@ def template(
 
     Fill it with nersemble_cube.write_frames (any order, in parallel), then run export.
     """
+    from .submission.template import prediction_template, template_counts
+
     if benchmark not in ("nvs", "mono_flame_avatar"):
         raise typer.BadParameter("templates exist for nvs and mono_flame_avatar (svfr predictions are meshes)")
     videos, frames = template_counts(prediction_template(cube, benchmark, store=store))
@@ -435,6 +454,9 @@ def export(
     scheduler: Scheduler = "threads",
 ) -> None:
     """Write the submission zip (H.264 crf 14 videos, or SVFR meshes) from predictions."""
+    from .cluster import check_scheduler
+    from .submission.export import export_submission
+
     _benchmark(benchmark)
     try:
         check_scheduler(scheduler)
@@ -458,6 +480,8 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON for scripts.")] = False,
 ) -> None:
     """Check a submission zip offline. Exit 0 only if it is valid (6 if not)."""
+    from .submission.validate import validate_submission
+
     report = validate_submission(zip_path, _benchmark(benchmark), cube=cube)
     if as_json:
         out.print_json(data={"zip": str(zip_path), "benchmark": benchmark, "valid": report.valid,

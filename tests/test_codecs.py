@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from collections import namedtuple
 
 import numpy as np
@@ -56,6 +58,13 @@ def test_jpegxl_preset_converts_near_the_mp4(sample_dir, tmp_path):
     assert psnr(ds.images.isel(camera=0).values, ref) > 38
     alpha = decode_pyav(sample_dir / SEQ / "alpha_maps/cam_222200037.mp4")[..., 0]
     assert np.abs(ds.alpha.isel(camera=0).values.astype(int) - alpha).mean() < 2
+    # plain zarr in a fresh process finds the codec through its "zarr.codecs" entry point: no import of ours
+    code = ("import sys, zarr; a = zarr.open_array(sys.argv[1], mode='r'); f = a[0, 0]; "
+            "print(f.shape, f.dtype, int(f.mean()))")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "c.zarr" / SEQ / "images")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["(512,", "512,", "3)", "uint8", str(int(ds.images.isel(camera=0, time=0).values.mean()))]
 
 
 def test_a_disk_too_small_is_refused_before_writing(sample_dir, tmp_path, monkeypatch):

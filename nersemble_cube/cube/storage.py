@@ -9,17 +9,13 @@ frames read back bit-equal. ``jpegxl`` is a lossy image codec for stores near th
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import imagecodecs
 import numpy as np
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from .codecs.jpegxl import JpegXlCodec
-
-CodecName = Literal["zstd", "lz4", "none", "jpegxl"]
-CODECS: tuple[str, ...] = ("zstd", "lz4", "none", "jpegxl")
-LOSSLESS: tuple[str, ...] = ("zstd", "lz4", "none")
+from .presets import CODECS, LOSSLESS, CodecName  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

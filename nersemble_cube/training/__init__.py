@@ -1,4 +1,5 @@
 """Training folders written from a cube for the readers avatar methods train with.
 
-- :mod:`.nerf`: NeRF / 3DGS folders in VHAP's layout (GaussianAvatars' reader)
+- :mod:`.readers`: what each reader (GaussianAvatars, nerfstudio, VHAP, instant-ngp) reads from a folder
+- :mod:`.nerf`: NeRF / 3DGS folders written for the chosen reader
 """
