@@ -185,6 +185,17 @@ class NersembleAccessor:
                           min(max(cy - height // 2, 0), ds.sizes["y"] - height))
         return self.crop(corners, size=(height, width))
 
+    def show(self, frames: int = 4, alpha: str = "overlay", factor: int = 4):
+        """A contact sheet of this sequence Dataset to look at in a notebook: a column per camera, a row
+        per frame (``frames`` spread over ``time``), upright, at the frames' aspect ratio; ``alpha``
+        ``"overlay"`` (background tinted blue), ``"composite"`` (on white) or ``"none"``. Returns the
+        matplotlib ``Figure`` (needs matplotlib: ``pip install "nersemble-cube[preview]"``); reads only
+        the frames shown. Select first to see less: ``ds.sel(camera=["222200042"]).nersemble.show()``."""
+        from .preview import sheet_figure
+
+        self._need("images")
+        return sheet_figure(self._ds, frames=frames, factor=factor, alpha=alpha)
+
     def to_float(self) -> xr.Dataset:
         """images (and alpha) as float32 in [0, 1] (``x / 255``: the toolkit's ``load_image`` convention)."""
         self._need("images")

@@ -7,16 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .cube.access import open as open_cube
-from .errors import StoreError
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .errors import SelectionError, StoreError
 
 
 def _dataset(store: str | Path, path: str, what: str):
@@ -32,21 +23,23 @@ def _small(frame: np.ndarray, factor: int) -> np.ndarray:
     return f.reshape(h // factor, factor, w // factor, factor, -1).mean((1, 3))
 
 
-def contact_sheet(store: str | Path, sequence: str, out: str | Path, frames: int = 4, factor: int = 4,
-                  alpha: str = "overlay") -> Path:
-    """Save a grid of thumbnails of ``sequence`` (e.g. ``nvs/388/sequences/GLASSES``): a column per
-    camera, a row per frame (``frames`` frames spread over the sequence).
+def sheet_figure(ds, frames: int = 4, factor: int = 4, alpha: str = "overlay", title: str | None = None):
+    """A matplotlib ``Figure`` of a sequence Dataset's thumbnails: a column per camera, a row per frame
+    (``frames`` frames spread over the sequence), upright and at the frames' aspect ratio.
 
     ``alpha``: ``"overlay"`` tints the background (alpha 0) blue, ``"composite"`` puts the head on
     white, ``"none"`` shows the frames as stored. Thumbnails are ``factor``-times area-averaged.
+    Reads only the frames shown. A notebook displays the returned figure.
     """
-    plt = _pyplot()
-    ds = _dataset(store, sequence, "sequence")
+    from matplotlib.figure import Figure
+
     if "images" not in ds:
-        raise StoreError(f"{store}: {sequence} has no frames to show")
-    times = np.linspace(0, ds.sizes["time"] - 1, min(frames, ds.sizes["time"])).round().astype(int)
+        raise SelectionError(f"{title or 'this Dataset'} has no frames to show")
+    times = ds.time.values[np.linspace(0, ds.sizes["time"] - 1, min(frames, ds.sizes["time"])).round().astype(int)]
     cams = [str(c) for c in ds.camera.values]
-    fig, axes = plt.subplots(len(times), len(cams), figsize=(1.1 * len(cams), 1.7 * len(times)), squeeze=False)
+    cell = 1.7 * ds.sizes["x"] / ds.sizes["y"]  # inches per column, so that a row is 1.7 inches high
+    fig = Figure(figsize=(max(cell * len(cams), 3.0), 1.7 * len(times) + 0.4), layout="constrained")
+    axes = fig.subplots(len(times), len(cams), squeeze=False)
     for j, cam in enumerate(cams):
         for i, t in enumerate(times):
             rgb = _small(ds.images.sel(camera=cam, time=t).values, factor) / 255
@@ -55,28 +48,37 @@ def contact_sheet(store: str | Path, sequence: str, out: str | Path, frames: int
                 bg = np.array([1.0, 1.0, 1.0]) if alpha == "composite" else np.array([0.2, 0.35, 0.8])
                 rgb = rgb * a + bg * (1 - a) if alpha == "composite" else rgb + 0.5 * bg * (1 - a)
             ax = axes[i, j]
-            ax.imshow(np.clip(rgb, 0, 1))
+            ax.imshow(np.clip(rgb, 0, 1))  # row 0 at the top, square pixels
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(cam, fontsize=6)
             if j == 0:
-                ax.set_ylabel(f"t={t}", fontsize=7)
-    fig.suptitle(sequence, fontsize=9)
-    fig.tight_layout()
+                ax.set_ylabel(f"t={int(t)}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def contact_sheet(store: str | Path, sequence: str, out: str | Path, frames: int = 4, factor: int = 4,
+                  alpha: str = "overlay") -> Path:
+    """Save :func:`sheet_figure` of ``sequence`` (e.g. ``nvs/388/sequences/GLASSES``) of the cube ``store`` as a png."""
+    ds = _dataset(store, sequence, "sequence")
+    if "images" not in ds:
+        raise StoreError(f"{store}: {sequence} has no frames to show")
     out = Path(out)
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
+    sheet_figure(ds, frames, factor, alpha, title=sequence).savefig(out, dpi=80)
     return out
 
 
-def rig_plot(store: str | Path, calibration: str, out: str | Path, frustum: float = 0.15) -> Path:
-    """Save a 3D plot of the cameras of a calibration node (e.g. ``nvs/388/calibration``): camera
-    centres, viewing frusta (``frustum`` metres deep), serials; hold-out cameras in red."""
-    plt = _pyplot()
-    ds = _dataset(store, calibration, "calibration node")
-    fig = plt.figure(figsize=(7, 6))
+def rig_figure(ds, title: str = "", frustum: float = 0.15):
+    """A 3D matplotlib ``Figure`` of a calibration Dataset's cameras: centres, viewing frusta
+    (``frustum`` metres deep), serials; hold-out cameras in red; equal scale on the three axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 6))
     ax = fig.add_subplot(projection="3d")
+    points = [np.zeros(3)]
     for serial, w2c, k, role in zip(ds.camera.values, ds.world_2_cam.values, ds.intrinsics.values, ds.role.values,
                                     strict=True):
         c2w = np.linalg.inv(w2c)
@@ -84,6 +86,7 @@ def rig_plot(store: str | Path, calibration: str, out: str | Path, frustum: floa
         corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=float)
         rays = np.c_[(corners[:, 0] - k[0, 2]) / k[0, 0], (corners[:, 1] - k[1, 2]) / k[1, 1], np.ones(4)] * frustum
         pts = (c2w[:3, :3] @ rays.T).T + c2w[:3, 3]
+        points += [c2w[:3, 3], *pts]
         color = "tab:red" if role == "hold_out" else ("tab:blue" if role == "train" else "tab:gray")
         for p in pts:
             ax.plot(*zip(c2w[:3, 3], p, strict=True), color=color, lw=0.8)
@@ -91,14 +94,24 @@ def rig_plot(store: str | Path, calibration: str, out: str | Path, frustum: floa
         ax.plot(loop[:, 0], loop[:, 1], loop[:, 2], color=color, lw=0.8)
         ax.text(*c2w[:3, 3], str(serial)[-3:], fontsize=6, color=color)
     ax.scatter([0], [0], [0], color="k", s=10)
+    lo, hi = np.min(points, axis=0), np.max(points, axis=0)
+    centre, half = (lo + hi) / 2, (hi - lo).max() / 2
+    ax.set_xlim(centre[0] - half, centre[0] + half)
+    ax.set_ylim(centre[1] - half, centre[1] + half)
+    ax.set_zlim(centre[2] - half, centre[2] + half)
+    ax.set_box_aspect((1, 1, 1))  # a metre is a metre on every axis
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_zlabel("z (m)")
-    ax.set_title(f"{calibration}: train (blue), hold-out (red), unused (grey)", fontsize=9)
+    ax.set_title(f"{title}: train (blue), hold-out (red), unused (grey)", fontsize=9)
+    return fig
+
+
+def rig_plot(store: str | Path, calibration: str, out: str | Path, frustum: float = 0.15) -> Path:
+    """Save :func:`rig_figure` of a calibration node of the cube ``store`` (e.g. ``nvs/388/calibration``) as a png."""
     out = Path(out)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    rig_figure(_dataset(store, calibration, "calibration node"), calibration, frustum).savefig(out, dpi=90)
     return out
 
 
-__all__ = ["contact_sheet", "rig_plot"]
+__all__ = ["contact_sheet", "rig_figure", "rig_plot", "sheet_figure"]

@@ -30,3 +30,28 @@ def test_preview_cli_errors(cube, tmp_path):
     # the short spelling export-nerf accepts works here too
     res = run_cli("preview", cube, "--sequence", "nvs/388/GLASSES", "--frames", "1", "--out", tmp_path / "p.png")
     assert res.returncode == 0 and (tmp_path / "p.png").stat().st_size > 10_000, res.stderr
+
+
+def test_show_in_a_notebook_is_upright_and_at_the_frames_aspect(cube):
+    import nersemble_cube
+
+    ds = nersemble_cube.open(cube)["nvs/388/sequences/GLASSES"].to_dataset()
+    fig = ds.nersemble.show(frames=2, alpha="none", factor=4)
+    assert len(fig.axes) == 3 * 2  # cameras x frames
+    first = fig.axes[0].images[0].get_array()
+    expected = ds.images.isel(camera=0, time=0).values.reshape(401, 4, 275, 4, 3).mean((1, 3)) / 255
+    np.testing.assert_allclose(first, expected, atol=1e-6)  # the frame itself, row 0 on top
+    assert fig.axes[0].get_ylim()[0] > fig.axes[0].get_ylim()[1]  # y grows downwards, as in the image
+    width, height = fig.get_size_inches()
+    assert width / 3 == pytest.approx(1.7 * 1100 / 1604) and height == pytest.approx(2 * 1.7 + 0.4)
+    mono = nersemble_cube.open(cube)["mono_flame_avatar/393/sequences/EXP-1-head"].to_dataset()
+    assert mono.nersemble.show(frames=1).get_size_inches()[0] >= 3  # one 512x512 camera keeps a readable width
+
+
+def test_the_rig_has_one_scale_on_every_axis(cube):
+    import nersemble_cube
+    from nersemble_cube.preview import rig_figure
+
+    ax = rig_figure(nersemble_cube.open(cube)["nvs/388/calibration"].to_dataset(), "rig").axes[0]
+    spans = [hi - lo for lo, hi in (ax.get_xlim(), ax.get_ylim(), ax.get_zlim())]
+    assert spans == pytest.approx([spans[0]] * 3)
