@@ -8,7 +8,8 @@ import xarray as xr
 
 import nersemble_cube
 from nersemble_cube.source import layout
-from nersemble_cube.errors import NersembleCubeError
+from nersemble_cube.errors import NersembleCubeError, UsageError
+from nersemble_cube.preprocessing import Steps
 from nersemble_cube.source.sample import head_centre
 
 from conftest import run_cli
@@ -112,9 +113,12 @@ def test_crop_to_alpha_keeps_every_frame_of_the_foreground(cube):
 
 
 def test_preprocess_cli_equals_the_accessor(cube, tmp_path):
-    # a bad argument is refused before anything is created, so the same command with a good one then runs
+    # a bad argument is refused before anything is created (by the library as by the CLI's choices), so the
+    # same command with a good one then runs
+    with pytest.raises(UsageError, match="unknown background 'purple'"):
+        nersemble_cube.preprocess(cube, tmp_path / "p.zarr", Steps(composite="purple"))
     bad = run_cli("preprocess", cube, tmp_path / "p.zarr", "--composite", "purple")
-    assert bad.returncode == 2 and "unknown background 'purple'" in bad.stderr and not (tmp_path / "p.zarr").exists()
+    assert bad.returncode == 2 and "purple" in bad.stderr and not (tmp_path / "p.zarr").exists()
     res = run_cli("preprocess", cube, tmp_path / "p.zarr", "--composite", "white", "--crop-to-alpha", "8",
                   "--downscale", "2", "--workers", "2")
     assert res.returncode == 0, res.stderr

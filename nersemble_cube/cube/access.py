@@ -12,7 +12,7 @@ from ..errors import SelectionError, StoreError
 from ..source.converters.flame import FlameTracking
 from ..source.converters.pcd import colors_as_float
 from .location import Location, locate
-from .schema import POINTCLOUDS, WRITING, tracking_node
+from .schema import FLAGS, POINTCLOUDS, WRITING, tracking_node
 from .store import check_ranges, strict_nodes
 
 
@@ -49,6 +49,9 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
     tree has the same paths (``nvs/388/sequences/GLASSES``, ``nvs/388/calibration``) with frames
     area-averaged by ``scale`` and intrinsics to match (root attr ``scale_factor``).
 
+    The writer's per-camera and per-timestep completion flags (``*_complete``) are left out, and so
+    are the reduced levels (``scales/``, opened with ``scale``), so that ``print(tree)`` shows data.
+
     Opening reads the consolidated metadata and the small dimension coordinates (serials, frame
     indices, channel names); over http(s) also one byte, to refuse a server that ignores Range requests.
     Warns with :class:`IncompleteCubeWarning` if a conversion into the store did not finish. Raises
@@ -61,8 +64,9 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
     path = locate(store, storage_options)
     attrs, strict = strict_nodes(path)
     check_ranges(path)
+    # the writer's completion flags are bookkeeping, not data: left out of every node
     tree = xr.open_datatree(path.zarr_store(read_only=True, strict=strict or False), engine="zarr",
-                            chunks={} if dask else None, consolidated=True, zarr_format=3)
+                            chunks={} if dask else None, consolidated=True, zarr_format=3, drop_variables=FLAGS)
     if scale != 1:
         levels = tree.attrs.get("multiscales", [1])
         if scale not in levels:
@@ -70,6 +74,8 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
         tree = tree[f"scales/{scale}"].copy()
         tree.orphan()
         tree.attrs["scale_factor"] = scale
+    elif "scales" in tree.children:
+        tree = tree.drop_nodes("scales")  # the reduced levels open with scale=; they only clutter the tree
     if WRITING in attrs:
         warnings.warn(f"{path}: a conversion into this cube is running or did not finish; run nersemble-cube "
                       "convert again to finish it", IncompleteCubeWarning, stacklevel=2)

@@ -54,6 +54,7 @@ POINT_CHUNK = 262_144  # points per chunk of the point-cloud arrays (3 MiB of fl
 POINTCLOUDS = "pointclouds"
 SVFR = "svfr"
 FLAG_SUFFIX = "_complete"  # per-unit completion flags: images_complete (camera,), cloud_complete (timestep,), ...
+FLAGS = tuple(name + FLAG_SUFFIX for name in ("images", "alpha", "cloud"))  # every flag variable the schema has
 
 
 def _flags(dim: str, n: int, what: str) -> tuple:
