@@ -6,6 +6,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -340,12 +341,12 @@ def test_a_full_disk_while_writing_is_a_store_error_and_resumable(sample_dir, tm
 
 @pytest.mark.parametrize("args, message", [
     (("--level", "100"), "level 100 is not a zstd level"),
-    (("--workers", "-1"), "greater than or equal to 1"),
+    (("--workers", "-1"), r"(greater than or equal to 1|-1 is not in the range x>=1)"),  # click < 8.2 / >= 8.2
     (("-b", "foo"), "unknown benchmark 'foo'"),
 ])
 def test_bad_options_are_usage_errors_before_anything_is_written(sample_dir, tmp_path, args, message):
     res = run_cli("convert", sample_dir, tmp_path / "c.zarr", *args)
-    assert res.returncode == 2 and message in res.stderr, res.stderr
+    assert res.returncode == 2 and re.search(message, res.stderr), res.stderr
     assert not (tmp_path / "c.zarr").exists()
 
 
