@@ -66,12 +66,16 @@ def check_free_space(target: Location, checked: ConversionPlan, storage: Storage
     while not anchor.exists():
         anchor = anchor.parent
     free = shutil.disk_usage(anchor).free
-    presets = [storage] + [StorageSpec(c) for c in CODECS if c != storage.codec]
-    need = estimate_bytes(checked, presets, skip=lambda g: not overwrite and store.is_complete(target, g), scales=scales,
-                          done=lambda g, v: 0 if overwrite else store.count_flags(target, g, v))
-    if need[storage] <= free:
+
+    def need(presets: list[StorageSpec]) -> dict[StorageSpec, int]:
+        return estimate_bytes(checked, presets, skip=lambda g: not overwrite and store.is_complete(target, g),
+                              scales=scales, done=lambda g, v: 0 if overwrite else store.count_flags(target, g, v))
+
+    needed = need([storage])[storage]  # the other presets are encoded only to name one that fits
+    if needed <= free:
         return
-    fits = [f"--codec {s.codec} (~{need[s] / 1e9:.1f} GB)" for s in presets[1:] if need[s] <= free]
+    others = need([StorageSpec(c) for c in CODECS if c != storage.codec])
+    fits = [f"--codec {s.codec} (~{n / 1e9:.1f} GB)" for s, n in others.items() if n <= free]
     hint = f"; {' or '.join(fits)} would fit" if fits else "; free some space or choose another disk"
-    raise StoreError(f"{target}: the cube needs about {need[storage] / 1e9:.1f} GB with --codec {storage.codec} "
+    raise StoreError(f"{target}: the cube needs about {needed / 1e9:.1f} GB with --codec {storage.codec} "
                      f"but only {free / 1e9:.1f} GB are free{hint}")
