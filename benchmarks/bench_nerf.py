@@ -41,7 +41,7 @@ def toolkit_loop(src: Path, serial: str, n: int, out: Path) -> None:
 def main() -> None:
     args = arguments(__doc__, frames=120)
     work = workdir(args, "nerf")
-    src = nvs_sample(work / f"sample-1x{args.frames}", args.frames)
+    src = nvs_sample(work / f"sample-{args.content}-1x{args.frames}", args.frames, content=args.content)
     cube = work / "cube.zarr"
     if not cube.exists():
         nersemble_cube.convert(src, cube)

@@ -41,7 +41,7 @@ def main() -> None:
     rows = []
     cubes = {}
     for n in (args.frames // 3, args.frames):
-        src = nvs_sample(work / f"sample-1x{n}", n)
+        src = nvs_sample(work / f"sample-{args.content}-1x{n}", n, content=args.content)
         cubes[n] = work / f"cube-1x{n}.zarr"
         if not cubes[n].exists():
             nersemble_cube.convert(src, cubes[n], check_space=False)

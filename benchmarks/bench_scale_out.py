@@ -57,7 +57,8 @@ def http_figures(cube: Path) -> dict[str, float]:
 def main() -> None:
     args = arguments(__doc__, frames=96, cameras=4)
     work = workdir(args, "scale")
-    src = nvs_sample(work / f"sample-{args.cameras}x{args.frames}", args.frames, args.cameras)
+    src = nvs_sample(work / f"sample-{args.content}-{args.cameras}x{args.frames}", args.frames, args.cameras,
+                     content=args.content)
     clouds = nvs_sample(work / "clouds", 2, pointcloud_frames=tuple(range(8)), pointcloud_points=400_000)
     frames = args.cameras * args.frames * 2  # images and alpha mattes
     from distributed import LocalCluster

@@ -35,11 +35,11 @@ import imageio_ffmpeg
 import numpy as np
 
 import nersemble_cube
-from nersemble_cube import StorageSpec, convert, write_sample
+from nersemble_cube import StorageSpec, convert
 from nersemble_cube.cube.store import stored_bytes
 from nersemble_cube.cube.storage import CODECS
 
-from common import print_table
+from common import add_content_argument, nvs_sample, print_table
 
 HERE = Path(__file__).parent
 SEQ = "nvs/388/sequences/GLASSES"
@@ -125,13 +125,13 @@ def main() -> None:
     ap.add_argument("--reads", type=int, default=15)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=None, help="keep the generated sample here to reuse it")
+    add_content_argument(ap)
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nersemble-bench-"))
     rows: list[tuple[str, str, str, str]] = []
-    src = work / f"sample-{args.cameras}x{args.frames}"
-    if not (src / "nvs").exists():
-        print(f"writing the sample workload to {src} ...", file=sys.stderr)
-        write_sample(src, benchmarks=("nvs",), n_frames=args.frames, n_cameras=args.cameras, pointcloud_frames=())
+    src = work / f"sample-{args.content}-{args.cameras}x{args.frames}"
+    print(f"writing the {args.content} workload to {src} (if it is not there) ...", file=sys.stderr)
+    nvs_sample(src, args.frames, args.cameras, content=args.content)
     videos = sorted(src.rglob("*.mp4"))
     frames_total = args.frames * len(videos)
     mp4_bytes = sum(v.stat().st_size for v in videos)
@@ -217,9 +217,8 @@ def main() -> None:
                      f"the mp4s: {mp4_bytes / 1e6:.1f} MB", f"{nbytes / mp4_bytes:.1f}x"))
 
     # -- peak memory of convert -----------------------------------------------------------------------------------
-    short = work / f"sample-{args.cameras}x{args.frames // 3}"
-    if not (short / "nvs").exists():
-        write_sample(short, benchmarks=("nvs",), n_frames=args.frames // 3, n_cameras=args.cameras, pointcloud_frames=())
+    short = nvs_sample(work / f"sample-{args.content}-{args.cameras}x{args.frames // 3}", args.frames // 3, args.cameras,
+                       content=args.content)
     m_short = convert_peak_mib(short, work / "mem-short.zarr")
     m_long = convert_peak_mib(src, work / "mem-long.zarr")
     rows.append((f"peak memory, convert {args.frames // 3} / {args.frames} frames", f"{m_short:.0f} / {m_long:.0f} MiB",

@@ -25,15 +25,27 @@ def arguments(doc: str, frames: int, **extra: int) -> argparse.Namespace:
         ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=None, help="keep the generated samples here to reuse them")
+    add_content_argument(ap)
     return ap.parse_args()
+
+
+def add_content_argument(ap: argparse.ArgumentParser) -> None:
+    """``--content realistic`` (the default: benchmarks/realistic.py) or ``synthetic`` (the test sample's head)."""
+    ap.add_argument("--content", choices=("realistic", "synthetic"), default="realistic",
+                    help="frames of the workload: natural photos with noise at ~67 KB per frame, or the smooth sample")
 
 
 def workdir(args: argparse.Namespace, name: str) -> Path:
     return args.workdir or Path(tempfile.mkdtemp(prefix=f"nersemble-bench-{name}-"))
 
 
-def nvs_sample(folder: Path, frames: int, cameras: int = 1, **kwargs) -> Path:
-    """The nvs sample folder (``write_sample``), written only if ``folder`` does not hold it yet."""
+def nvs_sample(folder: Path, frames: int, cameras: int = 1, content: str = "synthetic", **kwargs) -> Path:
+    """The nvs sample folder, written only if ``folder`` does not hold it yet: ``write_sample``'s, or with
+    ``content="realistic"`` its image videos replaced by :func:`realistic.realistic_sample`'s."""
+    if content == "realistic":
+        from realistic import realistic_sample
+
+        return realistic_sample(folder, frames, cameras)
     if not (folder / "nvs").exists():
         nersemble_cube.write_sample(folder, benchmarks=("nvs",), n_frames=frames, n_cameras=cameras,
                                     **{"pointcloud_frames": (), **kwargs})

@@ -1,0 +1,134 @@
+"""Realistic frame content for the benchmarks (issue 16): natural photos moving slowly under sensor noise,
+encoded like the real NeRSemble mp4s (about 60-75 KB per 1100x1604 frame).
+
+    python benchmarks/realistic.py OUT [--frames 240] [--cameras 4]
+
+The sample's own frames (a smooth synthetic head) compress far better than camera footage, which
+flatters every lossless codec and H.264 alike. Here each camera sees a mosaic of scikit-image's
+bundled photographs (textured, natural: faces, fur, coffee, a rocket, tissue, galaxies) drifting by
+about half a pixel per frame, with Gaussian sensor noise (sigma 2 grey levels), encoded with libx264
+yuv420p at the CRF whose first 24 frames land nearest 67 KB per frame (about CRF 11 here: x264
+discards noise of this size at the CRFs used for smooth content). The folder is the nvs sample
+(``write_sample``: layout, calibration, mattes) with these videos in place of its images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+import nersemble_cube
+from nersemble_cube.source.converters.video import ffmpeg_exe
+
+HEIGHT, WIDTH, FPS = 1604, 1100, 73
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina", "cat")
+NOISE_SIGMA = 2.0
+DRIFT = (0.45, 0.3)  # pixels per frame, x and y
+TARGET_BYTES = 67_000  # per frame, the middle of what the real mp4s hold (60-75 KB)
+CRF_RANGE = (4, 30)  # searched by bisection: the bytes fall as the CRF rises
+
+
+def mosaic(seed: int, margin: int) -> np.ndarray:
+    """A ``(HEIGHT + margin, WIDTH + margin, 3)`` uint8 canvas tiled with the photographs at their own
+    resolution (no upscaling, which would smooth them), each tile randomly chosen and flipped."""
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    photos = [getattr(skimage.data, name)() for name in PHOTOS]
+    canvas = np.zeros((HEIGHT + margin, WIDTH + margin, 3), np.uint8)
+    y = 0
+    while y < canvas.shape[0]:
+        x, row_h = 0, 0
+        while x < canvas.shape[1]:
+            photo = photos[rng.integers(len(photos))]
+            if rng.random() < 0.5:
+                photo = photo[:, ::-1]
+            h, w = min(photo.shape[0], canvas.shape[0] - y), min(photo.shape[1], canvas.shape[1] - x)
+            canvas[y:y + h, x:x + w] = photo[:h, :w]
+            x += w
+            row_h = max(row_h, h)
+        y += row_h
+    return canvas
+
+
+def frames(n: int, seed: int) -> Iterator[np.ndarray]:
+    """``n`` frames ``(HEIGHT, WIDTH, 3)`` uint8: the mosaic seen through a window drifting by
+    :data:`DRIFT` pixels per frame (bilinear, so motion is sub-pixel), plus sensor noise."""
+    canvas = mosaic(seed, margin=int(max(DRIFT) * n) + 2).astype(np.float32)
+    rng = np.random.default_rng(seed + 1)
+    for t in range(n):
+        x, y = DRIFT[0] * t, DRIFT[1] * t
+        x0, y0, fx, fy = int(x), int(y), x - int(x), y - int(y)
+        window = canvas[y0:y0 + HEIGHT + 1, x0:x0 + WIDTH + 1]
+        top = window[:-1, :-1] * (1 - fx) + window[:-1, 1:] * fx
+        bottom = window[1:, :-1] * (1 - fx) + window[1:, 1:] * fx
+        frame = top * (1 - fy) + bottom * fy + rng.normal(0, NOISE_SIGMA, (HEIGHT, WIDTH, 3)).astype(np.float32)
+        yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+
+
+def encode(path: Path, video: Iterator[np.ndarray], crf: int) -> int:
+    """Encode ``video`` to ``path`` as H.264 yuv420p at ``crf``; returns the file's bytes."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{WIDTH}x{HEIGHT}",
+           "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-preset", "medium", "-crf", str(crf),
+           "-pix_fmt", "yuv420p", str(path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    for frame in video:
+        proc.stdin.write(frame.tobytes())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed to encode {path}")
+    return path.stat().st_size
+
+
+def choose_crf(folder: Path, probe_frames: int = 24) -> tuple[int, float]:
+    """The CRF whose encode of the first ``probe_frames`` frames lands nearest :data:`TARGET_BYTES` per
+    frame (bisection over :data:`CRF_RANGE`), and that size in bytes per frame."""
+    probe = folder / "crf-probe.mp4"
+    sizes: dict[int, float] = {}
+
+    def size(crf: int) -> float:
+        if crf not in sizes:
+            sizes[crf] = encode(probe, frames(probe_frames, seed=0), crf) / probe_frames
+        return sizes[crf]
+
+    lo, hi = CRF_RANGE
+    while hi - lo > 1:  # invariant: size(lo) >= target > size(hi), or the range's end
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if size(mid) >= TARGET_BYTES else (lo, mid)
+    probe.unlink(missing_ok=True)
+    crf = min((lo, hi), key=lambda c: abs(size(c) - TARGET_BYTES))
+    return crf, size(crf)
+
+
+def realistic_sample(folder: Path, n_frames: int, cameras: int = 1) -> Path:
+    """The nvs sample folder with realistic image videos, written only if ``folder`` does not hold it yet."""
+    images = folder / "nvs" / "388" / "sequences" / "GLASSES" / "images"
+    done = folder / "realistic.txt"
+    if done.exists():
+        return folder
+    nersemble_cube.write_sample(folder, benchmarks=("nvs",), n_frames=n_frames, n_cameras=cameras,
+                                pointcloud_frames=())
+    crf, per_frame = choose_crf(folder)
+    for i, mp4 in enumerate(sorted(images.glob("cam_*.mp4"))):
+        size = encode(mp4, frames(n_frames, seed=100 + i), crf)
+        per_frame = size / n_frames
+    done.write_text(f"crf {crf}, {per_frame / 1e3:.1f} KB per frame (last camera)\n")
+    return folder
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--frames", type=int, default=240)
+    ap.add_argument("--cameras", type=int, default=4)
+    args = ap.parse_args()
+    realistic_sample(args.out, args.frames, args.cameras)
+    print((args.out / "realistic.txt").read_text().strip())
+
+
+if __name__ == "__main__":
+    main()
