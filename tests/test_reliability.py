@@ -449,11 +449,17 @@ def test_ctrl_c_stops_the_tasks_not_yet_done(sample_dir, tmp_path):
             time.sleep(0.002)
         _thread.interrupt_main()
 
+    # Python's own SIGINT handler, whatever an earlier test or library left installed (in full-suite runs
+    # something did: interrupt_main then raised nothing, and a child process inherited the same)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     watcher = threading.Thread(target=interrupt_at_the_first_chunk, daemon=True)
     watcher.start()
-    with pytest.raises(KeyboardInterrupt):
-        convert(sample_dir, target, benchmarks=["nvs"], workers=1, storage=StorageSpec("zstd", frames_per_shard=1))
-    watcher.join()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            convert(sample_dir, target, benchmarks=["nvs"], workers=1, storage=StorageSpec("zstd", frames_per_shard=1))
+    finally:
+        watcher.join()
+        signal.signal(signal.SIGINT, previous)
     flags = sum(zarr.open_array(str(target), path=f"{SEQ}/{v}_complete", mode="r")[:].sum() for v in ("images", "alpha"))
     assert flags <= 1  # of 6 videos; without stopping, all 6 would have been written before the exit
     assert not (target.parent / "c.zarr.lock").exists()  # resuming is tested with SIGKILL in test_scale_out

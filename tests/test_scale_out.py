@@ -135,7 +135,7 @@ def _convert_cmd(source, target) -> list[str]:
     return [*CLI, "convert", str(source), str(target), "--workers", "2"]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])  # two kill points; the killed --overwrite test adds a third
 def test_sigkill_at_a_random_point_then_rerun_equals_an_uninterrupted_conversion(sample_dir, cube, tmp_path, seed):
     target = tmp_path / "c.zarr"
     # kill once a random share of the cube's files exists (progress, not time, so any machine speed works)
