@@ -10,6 +10,7 @@ import xarray as xr
 from ..cluster import Progress
 from ..cube import schema, store
 from ..cube.location import Location
+from ..cube.shards import ShardWriter
 from ..errors import SourceError
 from ..source import layout
 from ..source.converters.image import read_png
@@ -23,12 +24,14 @@ CLOUD_BATCH_POINTS = 4 * schema.POINT_CHUNK
 def fill_video(target: Location, group: str, variable: str, camera: int, info: VideoInfo,
                frames_per_write: int, progress: Progress) -> None:
     """Decode one video into ``variable`` (``images``, or ``alpha``: the matte's first channel) of camera
-    index ``camera``, a whole shard at a time (the decoder runs ahead in its own process), then flag
-    the camera complete."""
-    arr = store.open_for_writing(target, f"{group}/{variable}")
+    index ``camera``, a whole shard at a time (the decoder runs ahead in its own process; this thread
+    encodes and writes the shard: :class:`~nersemble_cube.cube.shards.ShardWriter`), then flag the
+    camera complete."""
+    writer = ShardWriter(store.open_for_writing(target, f"{group}/{variable}"))
     t = 0
     for batch in iter_frames(info, batch=frames_per_write, reuse=True):
-        arr[camera, t:t + len(batch)] = batch[..., 0] if variable == "alpha" else batch
+        block = batch[None, ..., 0] if variable == "alpha" else batch[None]
+        writer.write((camera, t) + (0,) * (block.ndim - 2), block)
         t += len(batch)
         progress(len(batch))
     store.set_flags(target, group, variable, camera)

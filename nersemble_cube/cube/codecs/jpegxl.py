@@ -63,9 +63,11 @@ class JpegXlCodec(ArrayBytesCodec):
             return imagecodecs.jpegxl_encode(image, lossless=True, effort=self.effort)
         return imagecodecs.jpegxl_encode(image, distance=self.distance, effort=self.effort)
 
+    def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer:
+        return chunk_spec.prototype.buffer.from_bytes(self._encode(chunk_array.as_numpy_array()))
+
     async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
-        data = await asyncio.to_thread(self._encode, chunk_array.as_numpy_array())
-        return chunk_spec.prototype.buffer.from_bytes(data)
+        return await asyncio.to_thread(self._encode_sync, chunk_array, chunk_spec)
 
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
         image = await asyncio.to_thread(imagecodecs.jpegxl_decode, chunk_bytes.to_bytes())

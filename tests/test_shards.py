@@ -1,0 +1,57 @@
+"""Shards written in the worker thread (cube/shards.py) hold the bytes zarr-python writes for the same data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from nersemble_cube.cube.shards import ShardWriter
+from nersemble_cube.cube.storage import StorageSpec
+
+
+def _array(root, name, spec: StorageSpec, shape, rng):
+    frame = shape[2:]
+    enc = spec.frame_encoding(shape[1], frame)
+    arr = zarr.create_array(zarr.storage.LocalStore(root / name), shape=shape, dtype="uint8", fill_value=0,
+                            chunks=enc["chunks"], shards=enc.get("shards"), compressors=enc["compressors"],
+                            serializer=enc.get("serializer", "auto"), config={"write_empty_chunks": True})
+    return arr, rng.integers(0, 256, shape, dtype=np.uint8) // 7 * 7  # compressible, not constant
+
+
+def _files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("c/**/*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("spec, shape", [
+    (StorageSpec("zstd", frames_per_shard=4), (2, 10, 6, 5, 3)),     # a last shard cut by the array's end
+    (StorageSpec("lz4", frames_per_shard=4), (1, 8, 6, 5, 3)),
+    (StorageSpec("none", frames_per_shard=4), (1, 5, 6, 5)),          # mattes: (camera, time, y, x)
+    (StorageSpec("zstd", frames_per_chunk=2, frames_per_shard=4), (1, 7, 6, 5, 3)),  # a padded last chunk
+    (StorageSpec("zstd", frames_per_shard=0), (1, 3, 6, 5, 3)),        # unsharded: one file per chunk
+    (StorageSpec("jpegxl", frames_per_shard=4), (1, 6, 16, 16, 3)),
+])
+def test_a_shard_written_in_the_thread_is_the_shard_zarr_writes(tmp_path, spec, shape):
+    rng = np.random.default_rng(3)
+    ours, data = _array(tmp_path, "ours", spec, shape, rng)
+    theirs, _ = _array(tmp_path, "theirs", spec, shape, rng)
+    writer = ShardWriter(ours)
+    assert writer.direct
+    step = spec.shard_frames(shape[1])
+    for c in range(shape[0]):
+        for t in range(0, shape[1], step):
+            writer.write((c, t) + (0,) * (len(shape) - 2), data[c:c + 1, t:t + step])
+            theirs[c:c + 1, t:t + step] = data[c:c + 1, t:t + step]
+    files = _files(tmp_path / "ours")
+    assert files == _files(tmp_path / "theirs")
+    assert len(files) == shape[0] * -(-shape[1] // step)
+    if spec.lossless:
+        np.testing.assert_array_equal(zarr.open_array(zarr.storage.LocalStore(tmp_path / "ours"))[:], data)
+
+
+def test_a_region_off_the_shard_grid_is_refused(tmp_path):
+    arr, data = _array(tmp_path, "a", StorageSpec("zstd", frames_per_shard=4), (1, 8, 6, 5, 3), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="whole shards"):
+        ShardWriter(arr).write((0, 2, 0, 0, 0), data[:, 2:6])
+    with pytest.raises(ValueError, match="whole shards"):
+        ShardWriter(arr).write((0, 0, 0, 0, 0), data[:, :3])
