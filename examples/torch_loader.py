@@ -4,8 +4,9 @@
 
 Needs ``pip install "nersemble-cube[torch]"``.
 
-Each worker process opens the cube itself (lazily, on first use, without dask), reads one chunk per
-frame with ``read_frame``, and returns float32 tensors: image (3, H/4, W/4) composited on white and
+Each worker process opens the cube itself (lazily, on first use, without dask): a ``FrameReader`` per
+variable keeps the arrays and the shard indexes it has read, so each frame costs one ranged read and
+its decode. It returns float32 tensors: image (3, H/4, W/4) composited on white and
 its camera's intrinsics for that resolution. Workers start with "spawn": zarr runs an event-loop
 thread that must not be forked.
 """
@@ -28,14 +29,17 @@ class Frames(Dataset):
         self.serials = [str(c) for c in ds.camera.values]
         self.n_frames = ds.sizes["time"]
         self.intrinsics = ds.intrinsics.values.copy()
+        self.readers = None  # opened in each worker on first use (they are not sent to the workers)
 
     def __len__(self) -> int:
         return len(self.serials) * self.n_frames
 
     def __getitem__(self, i: int):
+        if self.readers is None:
+            self.readers = {v: nersemble_cube.FrameReader(self.cube, SEQ, v) for v in ("images", "alpha")}
         c, t = divmod(i, self.n_frames)
-        rgb = nersemble_cube.read_frame(self.cube, SEQ, self.serials[c], t).astype(np.float32) / 255
-        a = nersemble_cube.read_frame(self.cube, SEQ, self.serials[c], t, variable="alpha")[..., None] / np.float32(255)
+        rgb = self.readers["images"].read(self.serials[c], t) / np.float32(255)  # frames are read-only: compute anew
+        a = self.readers["alpha"].read(self.serials[c], t)[..., None] / np.float32(255)
         image = rgb * a + (1 - a)  # on white
         f = self.factor
         h, w = image.shape[0] // f * f, image.shape[1] // f * f

@@ -20,7 +20,7 @@ from .errors import NersembleCubeError, PredictionError, SourceError, StoreError
 _LAZY = {
     "ConversionReport": "conversion", "convert": "conversion",
     "flame_tracking": "cube.access", "load_pointcloud": "cube.access", "open": "cube.access",
-    "read_frame": "cube.access", "StorageSpec": "cube.storage", "summary": "cube.summary",
+    "read_frame": "cube.access", "FrameReader": "cube.access", "StorageSpec": "cube.storage", "summary": "cube.summary",
     "Steps": "preprocessing", "preprocess": "preprocessing", "FlameTracking": "source.converters.flame",
     "write_sample": "source.sample", "ExportReport": "submission.export", "SvfrMesh": "submission.export",
     "export_submission": "submission.export", "prediction_template": "submission.template",
@@ -43,7 +43,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ConversionReport", "ExportReport", "FlameTracking", "NersembleCubeError", "PredictionError", "SourceError",
-    "Steps", "StorageSpec", "StoreError", "SvfrMesh", "ValidationReport",
+    "FrameReader", "Steps", "StorageSpec", "StoreError", "SvfrMesh", "ValidationReport",
     "convert", "export_submission", "flame_tracking", "load_pointcloud", "open", "prediction_template", "preprocess", "read_frame", "summary",
     "validate_submission", "write_frames", "write_sample", "__version__",
 ]

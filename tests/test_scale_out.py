@@ -63,6 +63,21 @@ def test_open_over_http_reads_one_frame_with_a_few_requests(cube, http_cube):
     np.testing.assert_array_equal(nersemble_cube.read_frame(url, SEQ, serial, 2), frame)
 
 
+def test_a_frame_reader_reads_each_shard_index_once(cube, http_cube):
+    url, served = http_cube
+    reader = nersemble_cube.FrameReader(url, SEQ)
+    serial = reader.cameras[1]
+    before = len(served.gets)
+    frames = [reader.read(serial, t) for t in (2, 4, 2)]
+    requests = [r.path for r in served.gets][before:]
+    # one shard index (the sample's frames are one shard) and then one ranged read per frame
+    assert len(requests) == 4 and all(r.endswith("/images/c/1/0/0/0/0") for r in requests), requests
+    expected = nersemble_cube.open(cube, dask=False)[SEQ].images
+    for t, frame in zip((2, 4, 2), frames):
+        np.testing.assert_array_equal(frame, expected.sel(camera=serial, time=t).values)
+    assert not frames[0].flags.writeable and nersemble_cube.read_frame(url, SEQ, serial, 2).flags.writeable
+
+
 def test_http_store_is_read_only(sample_dir, http_cube):
     url, _ = http_cube
     with pytest.raises(StoreError, match="read-only"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import zarr
 
-from nersemble_cube.cube.shards import ShardWriter
+from nersemble_cube.cube.shards import ChunkReader, ShardWriter
 from nersemble_cube.cube.storage import StorageSpec
 
 
@@ -45,8 +45,22 @@ def test_a_shard_written_in_the_thread_is_the_shard_zarr_writes(tmp_path, spec, 
     files = _files(tmp_path / "ours")
     assert files == _files(tmp_path / "theirs")
     assert len(files) == shape[0] * -(-shape[1] // step)
+    stored = zarr.open_array(zarr.storage.LocalStore(tmp_path / "ours"), mode="r")
     if spec.lossless:
-        np.testing.assert_array_equal(zarr.open_array(zarr.storage.LocalStore(tmp_path / "ours"))[:], data)
+        np.testing.assert_array_equal(stored[:], data)
+    reader, per = ChunkReader(stored), spec.frames_per_chunk
+    for c in range(shape[0]):
+        for t in range(0, shape[1], per):
+            chunk = reader.chunk((c, t // per) + (0,) * (len(shape) - 2))
+            np.testing.assert_array_equal(chunk[:, :shape[1] - t], stored[c:c + 1, t:t + per])
+
+
+def test_a_chunk_never_written_reads_as_the_fill_value(tmp_path):
+    arr, data = _array(tmp_path, "a", StorageSpec("zstd", frames_per_shard=4), (1, 8, 6, 5, 3), np.random.default_rng(0))
+    ShardWriter(arr).write((0, 4, 0, 0, 0), data[:, 4:])
+    reader = ChunkReader(arr)
+    assert reader.chunk((0, 1, 0, 0, 0)).max() == 0  # shard 0 was never written
+    np.testing.assert_array_equal(reader.chunk((0, 5, 0, 0, 0)), data[:, 5:6])
 
 
 def test_a_region_off_the_shard_grid_is_refused(tmp_path):

@@ -1,4 +1,5 @@
-"""Writing whole shards of an array in the calling thread, without zarr-python's asyncio pipeline.
+"""Writing whole shards, and reading single chunks, in the calling thread, without zarr-python's asyncio
+pipeline.
 
 zarr-python encodes every chunk through its event loop: one thread per process merges each chunk into
 the shard, copies the chunks into the shard buffer and hands the codecs to a thread pool, so a
@@ -8,6 +9,9 @@ chunks and the shard index (zarr v3 sharding: ``(offset, nbytes)`` uint64 pairs 
 order, encoded with the index codecs, at the end of the shard) once, and stores the shard with a
 single write. The bytes are those zarr-python writes for the same data (``tests/test_shards.py``
 compares them); an array whose codecs lack a synchronous encoder is written through zarr as before.
+
+:class:`ChunkReader` is the read side: it keeps each shard's index once read, so a random frame costs one
+ranged read and the decode (zarr-python reads the index again for every selection).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import itertools
 import numpy as np
 import zarr
 from zarr.codecs.sharding import ShardingCodec, ShardingCodecIndexLocation
+from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.core.array_spec import ArraySpec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.dtype import UInt64
@@ -32,6 +37,16 @@ def _spec(shape: tuple[int, ...], dtype, fill_value, config) -> ArraySpec:
                      prototype=default_buffer_prototype())
 
 
+def _decode(codecs: tuple, data, spec: ArraySpec) -> np.ndarray:
+    """Bytes (a zarr ``Buffer``) back through a codec chain, synchronously (checksums are verified)."""
+    specs = [spec]
+    for codec in codecs[:-1]:
+        specs.append(codec.resolve_metadata(specs[-1]))
+    for codec, s in zip(reversed(codecs), reversed(specs)):
+        data = codec._decode_sync(data, s)
+    return data.as_numpy_array()
+
+
 def _encode(codecs: tuple, value: np.ndarray, spec: ArraySpec) -> bytes:
     """``value`` (an array of ``spec.shape``) through a zarr codec chain, synchronously."""
     data = default_buffer_prototype().nd_buffer.from_numpy_array(value)
@@ -41,8 +56,8 @@ def _encode(codecs: tuple, value: np.ndarray, spec: ArraySpec) -> bytes:
     return data.to_bytes()
 
 
-class ShardWriter:
-    """Writes regions of ``array`` that cover whole shards (or end at the array's end)."""
+class _Layout:
+    """An array's chunk layout and codecs, as the two classes below use them."""
 
     def __init__(self, array: zarr.Array):
         meta = array.metadata
@@ -50,13 +65,59 @@ class ShardWriter:
         self.sharding = meta.codecs[0] if len(meta.codecs) == 1 and isinstance(meta.codecs[0], ShardingCodec) else None
         self.codecs = tuple(self.sharding.codecs if self.sharding else meta.codecs)
         self.outer = tuple(meta.chunk_grid.chunk_shape)  # the shard (or, unsharded, the chunk) shape
-        self.chunk = tuple(self.sharding.chunk_shape) if self.sharding else self.outer
+        self.chunk_shape = tuple(self.sharding.chunk_shape) if self.sharding else self.outer
+        self.per_shard = tuple(o // c for o, c in zip(self.outer, self.chunk_shape))
         self.fill_value = meta.fill_value
-        self.spec = _spec(self.chunk, meta.data_type, meta.fill_value, array._async_array.config)
+        self.spec = _spec(self.chunk_shape, meta.data_type, meta.fill_value, array._async_array.config)
+        self.index_spec = _spec(self.per_shard + (2,), UInt64(endianness="little"), _EMPTY, self.spec.config)
         codecs = self.codecs + (tuple(self.sharding.index_codecs) if self.sharding else ())
-        self.direct = all(hasattr(c, "_encode_sync") for c in codecs) and (
+        self.direct = all(hasattr(c, "_encode_sync") and hasattr(c, "_decode_sync") for c in codecs) and (
             self.sharding is None or self.sharding.index_location == ShardingCodecIndexLocation.end)
-        """False: some codec has no synchronous encoder; :meth:`write` then goes through zarr."""
+        """False: some codec has no synchronous coder; reads and writes then go through zarr."""
+
+    def key(self, outer: tuple[int, ...]) -> str:
+        """The store key of the shard (or, unsharded, the chunk) at grid position ``outer``."""
+        return "/".join(filter(None, (self.array.path, self.array.metadata.encode_chunk_key(outer))))
+
+
+class ChunkReader(_Layout):
+    """Reads single chunks of ``array`` (opened read-only), caching the shard indexes it has read.
+
+    For a store that does not change while it is read (the index of a rewritten shard would be stale).
+    """
+
+    def __init__(self, array: zarr.Array):
+        super().__init__(array)
+        self._indexes: dict[tuple[int, ...], np.ndarray | None] = {}
+
+    def chunk(self, coords: tuple[int, ...]) -> np.ndarray:
+        """The decoded chunk at chunk-grid position ``coords``, an array of ``chunk_shape`` (the fill value
+        where the store holds no such chunk), read-only where the decoder hands back its own bytes."""
+        if not self.direct:
+            return self.array[tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, self.chunk_shape))]
+        store = self.array.store
+        proto = default_buffer_prototype()
+        if self.sharding is None:
+            data = sync(store.get(self.key(coords), proto))
+        else:
+            shard = tuple(i // p for i, p in zip(coords, self.per_shard))
+            if shard not in self._indexes:
+                self._indexes[shard] = self._index(shard)
+            index = self._indexes[shard]
+            offset, length = (_EMPTY, _EMPTY) if index is None else index[tuple(i % p for i, p in zip(coords, self.per_shard))]
+            data = None if offset == _EMPTY else sync(store.get(self.key(shard), proto, RangeByteRequest(int(offset), int(offset + length))))
+        if data is None:
+            return np.full(self.chunk_shape, self.fill_value, dtype=self.array.dtype)
+        return _decode(self.codecs, data, self.spec)
+
+    def _index(self, shard: tuple[int, ...]) -> np.ndarray | None:
+        size = self.sharding._shard_index_size(self.per_shard)
+        raw = sync(self.array.store.get(self.key(shard), default_buffer_prototype(), SuffixByteRequest(size)))
+        return None if raw is None else _decode(tuple(self.sharding.index_codecs), raw, self.index_spec)
+
+
+class ShardWriter(_Layout):
+    """Writes regions of ``array`` that cover whole shards (or end at the array's end)."""
 
     def write(self, start: tuple[int, ...], data: np.ndarray) -> None:
         """Store ``data`` at ``array[start[0]:start[0] + data.shape[0], ...]``. ``start`` lies on the shard
@@ -74,31 +135,27 @@ class ShardWriter:
             corner = tuple(i * o for i, o in zip(shard, self.outer))
             block = data[tuple(slice(c - s, c - s + o) for c, s, o in zip(corner, start, self.outer))]
             value = self._shard(block) if self.sharding else self._chunk(block)
-            key = "/".join(filter(None, (self.array.path, self.array.metadata.encode_chunk_key(shard))))
-            sync(self.array.store.set(key, default_buffer_prototype().buffer.from_bytes(value)))
+            sync(self.array.store.set(self.key(shard), default_buffer_prototype().buffer.from_bytes(value)))
 
     def _chunk(self, block: np.ndarray) -> bytes:
         """One chunk's bytes; a chunk cut by the array's end is padded with the fill value, as zarr does."""
-        if block.shape != self.chunk:
-            full = np.full(self.chunk, self.fill_value, dtype=block.dtype)
+        if block.shape != self.chunk_shape:
+            full = np.full(self.chunk_shape, self.fill_value, dtype=block.dtype)
             full[tuple(slice(0, n) for n in block.shape)] = block
             block = full
         return _encode(self.codecs, block, self.spec)
 
     def _shard(self, block: np.ndarray) -> bytes:
         """A shard's bytes: its chunks in Morton order, then the index. Chunks past the array's end are absent."""
-        per_shard = tuple(o // c for o, c in zip(self.outer, self.chunk))
-        index = np.full(per_shard + (2,), _EMPTY, dtype="<u8")
+        index = np.full(self.per_shard + (2,), _EMPTY, dtype="<u8")
         parts, offset = [], 0
-        for coords in morton_order_iter(per_shard):
-            corner = tuple(i * c for i, c in zip(coords, self.chunk))
+        for coords in morton_order_iter(self.per_shard):
+            corner = tuple(i * c for i, c in zip(coords, self.chunk_shape))
             if any(x >= n for x, n in zip(corner, block.shape)):
                 continue
-            part = self._chunk(block[tuple(slice(x, x + c) for x, c in zip(corner, self.chunk))])
+            part = self._chunk(block[tuple(slice(x, x + c) for x, c in zip(corner, self.chunk_shape))])
             index[coords] = (offset, len(part))
             parts.append(part)
             offset += len(part)
-        spec = _spec(per_shard + (2,), UInt64(endianness="little"), _EMPTY,
-                     self.spec.config)
-        parts.append(_encode(tuple(self.sharding.index_codecs), index, spec))
+        parts.append(_encode(tuple(self.sharding.index_codecs), index, self.index_spec))
         return b"".join(parts)

@@ -7,6 +7,7 @@ Reading a store written with it needs ``import nersemble_cube`` (which registers
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 
     from zarr.core.array_spec import ArraySpec
     from zarr.core.buffer import Buffer, NDBuffer
+
+
+DECODE_THREADS = min(os.cpu_count() or 1, 8)
+"""Threads libjxl decodes one frame with (its groups decode in parallel; docs/performance.md has the curve)."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,12 @@ class JpegXlCodec(ArrayBytesCodec):
     async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
         return await asyncio.to_thread(self._encode_sync, chunk_array, chunk_spec)
 
-    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
-        image = await asyncio.to_thread(imagecodecs.jpegxl_decode, chunk_bytes.to_bytes())
+    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        image = imagecodecs.jpegxl_decode(chunk_bytes.to_bytes(), numthreads=DECODE_THREADS)
         return chunk_spec.prototype.nd_buffer.from_numpy_array(image.reshape(chunk_spec.shape))
+
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
 
 
 register_codec("nersemble_cube.jpegxl", JpegXlCodec)
