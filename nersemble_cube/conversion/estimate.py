@@ -75,7 +75,8 @@ def check_free_space(target: Location, checked: ConversionPlan, storage: Storage
     if needed <= free:
         return
     others = need([StorageSpec(c) for c in CODECS if c != storage.codec])
-    fits = [f"--codec {s.codec} (~{n / 1e9:.1f} GB)" for s, n in others.items() if n <= free]
+    fits = [f"--codec {s.codec} (~{n / 1e9:.1f} GB{'' if s.lossless else ', lossy: ~45 dB'})"
+            for s, n in others.items() if n <= free]
     hint = f"; {' or '.join(fits)} would fit" if fits else "; free some space or choose another disk"
     raise StoreError(f"{target}: the cube needs about {needed / 1e9:.1f} GB with --codec {storage.codec} "
                      f"but only {free / 1e9:.1f} GB are free{hint}")
