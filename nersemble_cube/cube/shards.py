@@ -47,13 +47,13 @@ def _decode(codecs: tuple, data, spec: ArraySpec) -> np.ndarray:
     return data.as_numpy_array()
 
 
-def _encode(codecs: tuple, value: np.ndarray, spec: ArraySpec) -> bytes:
-    """``value`` (an array of ``spec.shape``) through a zarr codec chain, synchronously."""
+def _encode(codecs: tuple, value: np.ndarray, spec: ArraySpec) -> np.ndarray:
+    """``value`` (an array of ``spec.shape``) through a zarr codec chain, synchronously: its bytes as uint8."""
     data = default_buffer_prototype().nd_buffer.from_numpy_array(value)
     for codec in codecs:
         data = codec._encode_sync(data, spec)
         spec = codec.resolve_metadata(spec)
-    return data.to_bytes()
+    return data.as_numpy_array()
 
 
 class _Layout:
@@ -135,9 +135,9 @@ class ShardWriter(_Layout):
             corner = tuple(i * o for i, o in zip(shard, self.outer))
             block = data[tuple(slice(c - s, c - s + o) for c, s, o in zip(corner, start, self.outer))]
             value = self._shard(block) if self.sharding else self._chunk(block)
-            sync(self.array.store.set(self.key(shard), default_buffer_prototype().buffer.from_bytes(value)))
+            sync(self.array.store.set(self.key(shard), default_buffer_prototype().buffer.from_array_like(value)))
 
-    def _chunk(self, block: np.ndarray) -> bytes:
+    def _chunk(self, block: np.ndarray) -> np.ndarray:
         """One chunk's bytes; a chunk cut by the array's end is padded with the fill value, as zarr does."""
         if block.shape != self.chunk_shape:
             full = np.full(self.chunk_shape, self.fill_value, dtype=block.dtype)
@@ -145,7 +145,7 @@ class ShardWriter(_Layout):
             block = full
         return _encode(self.codecs, block, self.spec)
 
-    def _shard(self, block: np.ndarray) -> bytes:
+    def _shard(self, block: np.ndarray) -> np.ndarray:
         """A shard's bytes: its chunks in Morton order, then the index. Chunks past the array's end are absent."""
         index = np.full(self.per_shard + (2,), _EMPTY, dtype="<u8")
         parts, offset = [], 0
@@ -158,4 +158,4 @@ class ShardWriter(_Layout):
             parts.append(part)
             offset += len(part)
         parts.append(_encode(tuple(self.sharding.index_codecs), index, self.index_spec))
-        return b"".join(parts)
+        return np.concatenate(parts)  # the one copy of the shard's bytes
