@@ -9,10 +9,40 @@ The package's folders are its layers (docs/architecture.md): :mod:`.source` (dow
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import sys
 
-from . import accessor  # noqa: F401 - registers ds.nersemble
 from ._version import __version__
 from .errors import NersembleCubeError, PredictionError, SourceError, StoreError
+
+
+class _RegisterAccessor(importlib.abc.MetaPathFinder):
+    """Registers ``ds.nersemble`` (:mod:`.accessor`) right after xarray is first imported, so
+    ``import nersemble_cube`` does not load xarray and pandas (~0.7 s) for a process that reads frames only."""
+
+    def find_spec(self, name, path=None, target=None):  # noqa: ANN001, ANN201 - the finder protocol
+        if name != "xarray":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module) -> None:  # noqa: ANN001
+            run(module)
+            sys.modules[name] = module
+            importlib.import_module(".accessor", __name__)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "xarray" in sys.modules:
+    from . import accessor  # noqa: F401 - registers ds.nersemble
+else:
+    sys.meta_path.insert(0, _RegisterAccessor())
 
 # The rest of the public API is imported on first use (PEP 562), so `import nersemble_cube` and the
 # command line start without loading zarr, dask and the converters until a command needs them.
@@ -20,7 +50,7 @@ from .errors import NersembleCubeError, PredictionError, SourceError, StoreError
 _LAZY = {
     "ConversionReport": "conversion", "convert": "conversion",
     "flame_tracking": "cube.access", "load_pointcloud": "cube.access", "open": "cube.access",
-    "read_frame": "cube.access", "FrameReader": "cube.access", "StorageSpec": "cube.storage", "summary": "cube.summary",
+    "read_frame": "cube.frames", "FrameReader": "cube.frames", "StorageSpec": "cube.storage", "summary": "cube.summary",
     "Steps": "preprocessing", "preprocess": "preprocessing", "FlameTracking": "source.converters.flame",
     "write_sample": "source.sample", "ExportReport": "submission.export", "SvfrMesh": "submission.export",
     "export_submission": "submission.export", "prediction_template": "submission.template",

@@ -25,7 +25,8 @@ import numpy as np
 import xarray as xr
 
 from .cube import schema
-from .cube.access import as_tree, find_node, flame_tracking, load_pointcloud, read_frame
+from .cube.access import as_tree, find_node, flame_tracking, load_pointcloud
+from .cube.frames import read_frame
 from .errors import SelectionError
 from .source.converters.flame import FlameTracking
 

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import warnings
 
 import dask.array as da
@@ -156,3 +158,11 @@ def test_read_frame_without_xarray(cube, sample_dir):
     np.testing.assert_array_equal(alpha, decode_pyav(src / "alpha_maps/cam_222200044.mp4")[4][..., 0])
     with pytest.raises(SelectionError, match="camera 222200037 has no video"):
         nersemble_cube.read_frame(cube, "nvs/388/sequences/GLASSES", "222200037", 0)
+
+
+def test_frame_reading_does_not_import_xarray_and_the_accessor_still_registers():
+    code = ("import sys, nersemble_cube; nersemble_cube.FrameReader; nersemble_cube.read_frame\n"
+            "print(sorted(m for m in ('xarray', 'pandas', 'dask') if m in sys.modules))\n"
+            "import xarray; print(hasattr(xarray.Dataset(), 'nersemble'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["[]", "True"]

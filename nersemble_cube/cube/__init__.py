@@ -7,5 +7,5 @@
   metadata, completion markers and flags, consolidation; :mod:`.lock`: the writer's lock
 - :mod:`.integrity`: every chunk read through its checksum, damage named and marked for re-conversion
 - :mod:`.scales`: reduced-resolution levels (area average, intrinsics)
-- :mod:`.access`: ``open``, ``read_frame``, ``load_pointcloud``, ``flame_tracking``; :mod:`.summary`: ``info``
+- :mod:`.access`: ``open``, ``load_pointcloud``, ``flame_tracking``; :mod:`.frames`: ``read_frame``, ``FrameReader``; :mod:`.summary`: ``info``
 """

@@ -1,0 +1,79 @@
+"""Single frames straight from zarr, without xarray or dask: :class:`FrameReader` (what data-loader workers
+keep open) and :func:`read_frame`. Importing this module does not import xarray, so a worker process
+that only reads frames starts quickly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SelectionError
+from .location import Location, locate
+
+
+class FrameReader:
+    """Random frames of one sequence's ``images`` or ``alpha`` straight from zarr, without a DataTree or
+    dask: what a data loader's worker keeps open. The camera list, the array and every shard index read
+    so far are kept, so each further frame costs one ranged read and its decode.
+
+    ``sequence`` is a sequence node's path (``"nvs/388/sequences/GLASSES"``); ``store`` and
+    ``storage_options`` as for :func:`open`. For a cube that is not being rewritten while it is read.
+    Raises :class:`SelectionError` naming what exists when the sequence or variable is not in the cube.
+    """
+
+    def __init__(self, store: str | Path | Location, sequence: str, variable: str = "images",
+                 storage_options: dict | None = None):
+        import zarr
+
+        from .shards import ChunkReader
+
+        self.location = locate(store, storage_options)
+        self.sequence = sequence
+        root = self.location.zarr_store(read_only=True, strict=True)
+        try:
+            self.cameras = [str(c) for c in zarr.open_array(root, path=f"{sequence}/camera", mode="r")[:]]
+            array = zarr.open_array(root, path=f"{sequence}/{variable}", mode="r")
+        except Exception:  # zarr's not-found errors differ between versions: name what is there instead
+            from .access import find_node, open
+
+            seq = find_node(open(self.location, dask=False), sequence)
+            if variable not in seq.dataset:
+                held = sorted(seq.dataset.data_vars)
+                raise SelectionError(f"{sequence} has no {variable!r}; " + (f"it has {held}" if held else
+                                     "it holds no frames (a hold-out sequence)")) from None
+            raise
+        self.n_frames = array.shape[1]
+        self._chunks = ChunkReader(array)
+
+    def read(self, serial: str, time: int) -> np.ndarray:
+        """Frame ``time`` of camera ``serial``: ``(y, x, channel)`` uint8 for ``images``, ``(y, x)`` for
+        ``alpha``, **read-only** (the decoder's own buffer, not copied: ``.copy()`` it to write into it;
+        arithmetic such as ``frame / 255`` makes a new array anyway). Raises :class:`SelectionError` naming the cameras or the frame range when it is not there."""
+        if serial not in self.cameras:
+            raise SelectionError(f"camera {serial} has no video in {self.sequence}; it has {self.cameras}")
+        if not 0 <= time < self.n_frames:
+            raise SelectionError(f"frame {time} is not in {self.sequence}: it has frames 0 to {self.n_frames - 1}")
+        per_chunk = self._chunks.chunk_shape[1]
+        coords = (self.cameras.index(serial), time // per_chunk) + (0,) * (len(self._chunks.chunk_shape) - 2)
+        try:
+            return self._chunks.chunk(coords)[0, time % per_chunk]
+        except ValueError:
+            from .store import check_ranges
+
+            check_ranges(self.location)  # a checksum failure may be a server that ignores Range requests: say so
+            raise
+
+
+def read_frame(store: str | Path | Location, sequence: str, serial: str, time: int, variable: str = "images",
+               storage_options: dict | None = None) -> np.ndarray:
+    """One frame straight from zarr, without building a DataTree or a dask graph: the cheapest single read
+    (:class:`FrameReader` for many reads of one sequence).
+
+    ``sequence`` is a sequence node's path (``"nvs/388/sequences/GLASSES"``), ``time`` the frame
+    index; ``store`` and ``storage_options`` as for :func:`open`. Returns ``(y, x, channel)`` uint8 for
+    ``images``, ``(y, x)`` for ``alpha`` (a writable copy). In a fresh process it costs a few metadata
+    reads and the frame's bytes. Raises :class:`SelectionError` naming what exists (the sequences, the cameras with
+    video, the frame range) when the selection is not in the cube.
+    """
+    return FrameReader(store, sequence, variable, storage_options).read(serial, time).copy()
