@@ -415,7 +415,7 @@ def preview(
     err.print(out_msg, highlight=False)
 
 
-BenchmarkName = typer.Argument(help="nvs, mono_flame_avatar or svfr.")
+BenchmarkOption = typer.Option("--benchmark", "-b", help="nvs, mono_flame_avatar or svfr.")
 
 
 def _benchmark(name: str) -> str:
@@ -428,8 +428,8 @@ def _benchmark(name: str) -> str:
 @_user_errors
 def template(
     cube: Annotated[str, typer.Argument(help="The cube converted from the benchmark folder (a path or an fsspec URL).")],
-    benchmark: Annotated[str, typer.Argument(help="nvs or mono_flame_avatar.")],
     store: Annotated[Path, typer.Argument(help="New zarr store for the predictions.")],
+    benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="nvs or mono_flame_avatar.")],
 ) -> None:
     """Write an empty prediction store: every video to render, with its cameras' calibration.
 
@@ -446,9 +446,9 @@ def template(
 @app.command()
 @_user_errors
 def export(
-    benchmark: Annotated[str, BenchmarkName],
     predictions: Annotated[Path, typer.Argument(help="Prediction zarr store (from `template`, filled; svfr: meshes).")],
     zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Submission zip to write.")],
+    benchmark: Annotated[str, BenchmarkOption],
     partial: Annotated[bool, typer.Option("--partial", help="Allow a submission that lacks videos or meshes.")] = False,
     workers: Workers = None,
     scheduler: Scheduler = "threads",
@@ -474,7 +474,7 @@ def export(
 @_user_errors
 def validate(
     zip_path: Annotated[Path, typer.Argument(metavar="ZIP", exists=True, dir_okay=False, help="Submission zip to check.")],
-    benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="nvs, mono_flame_avatar or svfr.")],
+    benchmark: Annotated[str, BenchmarkOption],
     cube: Annotated[Optional[str], typer.Option(help="Cube of the benchmark data (a path or an fsspec URL), for the "
                                                   "expected frame counts.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON for scripts.")] = False,

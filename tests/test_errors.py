@@ -53,7 +53,7 @@ def test_selection_errors_are_their_own_class(cube, tmp_path):
 @pytest.mark.parametrize("args, code, message", [
     (("export-nerf", "{cube}", "{tmp}/o", "-s", "nvs/388/NOPE"), 2, "no such sequence"),
     (("export-nerf", "{cube}", "{tmp}/o", "-s", "nvs/388/GLASSES", "--camera", "222200037"), 2, "no video of cameras"),
-    (("template", "{tmp}/nowhere", "nvs", "{tmp}/p.zarr"), 4, "not a nersemble-cube store"),
+    (("template", "{tmp}/nowhere", "{tmp}/p.zarr", "-b", "nvs"), 4, "not a nersemble-cube store"),
 ])
 def test_library_errors_reach_the_cli_as_one_line_with_their_code(cube, tmp_path, args, code, message):
     res = run_cli(*(a.format(cube=cube, tmp=tmp_path) for a in args))

@@ -130,17 +130,17 @@ def test_not_a_zip(tmp_path):
 
 def test_cli_template_export_validate(full_cube, tmp_path):
     run = run_cli
-    res = run("template", full_cube, "mono_flame_avatar", tmp_path / "pred.zarr")
+    res = run("template", full_cube, tmp_path / "pred.zarr", "-b", "mono_flame_avatar")
     assert res.returncode == 0, res.stderr
     assert "prediction store for 80 videos (400 frames) written" in res.stdout
-    res = run("export", "mono_flame_avatar", tmp_path / "pred.zarr", tmp_path / "sub.zip")
+    res = run("export", tmp_path / "pred.zarr", tmp_path / "sub.zip", "-b", "mono_flame_avatar")
     assert res.returncode == 5 and "frames never written" in res.stderr and "Traceback" not in res.stderr
     from nersemble_cube.submission.template import write_frames
     for p in layout.MONO_IDS:
         for s in layout.MONO_SEQUENCES_TEST:
             for c in [layout.MONO_TRAIN_SERIAL, *layout.MONO_HOLD_OUT_SERIALS]:
                 write_frames(tmp_path / "pred.zarr", p, s, c, pattern(FULL_FRAMES + 3, 512, 512, p))
-    res = run("export", "mono_flame_avatar", tmp_path / "pred.zarr", tmp_path / "sub.zip", "--workers", "2")
+    res = run("export", tmp_path / "pred.zarr", tmp_path / "sub.zip", "-b", "mono_flame_avatar", "--workers", "2")
     assert res.returncode == 0, res.stderr
     assert "with 80 entries" in res.stdout
     res = run("validate", tmp_path / "sub.zip", "--benchmark", "mono_flame_avatar", "--cube", full_cube)
