@@ -98,7 +98,7 @@ CANDIDATES = {
        for d, e in ((0.3, 3), (0.45, 3), (0.5, 3), (0.55, 3), (0.6, 5), (1.0, 3))},
     **{f"JPEG 4:4:4 q{q}": intra(lambda f, q=q: imagecodecs.jpeg8_encode(f, level=q, subsampling=(1, 1)),
                                  lambda b, n: imagecodecs.jpeg8_decode(b)) for q in (95, 98)},
-    **{f"AVIF q{q} 4:4:4": intra(lambda f, q=q: imagecodecs.avif_encode(f, level=q, speed=8, pixelformat="yuv444p"),
+    **{f"AVIF q{q} 4:4:4": intra(lambda f, q=q: imagecodecs.avif_encode(f, level=q, speed=8, pixelformat="yuv444"),
                                  lambda b, n: imagecodecs.avif_decode(b, numthreads=n)) for q in (90, 95)},
     **{f"H.264 4:4:4 crf {c} all-intra": grouped("libx264", c, "yuv444p", 1) for c in (8,)},
     **{f"H.264 4:4:4 crf {c} GOP {g}": grouped("libx264", c, "yuv444p", g) for c, g in ((8, 4), (8, 8), (9, 8))},

@@ -48,6 +48,11 @@ def _last_error_line(stderr: str) -> str:
     return lines[-1] if lines else "ffmpeg failed without a message"
 
 
+_OPEN_OPTIONS = {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
+"""Tags that are not UTF-8 must not stop a probe: PyAV before 19 raises on them unless told to ignore them;
+PyAV 19 (the release for Python >= 3.12) dropped the option."""
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Read the size, frame rate and frame count of ``path`` from its container with PyAV, without decoding.
 
@@ -58,7 +63,7 @@ def probe(path: str | Path) -> VideoInfo:
     path = as_path(path)
     with local_copy(path) as local:
         try:
-            with av.open(str(local), metadata_errors="ignore") as container:
+            with av.open(str(local), **_OPEN_OPTIONS) as container:
                 if not container.streams.video:
                     raise SourceError(f"{path}: no video stream found; download it again")
                 stream = container.streams.video[0]
