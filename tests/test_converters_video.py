@@ -18,10 +18,10 @@ def test_probe_reads_the_container(sample_dir):
     assert (mono.n_frames, mono.height, mono.width, mono.fps) == (N_FRAMES, 512, 512, 24.3)
 
 
-@pytest.mark.parametrize("batch", [1, 2, N_FRAMES + 3])
-def test_frames_are_bit_equal_to_an_independent_decode(sample_dir, batch):
+@pytest.mark.parametrize("batch, threads", [(1, None), (2, 1), (N_FRAMES + 3, 3)])
+def test_frames_are_bit_equal_to_an_independent_decode(sample_dir, batch, threads):
     path = sample_dir / "nvs/388/sequences/GLASSES/images/cam_222200044.mp4"
-    batches = list(iter_frames(probe(path), batch=batch))
+    batches = list(iter_frames(probe(path), batch=batch, threads=threads))
     assert [len(b) for b in batches][:-1] == [batch] * (len(batches) - 1)
     frames = np.concatenate(batches)
     assert frames.dtype == np.uint8 and frames.shape == (N_FRAMES, 1604, 1100, 3)

@@ -31,12 +31,14 @@ from .tasks import cloud_layout, fill_clouds, fill_svfr, fill_video, write_small
 @dataclass(frozen=True)
 class Target:
     """Where and how nodes are written: the store, the source folder (node attrs record source files
-    relative to it), the storage spec of frame arrays, and whether complete nodes are redone."""
+    relative to it), the storage spec of frame arrays, whether complete nodes are redone, and the threads
+    of each video's decoder (None: ffmpeg's default)."""
 
     store: Location
     root: Path
     storage: StorageSpec
     overwrite: bool
+    decoder_threads: int | None = None
 
     def needed(self, group: str) -> bool:
         """Whether ``group`` must be written (``overwrite``, or not complete in the store)."""
@@ -126,7 +128,7 @@ def frames(t: Target, seq: SequencePlan) -> NodeWork:
         flags = {name: np.zeros(len(videos[name]), bool) for name in names}
     per_write = t.storage.shard_frames(ref.n_frames)
     tasks = [Task(f"{seq.group}/{name}/{c}", info.n_frames, fill_video,
-                  (t.store, seq.group, name, c, info, per_write))
+                  (t.store, seq.group, name, c, info, per_write, t.decoder_threads))
              for name in names for c, info in enumerate(videos[name]) if not flags[name][c]]
     return NodeWork(seq.group, tasks, seq.frame_items - sum(task.items for task in tasks), fresh=fresh)
 

@@ -8,6 +8,7 @@ half-way is removed again; a killed run leaves ``complete = False``, which the n
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +168,11 @@ def convert(
         store.remove_partial_writes(target)
         store.prepare_target(target)
         store.begin_writing(target)
-        where = nodes.Target(target, root, storage, overwrite)
+        # Local workers share this machine's cores: one decoder thread per core left to each (ffmpeg's
+        # default of one per core, times the workers, oversubscribes; docs/performance.md, scale-out)
+        local = scheduler in (None, "threads", "processes")
+        decoders = max(1, (os.cpu_count() or 1) // run.workers) if local else None
+        where = nodes.Target(target, root, storage, overwrite, decoders)
         schedule = _Schedule(target, report, progress)
         try:
             for part in checked.participants:

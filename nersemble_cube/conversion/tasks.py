@@ -22,14 +22,14 @@ CLOUD_BATCH_POINTS = 4 * schema.POINT_CHUNK
 
 
 def fill_video(target: Location, group: str, variable: str, camera: int, info: VideoInfo,
-               frames_per_write: int, progress: Progress) -> None:
+               frames_per_write: int, decoder_threads: int | None, progress: Progress) -> None:
     """Decode one video into ``variable`` (``images``, or ``alpha``: the matte's first channel) of camera
     index ``camera``, a whole shard at a time (the decoder runs ahead in its own process; this thread
     encodes and writes the shard: :class:`~nersemble_cube.cube.shards.ShardWriter`), then flag the
-    camera complete."""
+    camera complete. ``decoder_threads``: ffmpeg's threads for this video (None: its default)."""
     writer = ShardWriter(store.open_for_writing(target, f"{group}/{variable}"))
     t = 0
-    for batch in iter_frames(info, batch=frames_per_write, reuse=True):
+    for batch in iter_frames(info, batch=frames_per_write, reuse=True, threads=decoder_threads):
         block = batch[None, ..., 0] if variable == "alpha" else batch[None]
         writer.write((camera, t) + (0,) * (block.ndim - 2), block)
         t += len(batch)

@@ -77,7 +77,7 @@ def probe(path: str | Path) -> VideoInfo:
             raise SourceError(f"{path}: not a readable video ({e.strerror or e}); download it again") from None
 
 
-def iter_frames(info: VideoInfo, batch: int = 1, reuse: bool = False) -> Iterator[np.ndarray]:
+def iter_frames(info: VideoInfo, batch: int = 1, reuse: bool = False, threads: int | None = None) -> Iterator[np.ndarray]:
     """Decode the video of ``info`` and yield consecutive batches of frames.
 
     Each batch is ``(n, y, x, channel)`` uint8 RGB with ``n <= batch`` (only the last one is
@@ -85,15 +85,18 @@ def iter_frames(info: VideoInfo, batch: int = 1, reuse: bool = False) -> Iterato
     concealed) or delivers another number of frames than :func:`probe` counted (a truncated or damaged
     file); the error comes once the frames are read, so a writer must not mark them complete before. A remote video is decoded
     from a temporary local copy. With ``reuse`` every batch is written into the same buffer (no page
-    faults for fresh memory): each batch is valid only until the next one is requested.
+    faults for fresh memory): each batch is valid only until the next one is requested. ``threads``: the
+    decoder's threads (None: ffmpeg's default, one per core, which oversubscribes the machine when many
+    videos decode at once).
     """
     with local_copy(info.path) as local:
-        yield from _iter_frames(info, local, batch, reuse)
+        yield from _iter_frames(info, local, batch, reuse, threads)
 
 
-def _iter_frames(info: VideoInfo, local: Path, batch: int, reuse: bool) -> Iterator[np.ndarray]:
+def _iter_frames(info: VideoInfo, local: Path, batch: int, reuse: bool, threads: int | None) -> Iterator[np.ndarray]:
     cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(local),
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *(["-threads", str(threads)] if threads else []),
+        "-i", str(local),
         "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
     ]  # passthrough: every decoded frame once, none duplicated to fill timestamp gaps (as the toolkit reads)
     errors = tempfile.TemporaryFile()  # not a pipe: a damaged file can print more errors than a pipe holds
