@@ -95,7 +95,7 @@ def _timed(fn: Callable[[], object]) -> float:
 CANDIDATES = {
     **{f"JPEG-XL d{d} e{e}": intra(lambda f, d=d, e=e: imagecodecs.jpegxl_encode(f, distance=d, effort=e),
                                    lambda b, n: imagecodecs.jpegxl_decode(b, numthreads=n))
-       for d, e in ((0.3, 3), (0.45, 3), (0.5, 3), (0.55, 3), (0.6, 5), (1.0, 3))},
+       for d, e in ((0.3, 3), (0.45, 3), (0.5, 3), (0.55, 3), (0.55, 5), (0.6, 5), (0.7, 5), (1.0, 3))},
     **{f"JPEG 4:4:4 q{q}": intra(lambda f, q=q: imagecodecs.jpeg8_encode(f, level=q, subsampling=(1, 1)),
                                  lambda b, n: imagecodecs.jpeg8_decode(b)) for q in (95, 98)},
     **{f"AVIF q{q} 4:4:4": intra(lambda f, q=q: imagecodecs.avif_encode(f, level=q, speed=8, pixelformat="yuv444"),

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 ReaderChoice = enum.Enum("ReaderChoice", {name: name for name in READERS}, type=str)
 ImageFormat = enum.Enum("ImageFormat", {"png": "png", "jpg": "jpg"}, type=str)
 Background = enum.Enum("Background", {name: name for name in COLORS}, type=str)
+BenchmarkChoice = enum.Enum("BenchmarkChoice", {name: name for name in layout.BENCHMARKS}, type=str)
+VideoBenchmark = enum.Enum("VideoBenchmark", {name: name for name in layout.VIDEO_BENCHMARKS}, type=str)
 AlphaView = enum.Enum("AlphaView", {name: name for name in ("overlay", "composite", "none")}, type=str)
 
 app = typer.Typer(
@@ -123,16 +125,8 @@ def _run_convert(source: str | Path, store: str | Path, **kwargs) -> tuple[Conve
         return convert_folder(source, store, progress=progress, on_plan=on_plan, **kwargs), plans[0]
 
 
-def _known_benchmarks(values: Optional[list[str]]) -> Optional[list[str]]:
-    unknown = [b for b in values or [] if b not in layout.BENCHMARKS]
-    if unknown:
-        raise typer.BadParameter(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(layout.BENCHMARKS)}")
-    return values
-
-
-Benchmark = Annotated[Optional[list[str]], typer.Option(
-    "--benchmark", "-b", callback=_known_benchmarks,
-    help="Only this benchmark (nvs, mono_flame_avatar, svfr); repeat for several.")]
+Benchmark = Annotated[Optional[list[BenchmarkChoice]], typer.Option(
+    "--benchmark", "-b", help="Only this benchmark; repeat for several.")]
 Participant = Annotated[Optional[list[int]], typer.Option("--participant", "-p", help="Only this participant id; repeatable.")]
 Store = Annotated[str, typer.Argument(help="A cube written by nersemble-cube convert (a path or an fsspec URL).")]
 Workers = Annotated[Optional[int], typer.Option(min=1, help="Tasks run in parallel (default: CPU count).")]
@@ -154,7 +148,8 @@ def convert(
     codec: Annotated[str, typer.Option(
         help=f"Codec preset: {', '.join(CODECS)} (zstd, lz4, none are lossless; jpegxl is lossy, see --distance).")] = "zstd",
     level: Annotated[int, typer.Option(help="Compression level of zstd / lz4.")] = 3,
-    distance: Annotated[float, typer.Option(help="jpegxl: Butteraugli distance (0.5 ~45 dB on camera footage, 1 ~42 dB, 0 lossless).")] = 0.5,
+    distance: Annotated[float, typer.Option(help="jpegxl: Butteraugli distance (0.6 ~45 dB on camera footage, 1 ~42 dB, 0 lossless).")] = 0.6,
+    effort: Annotated[int, typer.Option(min=1, max=9, help="jpegxl: encoder effort, 1-9 (more: smaller, slower to write).")] = 5,
     frames_per_chunk: Annotated[int, typer.Option(help="Frames per chunk along time (1: fastest random access).")] = 1,
     frames_per_shard: Annotated[int, typer.Option(help="Frames per shard file (0: no sharding, a file per chunk).")] = 32,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo parts that are already complete.")] = False,
@@ -175,7 +170,7 @@ def convert(
     from .cube.storage import StorageSpec
 
     try:
-        storage = StorageSpec(codec, level, frames_per_chunk, frames_per_shard, distance)
+        storage = StorageSpec(codec, level, frames_per_chunk, frames_per_shard, distance, effort)
         check_scheduler(scheduler)
         factors = tuple(int(f) for f in scales.split(","))
         if any(f < 1 for f in factors):
@@ -183,7 +178,8 @@ def convert(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     t0 = time.perf_counter()
-    selection = {"benchmarks": benchmark, "participants": participant, "sequences": sequence}
+    selection = {"benchmarks": [b.value for b in benchmark] if benchmark else None, "participants": participant,
+                 "sequences": sequence}
     report, plan = _run_convert(source, store, storage=storage, overwrite=overwrite, workers=workers,
                                 scheduler=scheduler, scales=factors, **selection)
     secs = time.perf_counter() - t0
@@ -252,7 +248,7 @@ def sample(
         chosen = participants_by_benchmark(participant or ())  # checks the ids before anything is written
         with _sized_bar("writing sample videos") as (progress, on_start):
             write_sample(
-                folder, benchmarks=tuple(benchmark or benchmarks_of(participant or ())), **chosen,
+                folder, benchmarks=tuple(b.value for b in benchmark) if benchmark else benchmarks_of(participant or ()), **chosen,
                 n_frames=frames, n_cameras=cameras, pointcloud_frames=tuple(pointcloud_frames or (0,)),
                 tracking_v1=tracking_v1, progress=progress, on_start=on_start,
             )
@@ -415,13 +411,7 @@ def preview(
     err.print(out_msg, highlight=False)
 
 
-BenchmarkOption = typer.Option("--benchmark", "-b", help="nvs, mono_flame_avatar or svfr.")
-
-
-def _benchmark(name: str) -> str:
-    if name not in layout.BENCHMARKS:
-        raise typer.BadParameter(f"unknown benchmark {name!r}; choose from {', '.join(layout.BENCHMARKS)}")
-    return name
+BenchmarkOption = typer.Option("--benchmark", "-b", help="The benchmark.")
 
 
 @app.command()
@@ -429,7 +419,8 @@ def _benchmark(name: str) -> str:
 def template(
     cube: Annotated[str, typer.Argument(help="The cube converted from the benchmark folder (a path or an fsspec URL).")],
     store: Annotated[Path, typer.Argument(help="New zarr store for the predictions.")],
-    benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="nvs or mono_flame_avatar.")],
+    benchmark: Annotated[VideoBenchmark, typer.Option(
+        "--benchmark", "-b", help="The benchmark (svfr predictions are meshes: no template).")],
 ) -> None:
     """Write an empty prediction store: every video to render, with its cameras' calibration.
 
@@ -437,9 +428,7 @@ def template(
     """
     from .submission.template import prediction_template, template_counts
 
-    if benchmark not in ("nvs", "mono_flame_avatar"):
-        raise typer.BadParameter("templates exist for nvs and mono_flame_avatar (svfr predictions are meshes)")
-    videos, frames = template_counts(prediction_template(cube, benchmark, store=store))
+    videos, frames = template_counts(prediction_template(cube, benchmark.value, store=store))
     out.print(f"prediction store for {videos} videos ({frames} frames) written: {store}", highlight=False)
 
 
@@ -448,7 +437,7 @@ def template(
 def export(
     predictions: Annotated[Path, typer.Argument(help="Prediction zarr store (from `template`, filled; svfr: meshes).")],
     zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Submission zip to write.")],
-    benchmark: Annotated[str, BenchmarkOption],
+    benchmark: Annotated[BenchmarkChoice, BenchmarkOption],
     partial: Annotated[bool, typer.Option("--partial", help="Allow a submission that lacks videos or meshes.")] = False,
     workers: Workers = None,
     scheduler: Scheduler = "threads",
@@ -457,13 +446,12 @@ def export(
     from .cluster import check_scheduler
     from .submission.export import export_submission
 
-    _benchmark(benchmark)
     try:
         check_scheduler(scheduler)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     with _sized_bar("exporting") as (progress, on_start):
-        report = export_submission(predictions, zip_path, benchmark, partial=partial, workers=workers,
+        report = export_submission(predictions, zip_path, benchmark.value, partial=partial, workers=workers,
                                    scheduler=scheduler,
                                    progress=progress, on_start=on_start)
     note = f", {len(report.missing)} expected entries left out (--partial)" if report.missing else ""
@@ -474,7 +462,7 @@ def export(
 @_user_errors
 def validate(
     zip_path: Annotated[Path, typer.Argument(metavar="ZIP", exists=True, dir_okay=False, help="Submission zip to check.")],
-    benchmark: Annotated[str, BenchmarkOption],
+    benchmark: Annotated[BenchmarkChoice, BenchmarkOption],
     cube: Annotated[Optional[str], typer.Option(help="Cube of the benchmark data (a path or an fsspec URL), for the "
                                                   "expected frame counts.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON for scripts.")] = False,
@@ -482,14 +470,14 @@ def validate(
     """Check a submission zip offline. Exit 0 only if it is valid (6 if not)."""
     from .submission.validate import validate_submission
 
-    report = validate_submission(zip_path, _benchmark(benchmark), cube=cube)
+    report = validate_submission(zip_path, benchmark.value, cube=cube)
     if as_json:
-        out.print_json(data={"zip": str(zip_path), "benchmark": benchmark, "valid": report.valid,
+        out.print_json(data={"zip": str(zip_path), "benchmark": benchmark.value, "valid": report.valid,
                              "checked": report.checked, "issues": report.issues, "warnings": report.warnings})
     else:
         out.print(report.format(), highlight=False)
     if not report.valid:
-        raise InvalidSubmissionError(f"{zip_path} is not a valid {benchmark} submission ({len(report.issues)} kinds "
+        raise InvalidSubmissionError(f"{zip_path} is not a valid {benchmark.value} submission ({len(report.issues)} kinds "
                                      "of issues, listed above)")
 
 

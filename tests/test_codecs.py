@@ -52,7 +52,7 @@ def test_sharded_store_has_one_file_per_camera_shard(sample_dir, tmp_path):
 
 def test_jpegxl_preset_converts_near_the_mp4(sample_dir, tmp_path):
     convert(sample_dir, tmp_path / "c.zarr", benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"],
-            storage=StorageSpec("jpegxl", distance=1.0))
+            storage=StorageSpec("jpegxl", distance=1.0, effort=3))
     ds = nersemble_cube.open(tmp_path / "c.zarr")[SEQ].to_dataset()
     ref = decode_pyav(sample_dir / SEQ / "images/cam_222200037.mp4")
     assert psnr(ds.images.isel(camera=0).values, ref) > 38
@@ -79,4 +79,4 @@ def test_a_disk_too_small_is_refused_before_writing(sample_dir, tmp_path, monkey
                                          r"--codec jpegxl \(~0.0 GB, lossy: ~45 dB\) would fit"):
         convert(sample_dir, tmp_path / "c.zarr", benchmarks=["nvs"])
     assert not (tmp_path / "c.zarr").exists()
-    convert(sample_dir, tmp_path / "c.zarr", benchmarks=["nvs"], storage=StorageSpec("jpegxl"))
+    convert(sample_dir, tmp_path / "c.zarr", benchmarks=["nvs"], storage=StorageSpec("jpegxl", effort=3))

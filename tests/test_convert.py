@@ -55,14 +55,14 @@ def test_calibration_is_exact_and_keeps_the_hold_out_cameras(sample_dir, cube):
 
 def test_attrs_record_schema_sources_and_rate(cube):
     root = zarr.open_group(str(cube), mode="r")
-    assert root.attrs["schema"] == "nersemble-cube" and root.attrs["schema_version"] == "1.1"
+    assert root.attrs["schema"] == "nersemble-cube" and root.attrs["schema_version"] == "1.2"
     assert root.attrs["integrity"] == {"chunk_checksum": "crc32c", "every_chunk_stored": True}
     assert "writing" not in root.attrs  # the conversion finished
     seq = zarr.open_group(str(cube), path="nvs/388/sequences/GLASSES", mode="r").attrs
     assert seq["fps"] == 73.0 and seq["n_frames"] == N_FRAMES and seq["complete"] is True
     assert (seq["height"], seq["width"]) == (1604, 1100)
     assert seq["sources"]["images"]["222200042"] == "nvs/388/sequences/GLASSES/images/cam_222200042.mp4"
-    assert seq["storage"] == {"codec": "zstd", "level": 3, "frames_per_chunk": 1, "frames_per_shard": 32, "distance": 0.5}
+    assert seq["storage"] == {"codec": "zstd", "level": 3, "frames_per_chunk": 1, "frames_per_shard": 32, "distance": 0.6, "effort": 5}
     assert zarr.open_group(str(cube), path="mono_flame_avatar/393/sequences/EXP-1-head", mode="r").attrs["fps"] == 24.3
 
 

@@ -23,8 +23,9 @@ class StorageSpec:
     """How frame arrays are stored.
 
     ``codec``: ``"zstd"`` (zstd at ``level``, the default), ``"lz4"`` (blosc-lz4 at ``level``,
-    fastest to decode), ``"none"``, or ``"jpegxl"`` (lossy JPEG-XL at Butteraugli ``distance``; the default 0.5 keeps ~45 dB PSNR
-    against the decoded mp4 on camera footage at ~3.3x its bytes: docs/performance.md).
+    fastest to decode), ``"none"``, or ``"jpegxl"`` (lossy JPEG-XL at Butteraugli ``distance`` and encoder
+    ``effort``; the defaults 0.6 and 5 keep ~45 dB PSNR against the decoded mp4 on camera-like footage at
+    ~2.8x its bytes with libjxl 0.12, ~3.2x with 0.11: docs/performance.md).
     ``frames_per_chunk``: frames of one camera per chunk along ``time`` (1 = one frame per chunk,
     the fastest random access; image codecs need 1). ``frames_per_shard``: chunks are grouped into
     zarr v3 shards of this many frames (one file per camera and shard; 0 = no sharding, one file per
@@ -35,7 +36,8 @@ class StorageSpec:
     level: int = 3
     frames_per_chunk: int = 1
     frames_per_shard: int = 32
-    distance: float = 0.5
+    distance: float = 0.6
+    effort: int = 5
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -43,6 +45,8 @@ class StorageSpec:
         levels = {"zstd": range(-7, 23), "lz4": range(0, 10)}.get(self.codec)
         if levels is not None and self.level not in levels:
             raise ValueError(f"level {self.level} is not a {self.codec} level; choose {levels.start} to {levels.stop - 1}")
+        if not 1 <= self.effort <= 9:
+            raise ValueError(f"effort {self.effort} is not a JPEG-XL effort; choose 1 to 9")
         if self.frames_per_chunk < 1:
             raise ValueError(f"frames_per_chunk must be >= 1, got {self.frames_per_chunk}")
         if self.codec == "jpegxl" and self.frames_per_chunk != 1:
@@ -66,7 +70,7 @@ class StorageSpec:
 
     def serializer(self) -> JpegXlCodec | None:
         """The array-to-bytes codec (None: zarr's default ``bytes``)."""
-        return JpegXlCodec(distance=self.distance) if self.codec == "jpegxl" else None
+        return JpegXlCodec(distance=self.distance, effort=self.effort) if self.codec == "jpegxl" else None
 
     def frame_encoding(self, n_frames: int, frame_shape: tuple[int, ...]) -> dict:
         """zarr encoding (for xarray's ``to_zarr``) of a ``(camera, time, *frame_shape)`` array of ``n_frames``."""
@@ -94,7 +98,7 @@ class StorageSpec:
 def encoded_size(frame: np.ndarray, spec: StorageSpec) -> int:
     """Bytes one frame ``(y, x[, 3])`` uint8 takes when stored with ``spec`` (for size estimates)."""
     if spec.codec == "jpegxl":
-        return len(JpegXlCodec(distance=spec.distance)._encode(frame))
+        return len(spec.serializer()._encode(frame))
     if spec.codec == "zstd":
         return len(imagecodecs.zstd_encode(np.ascontiguousarray(frame), level=spec.level))
     if spec.codec == "lz4":
