@@ -343,7 +343,7 @@ def test_a_full_disk_while_writing_is_a_store_error_and_resumable(sample_dir, tm
 @pytest.mark.parametrize("args, message", [
     (("--level", "100"), "level 100 is not a zstd level"),
     (("--workers", "-1"), r"(greater than or equal to 1|-1 is not in the range x>=1)"),  # click < 8.2 / >= 8.2
-    (("-b", "foo"), "'foo' is not one of 'nvs', 'mono_flame_avatar', 'svfr'"),
+    (("-b", "foo"), "'foo' is not one of"),
 ])
 def test_bad_options_are_usage_errors_before_anything_is_written(sample_dir, tmp_path, args, message):
     res = run_cli("convert", sample_dir, tmp_path / "c.zarr", *args)
