@@ -265,7 +265,7 @@ def info(store: Store, as_json: Annotated[bool, typer.Option("--json", help="Pri
     from .cube.store import stored_bytes
     from .cube.summary import summary, summary_facts
 
-    tree = access.open(store)
+    tree = access.open(store, dask=False)  # metadata and coordinates only: no dask graph is needed to describe it
     try:
         per_benchmark = {b: stored_bytes(store, b) for b in layout.BENCHMARKS}
         total = stored_bytes(store)

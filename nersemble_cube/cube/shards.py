@@ -25,7 +25,7 @@ from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.core.array_spec import ArraySpec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.dtype import UInt64
-from zarr.core.indexing import morton_order_iter
+from zarr.core.indexing import _morton_order  # zarr 3.1 to 3.4 alike: the (n, ndim) coordinates in Morton order
 from zarr.core.sync import sync
 
 _EMPTY = np.uint64(2**64 - 1)
@@ -149,7 +149,7 @@ class ShardWriter(_Layout):
         """A shard's bytes: its chunks in Morton order, then the index. Chunks past the array's end are absent."""
         index = np.full(self.per_shard + (2,), _EMPTY, dtype="<u8")
         parts, offset = [], 0
-        for coords in morton_order_iter(self.per_shard):
+        for coords in map(tuple, _morton_order(self.per_shard).tolist()):
             corner = tuple(i * c for i, c in zip(coords, self.chunk_shape))
             if any(x >= n for x, n in zip(corner, block.shape)):
                 continue
