@@ -73,10 +73,16 @@ class DaskProgress(Callback):
 class Runner:
     """Runs tasks and yields ``(task, result, error)`` as they finish, stopping early on the first
     error: tasks not yet started are cancelled before the error is yielded, and closing the generator
-    then (in threads) returns once the running ones finished."""
+    then (in threads) returns once the running ones finished. ``local``: the workers share this machine."""
 
-    def __init__(self, workers: int, client: Any | None = None):
-        self.workers, self.client = workers, client
+    def __init__(self, workers: int, client: Any | None = None, local: bool = True):
+        self.workers, self.client, self.local = workers, client, local
+
+    @property
+    def threads_per_task(self) -> int | None:
+        """Threads a task may start (a video decoder's) without oversubscribing the cores the local workers
+        share; None where the workers are other machines, whose cores are unknown here."""
+        return max(1, (os.cpu_count() or 1) // self.workers) if self.local else None
 
     @property
     def distributed(self) -> bool:
@@ -156,4 +162,4 @@ def runner(scheduler: str | None = None, workers: int | None = None) -> Iterator
     except (OSError, TimeoutError) as e:
         raise StoreError(f"cannot reach the dask scheduler at {scheduler} ({e})") from None
     with client:
-        yield Runner(sum(client.nthreads().values()) or workers, client)
+        yield Runner(sum(client.nthreads().values()) or workers, client, local=False)

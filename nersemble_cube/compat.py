@@ -26,7 +26,7 @@ import xarray as xr
 
 from .cube import schema
 from .cube.access import as_tree, find_node, flame_tracking, load_pointcloud
-from .cube.frames import read_frame
+from .cube.frames import FrameReader
 from .errors import SelectionError
 from .source.converters.flame import FlameTracking
 
@@ -64,6 +64,7 @@ class BaseDataManager:
 
     def __init__(self, cube: str | Path | xr.DataTree, benchmark_type: str, participant_id: int):
         self._store = None if isinstance(cube, xr.DataTree) else Path(cube).expanduser()
+        self._readers: dict[tuple[str, str], FrameReader] = {}
         self._tree = as_tree(cube, dask=False)
         self._benchmark_type = benchmark_type
         self._participant_id = participant_id
@@ -101,17 +102,21 @@ class BaseDataManager:
         return self.has_sequence(sequence_name) and serial in self.list_serials(sequence_name)
 
     def _frame(self, sequence_name: str, serial: str, timestep: int, variable: str) -> np.ndarray:
+        """The frame, possibly read-only (a :class:`FrameReader` kept per sequence and variable, so repeated
+        loads read each shard index once)."""
         path = schema.sequence_path(self._benchmark_type, self._participant_id, sequence_name)
         if self._store is not None:
-            return read_frame(self._store, path, serial, timestep, variable)
+            if (path, variable) not in self._readers:
+                self._readers[path, variable] = FrameReader(self._store, path, variable)
+            return self._readers[path, variable].read(serial, timestep)
         return find_node(self._tree, path)[variable].sel(camera=serial, time=timestep).values
 
     def load_image(self, sequence_name: str, serial: str, timestep: int, as_uint8: bool = False) -> np.ndarray:
         image = self._frame(sequence_name, serial, timestep, "images")
-        return image if as_uint8 else image / 255.
+        return image.copy() if as_uint8 else image / 255.
 
     def load_alpha_map(self, sequence_name: str, serial: str, timestep: int) -> np.ndarray:
-        return self._frame(sequence_name, serial, timestep, "alpha")[..., None]
+        return self._frame(sequence_name, serial, timestep, "alpha")[..., None].copy()
 
     def load_all_images(self, sequence_name: str, serial: str, as_uint8: bool = False,
                         every_nth_frame: int | None = None, scale: float | None = None) -> list[np.ndarray]:

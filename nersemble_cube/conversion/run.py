@@ -8,7 +8,6 @@ half-way is removed again; a killed run leaves ``complete = False``, which the n
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,11 +167,8 @@ def convert(
         store.remove_partial_writes(target)
         store.prepare_target(target)
         store.begin_writing(target)
-        # Local workers share this machine's cores: one decoder thread per core left to each (ffmpeg's
-        # default of one per core, times the workers, oversubscribes; docs/performance.md, scale-out)
-        local = scheduler in (None, "threads", "processes")
-        decoders = max(1, (os.cpu_count() or 1) // run.workers) if local else None
-        where = nodes.Target(target, root, storage, overwrite, decoders)
+        # ffmpeg's default of one decoder thread per core, times the workers, oversubscribes the machine
+        where = nodes.Target(target, root, storage, overwrite, run.threads_per_task)
         schedule = _Schedule(target, report, progress)
         try:
             for part in checked.participants:
