@@ -39,19 +39,10 @@ from nersemble_cube import StorageSpec, convert
 from nersemble_cube.cube.store import stored_bytes
 from nersemble_cube.cube.storage import CODECS
 
-from common import add_content_argument, nvs_sample, print_table
+from common import add_content_argument, median_time, nvs_sample, print_table
 
 HERE = Path(__file__).parent
 SEQ = "nvs/388/sequences/GLASSES"
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def fresh_process_ms(code: str, repeats: int) -> float:

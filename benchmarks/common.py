@@ -4,6 +4,7 @@ official toolkit's per-frame read path reproduced verbatim (the baseline of seve
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -59,6 +60,16 @@ def print_table(workload: str, rows: list[tuple[str, ...]]) -> None:
     print("| path | ours | baseline (same run) | ratio |\n|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``fn``."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -1,7 +1,8 @@
 """Realistic frame content for the benchmarks (issue 16): natural photos moving slowly under sensor noise,
-encoded like the real NeRSemble mp4s (about 60-75 KB per 1100x1604 frame).
+encoded like the real NeRSemble mp4s (about 60-75 KB per 1100x1604 frame of the benchmark; about 20 KB per
+2200x3208 frame of the full dataset: 8.7 MB per video of ~430 frames).
 
-    python benchmarks/realistic.py OUT [--frames 240] [--cameras 4]
+    python benchmarks/realistic.py OUT [--frames 240] [--cameras 4] [--dataset]
 
 The sample's own frames (a smooth synthetic head) compress far better than camera footage, which
 flatters every lossless codec and H.264 alike. Here each camera sees a mosaic of scikit-image's
@@ -9,7 +10,9 @@ bundled photographs (textured, natural: faces, fur, coffee, a rocket, tissue, ga
 about half a pixel per frame, with Gaussian sensor noise (sigma 2 grey levels), encoded with libx264
 yuv420p at the CRF whose first 24 frames land nearest 67 KB per frame (about CRF 11 here: x264
 discards noise of this size at the CRFs used for smooth content). The folder is the nvs sample
-(``write_sample``: layout, calibration, mattes) with these videos in place of its images.
+(``write_sample``: layout, calibration, mattes) with these videos in place of its images; with ``--dataset``
+the full-dataset sample (``write_dataset_sample`` at full size: participant 18, EXP-1-head) with videos of
+3208x2200 at the CRF nearest :data:`DATASET_TARGET_BYTES`.
 """
 
 from __future__ import annotations
@@ -29,17 +32,19 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "h
 NOISE_SIGMA = 2.0
 DRIFT = (0.45, 0.3)  # pixels per frame, x and y
 TARGET_BYTES = 67_000  # per frame, the middle of what the real mp4s hold (60-75 KB)
-CRF_RANGE = (4, 30)  # searched by bisection: the bytes fall as the CRF rises
+DATASET_SIZE = (3208, 2200)
+DATASET_TARGET_BYTES = 20_000  # per frame: 1490 GB / 170631 videos (the toolkit's AVERAGE_GB_PER_VIDEO) / ~430 frames
+CRF_RANGE = (4, 51)  # searched by bisection: the bytes fall as the CRF rises
 
 
-def mosaic(seed: int, margin: int) -> np.ndarray:
-    """A ``(HEIGHT + margin, WIDTH + margin, 3)`` uint8 canvas tiled with the photographs at their own
+def mosaic(seed: int, margin: int, size: tuple[int, int] = (HEIGHT, WIDTH)) -> np.ndarray:
+    """A ``(height + margin, width + margin, 3)`` uint8 canvas tiled with the photographs at their own
     resolution (no upscaling, which would smooth them), each tile randomly chosen and flipped."""
     import skimage.data
 
     rng = np.random.default_rng(seed)
     photos = [getattr(skimage.data, name)() for name in PHOTOS]
-    canvas = np.zeros((HEIGHT + margin, WIDTH + margin, 3), np.uint8)
+    canvas = np.zeros((size[0] + margin, size[1] + margin, 3), np.uint8)
     y = 0
     while y < canvas.shape[0]:
         x, row_h = 0, 0
@@ -55,24 +60,26 @@ def mosaic(seed: int, margin: int) -> np.ndarray:
     return canvas
 
 
-def frames(n: int, seed: int) -> Iterator[np.ndarray]:
-    """``n`` frames ``(HEIGHT, WIDTH, 3)`` uint8: the mosaic seen through a window drifting by
+def frames(n: int, seed: int, size: tuple[int, int] = (HEIGHT, WIDTH)) -> Iterator[np.ndarray]:
+    """``n`` frames ``(height, width, 3)`` uint8: the mosaic seen through a window drifting by
     :data:`DRIFT` pixels per frame (bilinear, so motion is sub-pixel), plus sensor noise."""
-    canvas = mosaic(seed, margin=int(max(DRIFT) * n) + 2).astype(np.float32)
+    height, width = size
+    canvas = mosaic(seed, int(max(DRIFT) * n) + 2, size).astype(np.float32)
     rng = np.random.default_rng(seed + 1)
     for t in range(n):
         x, y = DRIFT[0] * t, DRIFT[1] * t
         x0, y0, fx, fy = int(x), int(y), x - int(x), y - int(y)
-        window = canvas[y0:y0 + HEIGHT + 1, x0:x0 + WIDTH + 1]
+        window = canvas[y0:y0 + height + 1, x0:x0 + width + 1]
         top = window[:-1, :-1] * (1 - fx) + window[:-1, 1:] * fx
         bottom = window[1:, :-1] * (1 - fx) + window[1:, 1:] * fx
-        frame = top * (1 - fy) + bottom * fy + rng.normal(0, NOISE_SIGMA, (HEIGHT, WIDTH, 3)).astype(np.float32)
+        frame = top * (1 - fy) + bottom * fy + rng.normal(0, NOISE_SIGMA, (height, width, 3)).astype(np.float32)
         yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
 
-def encode(path: Path, video: Iterator[np.ndarray], crf: int) -> int:
-    """Encode ``video`` to ``path`` as H.264 yuv420p at ``crf``; returns the file's bytes."""
-    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{WIDTH}x{HEIGHT}",
+def encode(path: Path, video: Iterator[np.ndarray], crf: int, size: tuple[int, int] = (HEIGHT, WIDTH)) -> int:
+    """Encode ``video`` (frames of ``size``, height x width) to ``path`` as H.264 yuv420p at ``crf``; returns
+    the file's bytes."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[1]}x{size[0]}",
            "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-preset", "medium", "-crf", str(crf),
            "-pix_fmt", "yuv420p", str(path)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
@@ -84,24 +91,25 @@ def encode(path: Path, video: Iterator[np.ndarray], crf: int) -> int:
     return path.stat().st_size
 
 
-def choose_crf(folder: Path, probe_frames: int = 24) -> tuple[int, float]:
-    """The CRF whose encode of the first ``probe_frames`` frames lands nearest :data:`TARGET_BYTES` per
-    frame (bisection over :data:`CRF_RANGE`), and that size in bytes per frame."""
+def choose_crf(folder: Path, probe_frames: int = 24, size: tuple[int, int] = (HEIGHT, WIDTH),
+               target: int = TARGET_BYTES) -> tuple[int, float]:
+    """The CRF whose encode of the first ``probe_frames`` frames (of ``size``) lands nearest ``target`` bytes
+    per frame (bisection over :data:`CRF_RANGE`), and that size in bytes per frame."""
     probe = folder / "crf-probe.mp4"
     sizes: dict[int, float] = {}
 
-    def size(crf: int) -> float:
+    def per_frame(crf: int) -> float:
         if crf not in sizes:
-            sizes[crf] = encode(probe, frames(probe_frames, seed=0), crf) / probe_frames
+            sizes[crf] = encode(probe, frames(probe_frames, 0, size), crf, size) / probe_frames
         return sizes[crf]
 
     lo, hi = CRF_RANGE
-    while hi - lo > 1:  # invariant: size(lo) >= target > size(hi), or the range's end
+    while hi - lo > 1:  # invariant: per_frame(lo) >= target > per_frame(hi), or the range's end
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if size(mid) >= TARGET_BYTES else (lo, mid)
+        lo, hi = (mid, hi) if per_frame(mid) >= target else (lo, mid)
     probe.unlink(missing_ok=True)
-    crf = min((lo, hi), key=lambda c: abs(size(c) - TARGET_BYTES))
-    return crf, size(crf)
+    crf = min((lo, hi), key=lambda c: abs(per_frame(c) - target))
+    return crf, per_frame(crf)
 
 
 def realistic_sample(folder: Path, n_frames: int, cameras: int = 1) -> Path:
@@ -120,13 +128,34 @@ def realistic_sample(folder: Path, n_frames: int, cameras: int = 1) -> Path:
     return folder
 
 
+def realistic_dataset_sample(folder: Path, n_frames: int, cameras: int = 16) -> Path:
+    """The full-dataset sample at full size (participant 18, EXP-1-head; calibration, colour calibration,
+    backgrounds) with realistic videos of 3208x2200, written only if ``folder`` does not hold it yet."""
+    from nersemble_cube.source.dataset_sample import write_dataset_sample
+
+    done = folder / "realistic.txt"
+    if done.exists():
+        return folder
+    write_dataset_sample(folder, (18,), ("EXP-1-head",), n_frames=1, n_cameras=cameras, downscale=1)
+    crf, per_frame = choose_crf(folder, 8, DATASET_SIZE, DATASET_TARGET_BYTES)
+    videos = sorted((folder / "018" / "sequences" / "EXP-1-head" / "images").glob("cam_*.mp4"))
+    for i, mp4 in enumerate(videos):
+        per_frame = encode(mp4, frames(n_frames, 100 + i, DATASET_SIZE), crf, DATASET_SIZE) / n_frames
+    done.write_text(f"crf {crf}, {per_frame / 1e3:.1f} KB per frame (last camera)\n")
+    return folder
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--frames", type=int, default=240)
     ap.add_argument("--cameras", type=int, default=4)
+    ap.add_argument("--dataset", action="store_true", help="a full-dataset folder at 3208x2200 instead")
     args = ap.parse_args()
-    realistic_sample(args.out, args.frames, args.cameras)
+    if args.dataset:
+        realistic_dataset_sample(args.out, args.frames, args.cameras)
+    else:
+        realistic_sample(args.out, args.frames, args.cameras)
     print((args.out / "realistic.txt").read_text().strip())
 
 

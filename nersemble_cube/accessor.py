@@ -78,21 +78,24 @@ class NersembleAccessor:
 
     def select_time(self, *, every_nth: int | None = None, fps: float | None = None, start: int = 0,
                     stop: int | None = None) -> xr.Dataset:
-        """The frames chosen by :func:`frame_indices` (every ``every_nth`` frame, or the nearest source
-        frame at ``fps``, within ``start:stop`` source frames), lazily. The ``time`` coordinate keeps
-        the chosen source frame indices; attrs ``fps`` become the new rate (``source_fps`` keeps the
-        old) and ``n_frames`` the new count. Works on a FLAME tracking node too (same indices)."""
+        """The frames chosen by :func:`frame_indices` (every ``every_nth`` frame, or the nearest frame at
+        ``fps``, within source frames ``start:stop``), lazily. The ``time`` coordinate keeps the chosen
+        source frame indices; attrs ``fps`` become the new rate (``source_fps`` keeps the video's) and
+        ``n_frames`` the new count. Works on a FLAME tracking node too (same indices), and on frames
+        selected before (a cube converted with ``--every-nth``: its ``fps`` is the rate of what it holds)."""
         ds = self._ds
-        source_fps = float(ds.attrs.get("source_fps", ds.attrs.get("fps", np.nan)))
+        rate = float(ds.attrs.get("fps", np.nan))
         times = ds["time"].values
-        if fps is not None and not np.isfinite(source_fps):
+        if fps is not None and not np.isfinite(rate):
             raise SelectionError("this Dataset has no fps attribute; select frames with every_nth")
-        pos = frame_indices(len(times), source_fps, every_nth=every_nth, target_fps=fps, start=start, stop=stop)
+        first = int(np.searchsorted(times, start))  # source frame indices -> positions along time
+        last = None if stop is None else int(np.searchsorted(times, stop))
+        pos = frame_indices(len(times), rate, every_nth=every_nth, target_fps=fps, start=first, stop=last)
         out = ds.isel(time=pos)
-        new_fps = fps if fps is not None else source_fps / (every_nth or 1)
-        out.attrs.update(n_frames=len(pos))
-        if np.isfinite(source_fps):
-            out.attrs.update(fps=new_fps, source_fps=source_fps)
+        out.attrs = {**ds.attrs, "n_frames": len(pos)}  # a new dict: isel shares ds's
+        if np.isfinite(rate):
+            out.attrs.update(fps=fps if fps is not None else rate / (every_nth or 1),
+                             source_fps=float(ds.attrs.get("source_fps", rate)))
         return out
 
     def composite(self, background="black", dtype: str = "uint8") -> xr.Dataset:
@@ -195,6 +198,43 @@ class NersembleAccessor:
 
         self._need("images")
         return sheet_figure(self._ds, frames=frames, factor=factor, alpha=alpha)
+
+    def color_correct(self, dtype: str = "uint8") -> xr.Dataset:
+        """``images`` with each camera's colour correction (the full dataset's ``color_correction``) applied,
+        lazily, frame by frame, as the toolkit's ``load_image(..., apply_color_correction=True)`` computes it
+        (bit-equal): ``dtype="uint8"`` as with ``as_uint8=True`` (clipped to 0-255, then truncated);
+        ``"float64"`` as without (sRGB in [0, 1], not clipped: values may leave [0, 1]). The new ``images``
+        carry attr ``color_corrected`` and ``color_correction`` is dropped (it has been applied: applying it
+        twice is refused); ``alpha`` and the calibration are kept."""
+        from .source.converters.color import correct_color
+
+        if self._ds.get("images") is not None and "color_corrected" in self._ds.images.attrs:
+            raise UsageError("these frames are colour-corrected already")
+        self._need("images")
+        if "color_correction" not in self._ds:
+            raise SelectionError("this Dataset has no color_correction: only sequences of the full dataset "
+                                 "(dataset/...) come with one")
+        if dtype not in ("uint8", "float64"):
+            raise UsageError(f"dtype must be 'uint8' or 'float64', not {dtype!r}")
+        ds = self._ds
+        images = ds.images if ds.images.chunks else ds.images.chunk({"camera": 1, "time": 1})
+        ccm = ds.color_correction.load()
+
+        def correct(frames: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+            lead = frames.shape[:-3]
+            matrices = np.broadcast_to(matrices, lead + matrices.shape[-2:])
+            out = np.empty(frames.shape, np.uint8 if dtype == "uint8" else np.float64)
+            for i in np.ndindex(lead):
+                out[i] = correct_color(frames[i] if dtype == "uint8" else frames[i] / 255.0, matrices[i])
+            return out
+
+        out = xr.apply_ufunc(correct, images, ccm, input_core_dims=[["y", "x", "channel"], ["ccm_row", "ccm_term"]],
+                             output_core_dims=[["y", "x", "channel"]], dask="parallelized", output_dtypes=[np.dtype(dtype)])
+        out = out.transpose(*ds.images.dims)
+        attrs = {**ds.images.attrs, "color_corrected": ds.color_correction.attrs.get("method", "yes")}
+        if dtype == "float64":
+            attrs["units"] = "1 (sRGB, 0-1, not clipped)"
+        return ds.assign(images=out.assign_attrs(attrs)).drop_vars("color_correction")
 
     def to_float(self) -> xr.Dataset:
         """images (and alpha) as float32 in [0, 1] (``x / 255``: the toolkit's ``load_image`` convention)."""

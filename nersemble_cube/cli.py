@@ -138,13 +138,18 @@ Scheduler = Annotated[str, typer.Option(
 @app.command()
 @_user_errors
 def convert(
-    source: Annotated[str, typer.Argument(help="Benchmark folder written by nersemble-benchmark-download (a path or "
-                                          "an fsspec URL such as s3://bucket/benchmark).")],
+    source: Annotated[str, typer.Argument(help="Folder written by nersemble-benchmark-download or by "
+                                          "nersemble-data-download (the full dataset); a path or an fsspec URL "
+                                          "such as s3://bucket/benchmark.")],
     store: Annotated[str, typer.Argument(help="Cube to write: a new path, an empty folder, an existing cube, or an "
                                          "fsspec URL (s3://bucket/cube.zarr, gs://..., memory://...).")],
     benchmark: Benchmark = None,
     participant: Participant = None,
     sequence: Annotated[Optional[list[str]], typer.Option("--sequence", "-s", help="Only this sequence; repeatable.")] = None,
+    camera: Annotated[Optional[list[str]], typer.Option(
+        "--camera", "-c", help="Full dataset: only this camera serial; repeatable.")] = None,
+    every_nth: Annotated[int, typer.Option(
+        min=1, help="Full dataset: keep source frames 0, n, 2n, ... (3: 24.3 fps); time keeps the source indices.")] = 1,
     codec: Annotated[str, typer.Option(
         help=f"Codec preset: {', '.join(CODECS)} (zstd, lz4, none are lossless; jpegxl is lossy, see --distance).")] = "zstd",
     level: Annotated[int, typer.Option(help="Compression level of zstd / lz4.")] = 3,
@@ -160,7 +165,8 @@ def convert(
                                          "samples of the rest) and compare with the source; exit 4 on a mismatch.")] = False,
 ) -> None:
     """Convert a benchmark folder into a zarr cube: videos, alpha mattes, calibration, point clouds,
-    FLAME tracking and SVFR images.
+    FLAME tracking and SVFR images; or a full-dataset folder: videos, calibration with colour correction,
+    background stills and the metadata tables (docs/dataset.md).
 
     Re-running skips what is complete; a run that was interrupted (even killed) is finished by running
     it again, redoing only unfinished videos. Object-store credentials come from the environment
@@ -179,7 +185,7 @@ def convert(
         raise typer.BadParameter(str(e)) from None
     t0 = time.perf_counter()
     selection = {"benchmarks": [b.value for b in benchmark] if benchmark else None, "participants": participant,
-                 "sequences": sequence}
+                 "sequences": sequence, "cameras": camera, "every_nth": every_nth}
     report, plan = _run_convert(source, store, storage=storage, overwrite=overwrite, workers=workers,
                                 scheduler=scheduler, scales=factors, **selection)
     secs = time.perf_counter() - t0
@@ -236,15 +242,25 @@ def sample(
         "--participant", "-p", help="Participant id of any benchmark (default 388, 393, 17); repeatable. Without "
                                     "--benchmark, only the benchmarks these participants are in.")] = None,
     frames: Annotated[int, typer.Option(min=1, help="Frames per video.")] = 8,
-    cameras: Annotated[Optional[int], typer.Option(min=1, max=13, help="Only the first N nvs train cameras.")] = None,
+    cameras: Annotated[Optional[int], typer.Option(
+        min=1, max=16, help="Only the first N nvs train cameras (at most 13), or N dataset cameras (default 4).")] = None,
     pointcloud_frames: Annotated[Optional[list[int]], typer.Option(
         help="nvs point clouds of these timesteps (default: 0, as the downloader); repeatable.")] = None,
     tracking_v1: Annotated[bool, typer.Option("--tracking-v1", help="Also write the outdated v1 FLAME tracking.")] = False,
+    dataset: Annotated[bool, typer.Option(
+        "--dataset", help="Write a full-dataset folder (nersemble-data-download's layout: participants 18 and 30, "
+                          "colour calibration, backgrounds; frames 3208x2200 / 8) instead of a benchmark folder.")] = False,
 ) -> None:
-    """Write a small synthetic benchmark folder, laid out exactly like a real download."""
+    """Write a small synthetic benchmark folder (or, with --dataset, full-dataset folder), laid out exactly
+    like a real download."""
     from .source.sample import benchmarks_of, participants_by_benchmark, write_sample
 
+    if dataset:
+        _sample_dataset(folder, benchmark, participant, frames, cameras)
+        return
     try:
+        if cameras is not None and cameras > 13:
+            raise ValueError("--cameras: the nvs benchmark has 13 train cameras")
         chosen = participants_by_benchmark(participant or ())  # checks the ids before anything is written
         with _sized_bar("writing sample videos") as (progress, on_start):
             write_sample(
@@ -257,6 +273,19 @@ def sample(
     out.print(f"sample benchmark folder written: {folder}")
 
 
+def _sample_dataset(folder: Path, benchmark, participant: list[int] | None, frames: int, cameras: int | None) -> None:
+    from .source.dataset_sample import DEFAULT_PARTICIPANTS, write_dataset_sample
+
+    if benchmark:
+        raise typer.BadParameter("a full-dataset folder has no benchmarks; leave out --benchmark")
+    if participant and any(not 0 <= p <= 999 for p in participant):
+        raise typer.BadParameter("participant ids have at most 3 digits")
+    with _sized_bar("writing sample videos") as (progress, on_start):
+        write_dataset_sample(folder, tuple(participant or DEFAULT_PARTICIPANTS), n_frames=frames,
+                             n_cameras=cameras or 4, progress=progress, on_start=on_start)
+    out.print(f"sample full-dataset folder written: {folder}")
+
+
 @app.command()
 @_user_errors
 def info(store: Store, as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
@@ -267,7 +296,7 @@ def info(store: Store, as_json: Annotated[bool, typer.Option("--json", help="Pri
 
     tree = access.open(store, dask=False)  # metadata and coordinates only: no dask graph is needed to describe it
     try:
-        per_benchmark = {b: stored_bytes(store, b) for b in layout.BENCHMARKS}
+        per_benchmark = {b: stored_bytes(store, b) for b in (*layout.BENCHMARKS, "dataset")}
         total = stored_bytes(store)
     except (OSError, NotImplementedError, ValueError):  # stores that cannot list (http)
         per_benchmark, total = {}, None
@@ -326,13 +355,17 @@ def preprocess(
     crop_to_alpha: Annotated[Optional[int], typer.Option(
         help="Crop each camera to its foreground in every frame, plus this margin in pixels.")] = None,
     to_float: Annotated[bool, typer.Option("--float", help="Store float32 in [0, 1] instead of uint8.")] = False,
+    color_correct: Annotated[bool, typer.Option(
+        "--color-correct", help="Full dataset: apply each camera's colour correction first (uint8, as the "
+                                "toolkit's load_image(..., as_uint8=True, apply_color_correction=True)).")] = False,
     workers: Workers = None,
 ) -> None:
-    """Write a preprocessed copy of a cube (composite, crop, downscale, float), calibration adjusted."""
+    """Write a preprocessed copy of a cube (colour correction, composite, crop, downscale, float), calibration
+    adjusted."""
     from .preprocessing import Steps
     from .preprocessing import preprocess as preprocess_cube
 
-    steps = Steps(composite.value if composite else None, crop_to_alpha, downscale, to_float)
+    steps = Steps(composite.value if composite else None, crop_to_alpha, downscale, to_float, color_correct)
     with _sized_bar("preprocessing") as (progress, on_start):
         preprocess_cube(store, out, steps, workers=workers, progress=progress, on_start=on_start)
     err.print(f"wrote {out}", highlight=False)
@@ -343,8 +376,10 @@ def preprocess(
 def export_nerf(
     store: Store,
     folder: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write (new or empty).")],
-    sequence: Annotated[str, typer.Option("--sequence", "-s", help="BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES.")],
-    downscale: Annotated[int, typer.Option(min=1, help="Area-average by this integer factor (2: 802x550 nvs).")] = 1,
+    sequence: Annotated[str, typer.Option("--sequence", "-s", help="BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES "
+                                          "or dataset/018/EXP-1-head.")],
+    downscale: Annotated[int, typer.Option(min=1, help="Area-average by this integer factor (2: 802x550 nvs, 1604x1100 "
+                                           "full dataset).")] = 1,
     background: Annotated[Background, typer.Option(help="Composite onto this colour.")] = Background("white"),
     every_nth: Annotated[Optional[int], typer.Option(min=1, help="Keep every n-th frame.")] = None,
     fps: Annotated[Optional[float], typer.Option(help="Resample to this frame rate (nearest source frame), e.g. 25.")] = None,
@@ -360,6 +395,9 @@ def export_nerf(
     world_frame: Annotated[bool, typer.Option(
         "--world-frame", help="Sequences with FLAME tracking: keep the benchmark's world frame (default: each "
                               "frame's cameras in the FLAME model's frame, so GaussianAvatars' FLAME lines up).")] = False,
+    color_correct: Annotated[bool, typer.Option(
+        "--color-correct", help="Full dataset: apply each camera's colour correction (as the toolkit's "
+                                "load_image(..., apply_color_correction=True)).")] = False,
     workers: Workers = None,
 ) -> None:
     """Write a NeRF / 3DGS training folder (images on a background, masks, transforms.json with OpenGL
@@ -378,7 +416,8 @@ def export_nerf(
         report = export_nerf_folder(store, folder, sequence, reader=reader.value, downscale=downscale, background=background.value,
                                     every_nth=every_nth, fps=fps, start=first, stop=last, cameras=camera,
                                     crop_to_alpha=crop_to_alpha, flame_frame=False if world_frame else None,
-                                    image_format=image_format.value if image_format else None, workers=workers,
+                                    image_format=image_format.value if image_format else None,
+                                    color_correct=color_correct, workers=workers,
                                     progress=progress, on_start=on_start)
     for note in report.notes:
         err.print(f"note: {note}", highlight=False)

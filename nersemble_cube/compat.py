@@ -1,5 +1,6 @@
 """Drop-in data managers: the official toolkit's ``NVSDataManager``, ``MonoFlameAvatarDataManager`` and
-``SVFRDataManager`` API, backed by a cube instead of the mp4/pcd/npz/png files.
+``SVFRDataManager`` API, and the full dataset toolkit's ``NeRSembleParticipantDataManager``, backed by a
+cube instead of the mp4/pcd/npz/png/json files.
 
 Switch by changing an import::
 
@@ -142,6 +143,69 @@ class MonoFlameAvatarDataManager(BaseDataManager):
 
     def load_flame_tracking(self, sequence_name: str, version: int = 2) -> FlameTracking:
         return flame_tracking(self._sequence(sequence_name), version)
+
+
+@dataclass
+class DatasetCameraParams:
+    """The full dataset's camera parameters, as ``nersemble_data``'s ``CameraParams``: ``world_2_cam`` (4x4)
+    per serial and ONE shared ``intrinsics`` (3x3)."""
+
+    world_2_cam: dict[str, np.ndarray]
+    intrinsics: np.ndarray
+
+
+class NeRSembleParticipantDataManager(BaseDataManager):
+    """``nersemble_data.data.nersemble_data.NeRSembleParticipantDataManager`` (0.0.6) over the cube's
+    ``dataset/{participant_id:03d}`` nodes: same methods, arguments and return values (plain numpy where
+    it returns dreifus ``Pose`` / ``Intrinsics``). Timesteps are source frame indices: a cube converted with
+    ``--every-nth`` holds (and lists) only those it kept."""
+
+    def __init__(self, cube: str | Path | xr.DataTree, participant_id: int):
+        super().__init__(cube, "dataset", participant_id)
+        self._color: dict[str, np.ndarray] | None = None
+
+    def _calibration(self) -> xr.Dataset:
+        return find_node(self._tree, schema.calibration_path("dataset", self._participant_id)).to_dataset()
+
+    def load_camera_calibration(self) -> DatasetCameraParams:
+        calib = self._calibration()
+        serials = [str(s) for s in calib.camera.values]
+        return DatasetCameraParams({s: calib.world_2_cam.values[i] for i, s in enumerate(serials)},
+                                   calib.intrinsics.values[0])
+
+    def load_color_calibration(self) -> dict[str, np.ndarray]:
+        """serial -> ``(3, terms)`` colour-correction matrix."""
+        if self._color is None:
+            calib = self._calibration()
+            if "color_correction" not in calib:
+                raise SelectionError(f"participant {self._participant_id:03d} has no colour calibration in this cube")
+            self._color = {str(s): calib.color_correction.values[i] for i, s in enumerate(calib.camera.values)}
+        return {s: m.copy() for s, m in self._color.items()}
+
+    def list_cameras(self, sequence_name: str) -> list[str]:
+        return self.list_serials(sequence_name)
+
+    def list_timesteps(self, sequence_name: str) -> list[int]:
+        return [int(t) for t in self._sequence(sequence_name).time.values]
+
+    def load_image(self, sequence_name: str, serial: str, timestep: int, as_uint8: bool = False,  # type: ignore[override]
+                   apply_color_correction: bool = False, downscale_factor: float | None = None) -> np.ndarray:
+        """As the toolkit: the frame (uint8), resized by ``1 / downscale_factor`` (Pillow bilinear), ``/ 255``
+        unless ``as_uint8``, then colour-corrected (:func:`~nersemble_cube.source.converters.color.correct_color`)."""
+        image = self._frame(sequence_name, serial, timestep, "images")
+        if downscale_factor is not None:
+            image = _resize(np.ascontiguousarray(image), 1 / downscale_factor)
+        image = image.copy() if as_uint8 else image / 255.
+        if apply_color_correction:
+            from .source.converters.color import correct_color
+
+            if "color_corrected" in self._sequence(sequence_name)["images"].attrs:
+                raise SelectionError(f"{sequence_name}: the frames of this cube are colour-corrected already "
+                                     "(preprocess --color-correct); load them without apply_color_correction")
+            if self._color is None:
+                self.load_color_calibration()
+            image = correct_color(image, self._color[serial])
+        return image
 
 
 class SVFRDataManager:

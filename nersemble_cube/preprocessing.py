@@ -29,15 +29,20 @@ OUTPUT_STORAGE = StorageSpec("zstd", frames_per_shard=0)
 
 @dataclass(frozen=True)
 class Steps:
-    """Preprocessing steps, applied in this order: composite, crop to alpha, downscale, to float."""
+    """Preprocessing steps, applied in this order: colour correction (full dataset), composite, crop to alpha,
+    downscale, to float."""
 
     composite: str | None = None
     crop_to_alpha: int | None = None
     downscale: int = 1
     to_float: bool = False
+    color_correct: bool = False
 
     def apply(self, ds: xr.Dataset) -> xr.Dataset:
-        """The steps on one sequence Dataset (lazy)."""
+        """The steps on one sequence Dataset (lazy). With ``color_correct`` a sequence without a colour
+        correction (a benchmark sequence) is a :class:`~nersemble_cube.errors.SelectionError`."""
+        if self.color_correct:
+            ds = ds.nersemble.color_correct()
         if self.composite is not None:
             ds = ds.nersemble.composite(self.composite)
         if self.crop_to_alpha is not None:

@@ -52,6 +52,32 @@ def tree_digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+DATASET_SEQUENCES = ("EXP-1-head", "SEN-07-fond_note_friend")
+DATASET_FRAMES = 7
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(tmp_path_factory) -> Path:
+    """A full-dataset folder: participant 18 with two sequences of 3 cameras (the last camera a frame short),
+    participant 30 a partial download (its videos missing: calibration and background stills only)."""
+    import shutil
+
+    from nersemble_cube.source.dataset_sample import write_dataset_sample
+
+    root = tmp_path_factory.mktemp("dataset") / "nersemble"
+    write_dataset_sample(root, (18, 30), DATASET_SEQUENCES, n_frames=DATASET_FRAMES, n_cameras=3, short_camera=True)
+    for seq in DATASET_SEQUENCES:
+        shutil.rmtree(root / "030" / "sequences" / seq)
+    return root
+
+
+@pytest.fixture(scope="session")
+def dataset_conversion(dataset_dir, tmp_path_factory):
+    """``(cube path, ConversionReport)`` of :func:`dataset_dir` converted whole."""
+    target = tmp_path_factory.mktemp("dataset_cube") / "dataset.zarr"
+    return target, convert(dataset_dir, target, workers=2)
+
+
 FULL_FRAMES = 2  # frames per video in the all-participants sample (mono hold-out sequences: FULL_FRAMES + 3)
 
 

@@ -129,7 +129,8 @@ def test_preprocess_cli_equals_the_accessor(cube, tmp_path):
     np.testing.assert_array_equal(got.images.values, expected.images.values)
     np.testing.assert_array_equal(got.alpha.values, expected.alpha.values)
     np.testing.assert_array_equal(got.intrinsics.values, expected.intrinsics.values)
-    assert written.attrs["preprocessing"] == {"composite": "white", "crop_to_alpha": 8, "downscale": 2, "to_float": False}
+    assert written.attrs["preprocessing"] == {"composite": "white", "crop_to_alpha": 8, "downscale": 2, "to_float": False,
+                                            "color_correct": False}
     assert "pointclouds" in written[SEQ].children  # other nodes copied
     res = run_cli("preprocess", cube, tmp_path / "p.zarr")
     assert res.returncode == 4 and "already a cube" in res.stderr

@@ -74,7 +74,7 @@ def test_sample_then_convert_then_info(tmp_path):
 
 @pytest.mark.parametrize("args, code, message, lines", [
     (("convert", "{tmp}/nowhere", "{tmp}/c.zarr"), 3, "no such folder", 1),
-    (("convert", "{tmp}/empty", "{tmp}/c.zarr"), 3, "not a NeRSemble benchmark folder", 1),
+    (("convert", "{tmp}/empty", "{tmp}/c.zarr"), 3, "not a NeRSemble download folder", 1),
     (("convert", "{tmp}", "{tmp}/c.zarr"), 4, "inside the benchmark folder", 1),
     (("convert", "{sample}", "{tmp}/file.txt"), 4, "exists and is not a folder", 1),
     (("info", "{tmp}"), 4, "not a nersemble-cube store", 1),

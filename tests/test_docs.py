@@ -2,7 +2,8 @@
 
 The blocks of one document run in order in one namespace (later blocks use what earlier ones made),
 in a fresh folder holding what the docs assume: the cube as ``cube.zarr`` and ``~/nersemble.zarr``
-(a copy: some blocks write to it) and the demo's source folder as ``nersemble_cube_demo/benchmark``.
+(a copy: some blocks write to it), the demo's source folder as ``nersemble_cube_demo/benchmark``, and a
+full-dataset sample's cube as ``dataset.zarr`` (docs/dataset.md).
 """
 
 import re
@@ -28,13 +29,14 @@ def test_the_docs_have_python_blocks():
 
 
 @pytest.mark.parametrize("doc", [p for p in DOCS if python_blocks(p)], ids=lambda p: p.name)
-def test_every_python_block_runs(doc, cube, sample_dir, tmp_path, monkeypatch):
+def test_every_python_block_runs(doc, cube, sample_dir, dataset_conversion, tmp_path, monkeypatch):
     work, home = tmp_path / "work", tmp_path / "home"
     (work / "nersemble_cube_demo").mkdir(parents=True)
     home.mkdir()
     shutil.copytree(cube, work / "cube.zarr")
     (home / "nersemble.zarr").symlink_to(work / "cube.zarr")
     (work / "nersemble_cube_demo" / "benchmark").symlink_to(sample_dir)
+    (work / "dataset.zarr").symlink_to(dataset_conversion[0])
     monkeypatch.chdir(work)
     monkeypatch.setenv("HOME", str(home))
     namespace = {"__name__": "__main__"}

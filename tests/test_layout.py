@@ -94,7 +94,7 @@ def test_sequences_with_tracking_only_are_found_and_empty_ones_skipped(tmp_path)
 
 @pytest.mark.parametrize("make, message", [
     (lambda root: root / "missing", "no such folder"),
-    (lambda root: root, "not a NeRSemble benchmark folder"),
+    (lambda root: root, "not a NeRSemble download folder"),
     (lambda root: (root / "nvs").mkdir() or root / "nvs", "pass its parent"),
 ])
 def test_discover_refuses_what_is_no_benchmark_folder(tmp_path, make, message):

@@ -1,10 +1,15 @@
-"""Import the official toolkit's submission writers and readers without its heavy dependencies.
+"""Import the official toolkits' submission writers, readers and data managers without their heavy dependencies.
 
 ``nersemble_benchmark.data.submission_data`` needs mediapy, imageio, trimesh and environs (installed
 by the test extra) and, through ``benchmark_data``, ``util.video`` and ``util.metadata``, open3d,
 dreifus, elias and cv2, which it does not use for submissions: those are replaced by empty stand-ins
 here (cv2 only when OpenCV is not installed). mediapy is
-pointed at imageio-ffmpeg's ffmpeg binary (the same one nersemble-cube uses).
+pointed at imageio-ffmpeg's ffmpeg binary (the same one nersemble-cube uses). ``resize_img`` (elias's, which
+the toolkits call with its defaults) is stood in for by what elias 0.4.19 does with them: Pillow bilinear to
+``int(size * scale + 0.5)``.
+
+The full dataset's toolkit (``nersemble_data``) is imported the same way: its colour correction runs on
+colour-science (installed by the test extra), its ``VideoFrameLoader`` on OpenCV.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wheels import TOOLKIT, no_deps
+from wheels import DATASET_TOOLKIT, TOOLKIT, no_deps
 
 
 def _stub(name: str, **attrs) -> types.ModuleType:
@@ -26,6 +31,36 @@ def _stub(name: str, **attrs) -> types.ModuleType:
     return module
 
 
+def _resize_img(img: np.ndarray, scale: float) -> np.ndarray:
+    """elias.util.io.resize_img(img, scale) with its defaults (bilinear, Pillow)."""
+    from PIL import Image
+
+    size = (int(img.shape[1] * scale + 0.5), int(img.shape[0] * scale + 0.5))
+    return np.array(Image.fromarray(img).resize(size, resample=Image.Resampling.BILINEAR))
+
+
+def _stub_dependencies() -> None:
+    """Stand-ins for open3d, dreifus and elias (and cv2 when OpenCV is not installed)."""
+    import json
+
+    def matrix(m, **kwargs):  # dreifus Pose / Intrinsics: ndarray subclasses; plain arrays do here
+        return np.asarray(m, dtype=np.float64)
+    _stub("open3d")
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        _stub("cv2")
+    _stub("dreifus")
+    _stub("dreifus.camera", CameraCoordinateConvention=types.SimpleNamespace(OPEN_CV="OPEN_CV"),
+          PoseType=types.SimpleNamespace(WORLD_2_CAM="WORLD_2_CAM"))
+    _stub("dreifus.matrix", Pose=matrix, Intrinsics=matrix)
+    _stub("elias")
+    _stub("elias.config", Config=object)
+    _stub("elias.util", load_json=lambda p: json.loads(Path(p).read_text()),
+          ensure_directory_exists_for_file=lambda p: Path(p).parent.mkdir(parents=True, exist_ok=True))
+    _stub("elias.util.io", resize_img=_resize_img, load_img=lambda p: np.zeros(1))
+
+
 def submission_data():
     """The toolkit's ``nersemble_benchmark.data.submission_data`` module (tests/wheels.py finds the toolkit)."""
     no_deps(TOOLKIT, "nersemble_benchmark.constants")
@@ -34,24 +69,7 @@ def submission_data():
         import imageio_ffmpeg
 
         mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
-        import json
-
-        def matrix(m, **kwargs):  # dreifus Pose / Intrinsics: ndarray subclasses; plain arrays do here
-            return np.asarray(m, dtype=np.float64)
-        _stub("open3d")
-        try:
-            import cv2  # noqa: F401
-        except ImportError:
-            _stub("cv2")
-        _stub("dreifus")
-        _stub("dreifus.camera", CameraCoordinateConvention=types.SimpleNamespace(OPEN_CV="OPEN_CV"),
-              PoseType=types.SimpleNamespace(WORLD_2_CAM="WORLD_2_CAM"))
-        _stub("dreifus.matrix", Pose=matrix, Intrinsics=matrix)
-        _stub("elias")
-        _stub("elias.config", Config=object)
-        _stub("elias.util", load_json=lambda p: json.loads(Path(p).read_text()),
-              ensure_directory_exists_for_file=lambda p: Path(p).parent.mkdir(parents=True, exist_ok=True))
-        _stub("elias.util.io", resize_img=lambda img, scale: img, load_img=lambda p: np.zeros(1))
+        _stub_dependencies()
     import nersemble_benchmark.data.submission_data as sd
 
     return sd
@@ -63,3 +81,20 @@ def benchmark_data():
     import nersemble_benchmark.data.benchmark_data as bd
 
     return bd
+
+
+def dataset_data():
+    """The full dataset toolkit's ``nersemble_data.data.nersemble_data`` (``NeRSembleParticipantDataManager``)."""
+    no_deps(DATASET_TOOLKIT, "nersemble_data.constants")
+    _stub_dependencies()
+    import nersemble_data.data.nersemble_data as nd
+
+    return nd
+
+
+def dataset_color_correction():
+    """The full dataset toolkit's ``nersemble_data.util.color_correction`` (colour-science underneath)."""
+    no_deps(DATASET_TOOLKIT, "nersemble_data.constants")
+    import nersemble_data.util.color_correction as cc
+
+    return cc

@@ -1,6 +1,6 @@
 """Pure-Python packages the tests run but do not install with their dependencies.
 
-The official toolkit (``nersemble_benchmark``) and nerfstudio pull in open3d, CUDA extensions, a web
+The official toolkits (``nersemble_benchmark``, ``nersemble_data``) and nerfstudio pull in open3d, CUDA extensions, a web
 viewer and more; the tests use a few of their modules, whose imports the test extra installs. Each is
 taken from an installed copy if there is one, else its wheel is downloaded once with
 ``pip download --no-deps`` (from the package index the README's install uses) and imported from the
@@ -18,6 +18,7 @@ from types import ModuleType
 
 CACHE = Path(tempfile.gettempdir()) / "nersemble-cube-test-wheels"
 TOOLKIT = "nersemble_benchmark==0.2.0"
+DATASET_TOOLKIT = "nersemble_data==0.0.6"
 NERFSTUDIO = "nerfstudio==1.1.5"
 
 

@@ -32,7 +32,7 @@ def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: C
     are scaled by frames and cameras, plus 10 % margin (later frames of a sequence look alike).
     Sequences for which ``skip(group)`` is true (already complete) are left out, and of the others the
     ``done(group, variable)`` cameras already written (``images`` or ``alpha``). Point clouds,
-    tracking and SVFR images are counted raw (they are small next to the videos). Each extra level
+    tracking, SVFR images and background stills are counted raw (they are small next to the videos). Each extra level
     of ``scales`` adds ``1 / factor**2`` of the frames.
     """
     levels = 1 + sum(1 / f ** 2 for f in scales if f != 1)
@@ -52,6 +52,7 @@ def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: C
                 totals[spec] += int(1.1 * per_frame * seq.n_frames * levels)
     extra = sum(i.n_points * 27 for p in checked.participants for s in p.sequences for i in s.pointclouds.values())
     extra += len(checked.svfr) * 512 * 512 * 3
+    extra += sum(len(p.backgrounds) * p.size[0] * p.size[1] * 3 for p in checked.participants if p.backgrounds)
     return {spec: total + extra for spec, total in totals.items()}
 
 
@@ -77,6 +78,13 @@ def check_free_space(target: Location, checked: ConversionPlan, storage: Storage
     others = need([StorageSpec(c) for c in CODECS if c != storage.codec])
     fits = [f"--codec {s.codec} (~{n / 1e9:.1f} GB{'' if s.lossless else ', lossy: ~45 dB'})"
             for s, n in others.items() if n <= free]
-    hint = f"; {' or '.join(fits)} would fit" if fits else "; free some space or choose another disk"
+    if fits:
+        hint = f"; {' or '.join(fits)} would fit"
+    else:
+        smallest = min(others.items(), key=lambda item: item[1], default=None)
+        lossy = f" (the smallest preset, --codec {smallest[0].codec}, needs ~{smallest[1] / 1e9:.1f} GB)" if smallest else ""
+        dataset = any(p.source.benchmark == "dataset" for p in checked.participants)
+        fewer = "--every-nth, --camera, --sequence, --participant" if dataset else "--benchmark, --participant, --sequence"
+        hint = f"; free some space, choose another disk or convert less: {fewer}{lossy}"
     raise StoreError(f"{target}: the cube needs about {needed / 1e9:.1f} GB with --codec {storage.codec} "
                      f"but only {free / 1e9:.1f} GB are free{hint}")

@@ -25,7 +25,7 @@ from ..cube.location import Location
 from ..cube.storage import StorageSpec
 from ..source import layout
 from .plan import ParticipantPlan, SequencePlan
-from .tasks import cloud_layout, fill_clouds, fill_svfr, fill_video, write_small_node
+from .tasks import cloud_layout, fill_background, fill_clouds, fill_svfr, fill_video, write_small_node
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,23 @@ def calibration(t: Target, part: ParticipantPlan) -> NodeWork:
     if not t.needed(part.group):
         return NodeWork(part.group, skipped=True)
     src = part.source
-    ds = schema.calibration_dataset(src.benchmark, src.participant_id, part.calibration, t.relative(src.calibration))
+    color_source = t.relative(src.color_calibration) if part.color is not None else None
+    ds = schema.calibration_dataset(src.benchmark, src.participant_id, part.calibration, t.relative(src.calibration),
+                                    part.color, color_source, part.size)
     store.write_node(t.store, part.group, ds)
     return NodeWork(part.group)
+
+
+def background(t: Target, part: ParticipantPlan) -> NodeWork:
+    """A full-dataset participant's ``background`` node: every background still, one task."""
+    group = part.background_group
+    if not t.needed(group):
+        return NodeWork(group, skipped=True, done_items=len(part.backgrounds))
+    serials = list(part.backgrounds)
+    ds = schema.background_template(serials, *part.size, [t.relative(p) for p in part.backgrounds.values()])
+    store.write_node(t.store, group, ds, t.storage, compute=False)
+    return NodeWork(group, [Task(group, len(serials), fill_background, (t.store, group, list(part.backgrounds.values()),
+                                                                        part.size))])
 
 
 def frames(t: Target, seq: SequencePlan) -> NodeWork:
@@ -116,21 +130,26 @@ def frames(t: Target, seq: SequencePlan) -> NodeWork:
     videos = {"images": seq.images, "alpha": seq.alpha}
     names = [v for v in videos if videos[v]]
     sources = {name: {s: t.relative(i.path) for s, i in zip(src.serials, videos[name])} for name in names}
+    n_frames = seq.n_frames
+    step = seq.frames.step if seq.frames is not None else 1
     ds = schema.sequence_template(
-        src.benchmark, src.participant_id, src.sequence, seq.calibration, ref.n_frames, ref.height, ref.width,
-        ref.fps, bool(seq.alpha), t.storage, sources,
+        src.benchmark, src.participant_id, src.sequence, seq.calibration, n_frames, ref.height, ref.width,
+        ref.fps / step, bool(seq.alpha), t.storage, sources, seq.time, seq.color,
     )
     ds.attrs["storage"] = t.storage.to_attrs()
+    if step != 1:
+        ds.attrs.update(every_nth=step, source_fps=ref.fps)
     flags = None if t.overwrite else _resumable_flags(t.store, seq.group, ds, names)
     fresh = flags is None
     if fresh:
         store.write_node(t.store, seq.group, ds, t.storage, compute=False)
         flags = {name: np.zeros(len(videos[name]), bool) for name in names}
-    per_write = t.storage.shard_frames(ref.n_frames)
-    tasks = [Task(f"{seq.group}/{name}/{c}", info.n_frames, fill_video,
-                  (t.store, seq.group, name, c, info, per_write, t.decoder_threads))
+    per_write = t.storage.shard_frames(n_frames)
+    keep = range(0, n_frames * step, step)
+    tasks = [Task(f"{seq.group}/{name}/{c}", n_frames, fill_video,
+                  (t.store, seq.group, name, c, info, per_write, t.decoder_threads, keep))
              for name in names for c, info in enumerate(videos[name]) if not flags[name][c]]
-    return NodeWork(seq.group, tasks, seq.frame_items - sum(task.items for task in tasks), fresh=fresh)
+    return NodeWork(seq.group, tasks, seq.frame_items - sum(task.items for task in tasks), fresh=fresh, note=seq.note)
 
 
 def _appendable_timesteps(target: Location, seq: SequencePlan) -> list[int] | None:

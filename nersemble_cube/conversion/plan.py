@@ -3,16 +3,21 @@ part becomes. Nothing is written until the whole plan is made, so a bad input co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..cube import schema
-from ..source import layout
+from ..errors import SourceError
+from ..source import dataset, layout
 from ..source.converters.calibration import Calibration, read_calibration
+from ..source.converters.color import ColorCalibration, read_color_calibration
 from ..source.converters.flame import FlameTracking
+from ..source.converters.image import jpeg_size
 from ..source.converters.pcd import PcdInfo
 from ..source.converters.video import VideoInfo
-from ..source.files import SourcePath
+from ..source.files import SourcePath, as_path
 from ..source.probe import check_svfr_images, load_tracking, probe_pointclouds, probe_videos
 
 
@@ -27,6 +32,16 @@ class SequencePlan:
     alpha: list[VideoInfo]
     pointclouds: dict[int, PcdInfo]
     tracking: dict[int, FlameTracking]
+    frames: range | None = None
+    """The source frame indices written (full dataset: the frames every camera has, every ``every_nth``);
+    None: every frame of the videos."""
+    color: ColorCalibration | None = None
+    note: str | None = None
+
+    @property
+    def time(self) -> np.ndarray:
+        """The source frame index of each frame written (the node's ``time`` coordinate)."""
+        return np.asarray(self.frames if self.frames is not None else range(self.images[0].n_frames))
 
     @property
     def group(self) -> str:
@@ -44,13 +59,13 @@ class SequencePlan:
     def n_frames(self) -> int | None:
         """Frames of the videos, else of the newest tracking, else unknown (None)."""
         if self.images:
-            return self.images[0].n_frames
+            return len(self.time)
         return self.tracking[max(self.tracking)].n_frames if self.tracking else None
 
     @property
     def frame_items(self) -> int:
         """Frames to decode: images and alpha mattes of every camera."""
-        return self.images[0].n_frames * (len(self.images) + len(self.alpha)) if self.images else 0
+        return self.n_frames * (len(self.images) + len(self.alpha)) if self.images else 0
 
     @property
     def total_items(self) -> int:
@@ -59,9 +74,20 @@ class SequencePlan:
 
 @dataclass(frozen=True)
 class ParticipantPlan:
-    source: layout.ParticipantSource
+    """A participant's checked calibration and sequences; for the full dataset also its colour calibration,
+    background stills (serial -> jpg) and the frame size (height, width) of its cameras."""
+
+    source: layout.ParticipantSource | dataset.DatasetParticipant
     calibration: Calibration | None
     sequences: list[SequencePlan]
+    color: ColorCalibration | None = None
+    backgrounds: dict[str, Path] = field(default_factory=dict)
+    size: tuple[int, int] | None = None
+
+    @property
+    def background_group(self) -> str:
+        """The cube node of the background stills (``dataset/018/background``)."""
+        return f"{schema.participant_path(self.source.benchmark, self.source.participant_id)}/{schema.BACKGROUND}"
 
     @property
     def group(self) -> str:
@@ -76,12 +102,15 @@ class ConversionPlan:
     root: Path
     participants: list[ParticipantPlan]
     svfr: list[layout.SvfrImageSource]
+    metadata: dict[str, Path] = field(default_factory=dict)
+    """Full dataset: the metadata tables at its root (file name -> path)."""
 
     @property
     def total_items(self) -> int:
         """Progress units of the whole conversion: video frames (images and mattes count separately),
-        point clouds, tracking files and SVFR images."""
-        return sum(s.total_items for p in self.participants for s in p.sequences) + len(self.svfr)
+        point clouds, tracking files, SVFR images and background stills."""
+        return (sum(s.total_items for p in self.participants for s in p.sequences) + len(self.svfr)
+                + sum(len(p.backgrounds) for p in self.participants))
 
 
 def _plan_sequence(seq: layout.SequenceSource, calib: Calibration | None, calib_path: Path | None) -> SequencePlan:
@@ -91,15 +120,64 @@ def _plan_sequence(seq: layout.SequenceSource, calib: Calibration | None, calib_
                         probe_pointclouds(seq), tracking)
 
 
+def _plan_dataset_sequence(seq: layout.SequenceSource, calib: Calibration | None, calib_path: Path | None,
+                           color: ColorCalibration | None, every_nth: int) -> SequencePlan:
+    """A full-dataset sequence: cameras whose videos are longer than the shortest keep only the frames every
+    camera has (named in the plan's note), then every ``every_nth`` of them."""
+    images, _ = probe_videos(seq, calib, calib_path, same_length=False)
+    common = min(i.n_frames for i in images)
+    longer = {s: i.n_frames for s, i in zip(seq.serials, images) if i.n_frames != common}
+    note = None if not longer else (
+        f"{seq.folder}: cameras differ in length; kept the {common} frames every camera has "
+        f"(dropped the last frames of {', '.join(f'{s} ({n})' for s, n in longer.items())})")
+    return SequencePlan(seq, calib.select(seq.serials), images, [], {}, {}, range(0, common, every_nth),
+                        color, note)
+
+
+def _plan_dataset(folder: dataset.DatasetFolder, every_nth: int) -> ConversionPlan:
+    people = []
+    for part in folder.participants:
+        calib = read_calibration(part.calibration) if part.calibration else None
+        color = read_color_calibration(part.color_calibration) if part.color_calibration else None
+        if calib is not None and color is not None:
+            missing = [s for s in calib.serials if s not in color.serials]
+            if missing:
+                raise SourceError(f"{part.color_calibration}: no colour calibration for cameras {missing}; "
+                                  "download the color_calibration asset again")
+        seqs = [_plan_dataset_sequence(s, calib, part.calibration, color, every_nth) for s in part.sequences]
+        sizes = {(s.images[0].height, s.images[0].width) for s in seqs}
+        sizes |= {jpeg_size(p) for p in part.backgrounds.values()}
+        if len(sizes) > 1:
+            raise SourceError(f"{part.folder}: videos and background stills differ in size ({sorted(sizes)}); "
+                              "download the participant again")
+        people.append(ParticipantPlan(part, calib, seqs, color, part.backgrounds, sizes.pop() if sizes else None))
+    return ConversionPlan(folder.root, people, [], folder.metadata)
+
+
 def plan(
     source: str | Path | SourcePath,
     benchmarks: list[str] | None = None,
     participants: list[int] | None = None,
     sequences: list[str] | None = None,
+    cameras: list[str] | None = None,
+    every_nth: int = 1,
 ) -> ConversionPlan:
     """Discover and check everything :func:`~nersemble_cube.convert` would write; raises
-    :class:`~nersemble_cube.errors.SourceError` on bad input."""
-    folder = layout.discover(source, benchmarks, participants, sequences)
+    :class:`~nersemble_cube.errors.SourceError` on bad input. A full-dataset folder
+    (``nersemble-data-download``, :mod:`~nersemble_cube.source.dataset`) is recognised as well as a
+    benchmark folder; ``cameras`` and ``every_nth`` apply to it only."""
+    root = as_path(source)
+    if layout.is_benchmark_folder(root) or not root.is_dir() or not dataset.is_dataset_folder(root):
+        if cameras or every_nth != 1:
+            layout.discover(root, benchmarks, participants, sequences)  # a missing folder says so first
+            raise SourceError(f"{root}: --camera and --every-nth apply to a full-dataset folder "
+                              "(nersemble-data-download), not to a benchmark folder")
+    else:
+        if benchmarks:
+            raise SourceError(f"{root}: a full-dataset folder (nersemble-data-download) has no benchmarks; "
+                              "leave out --benchmark")
+        return _plan_dataset(dataset.discover(root, participants, sequences, cameras), every_nth)
+    folder = layout.discover(root, benchmarks, participants, sequences)
     people = []
     for part in folder.participants:
         calib = read_calibration(part.calibration) if part.calibration else None

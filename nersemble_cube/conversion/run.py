@@ -17,8 +17,10 @@ from ..cube import schema, store
 from ..cube.location import Location, locate
 from ..cube.lock import writer_lock
 from ..cube.storage import StorageSpec
-from ..errors import SourceError, StoreError
+from ..errors import SourceError, StoreError, UsageError
+from ..source import dataset
 from ..source.files import SourcePath, as_path, is_remote
+from ..source.metadata import read_metadata
 from . import nodes
 from .estimate import check_free_space
 from .plan import ConversionPlan, ParticipantPlan, plan
@@ -107,6 +109,8 @@ def convert(
     benchmarks: list[str] | None = None,
     participants: list[int] | None = None,
     sequences: list[str] | None = None,
+    cameras: list[str] | None = None,
+    every_nth: int = 1,
     storage: StorageSpec | None = None,
     overwrite: bool = False,
     workers: int | None = None,
@@ -117,11 +121,14 @@ def convert(
     check_space: bool = True,
     scales: tuple[int, ...] = (1,),
 ) -> ConversionReport:
-    """Convert a download folder (all three benchmarks) into the cube at ``target``.
+    """Convert a download folder (all three benchmarks, or the full dataset) into the cube at ``target``.
 
-    ``source`` is the folder given to ``nersemble-benchmark-download``, local or an fsspec URL
+    ``source`` is the folder given to ``nersemble-benchmark-download`` or to ``nersemble-data-download``
+    (the full dataset: nodes ``dataset/{p_id:03d}/...``, see docs/dataset.md), local or an fsspec URL
     (``s3://bucket/benchmark``: videos and images are downloaded one at a time for decoding); ``benchmarks``,
-    ``participants`` and ``sequences`` restrict what is converted. ``target`` is a local path or an
+    ``participants`` and ``sequences`` restrict what is converted; for the full dataset also ``cameras``
+    (serials) and ``every_nth`` (keep source frames 0, n, 2n, ...; the ``time`` coordinate keeps the
+    source frame indices). ``target`` is a local path or an
     fsspec URL (``s3://bucket/cube.zarr``, ``gs://...``, ``memory://...``) opened with
     ``storage_options`` (else fsspec's usual configuration and the cloud SDK's credentials).
 
@@ -157,7 +164,9 @@ def convert(
     if target.is_local and not is_remote(root) and target.path.resolve().is_relative_to(root.resolve()):
         raise StoreError(f"{target}: inside the benchmark folder {root}, which is never modified; choose a path outside it")
     store.check_target(target)
-    checked = plan(root, benchmarks, participants, sequences)
+    if every_nth < 1:
+        raise UsageError(f"every_nth must be 1 or more, not {every_nth}")
+    checked = plan(root, benchmarks, participants, sequences, cameras, every_nth)
     if check_space:
         check_free_space(target, checked, storage, overwrite, scales)
     report = ConversionReport(target)
@@ -171,12 +180,16 @@ def convert(
         where = nodes.Target(target, root, storage, overwrite, run.threads_per_task)
         schedule = _Schedule(target, report, progress)
         try:
+            if checked.metadata:
+                store.set_attrs(target, dataset.BENCHMARK, {"metadata": read_metadata(checked.metadata)})
             for part in checked.participants:
                 src = part.source
                 store.set_attrs(target, schema.participant_path(src.benchmark, src.participant_id),
                                 {"benchmark": src.benchmark, "participant_id": src.participant_id})
                 if part.calibration is not None:
                     schedule.take(nodes.calibration(where, part))
+                if part.backgrounds:
+                    schedule.take(nodes.background(where, part))
                 for seq in part.sequences:
                     frames = schedule.take(nodes.frames(where, seq))
                     if seq.pointclouds:

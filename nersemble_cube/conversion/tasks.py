@@ -13,7 +13,7 @@ from ..cube.location import Location
 from ..cube.shards import ShardWriter
 from ..errors import SourceError
 from ..source import layout
-from ..source.converters.image import read_png
+from ..source.converters.image import read_jpeg, read_png
 from ..source.converters.pcd import PcdInfo, read_pcd
 from ..source.converters.video import VideoInfo, iter_frames
 
@@ -22,19 +22,32 @@ CLOUD_BATCH_POINTS = 4 * schema.POINT_CHUNK
 
 
 def fill_video(target: Location, group: str, variable: str, camera: int, info: VideoInfo,
-               frames_per_write: int, decoder_threads: int | None, progress: Progress) -> None:
+               frames_per_write: int, decoder_threads: int | None, keep: range | None, progress: Progress) -> None:
     """Decode one video into ``variable`` (``images``, or ``alpha``: the matte's first channel) of camera
     index ``camera``, a whole shard at a time (the decoder runs ahead in its own process; this thread
     encodes and writes the shard: :class:`~nersemble_cube.cube.shards.ShardWriter`), then flag the
-    camera complete. ``decoder_threads``: ffmpeg's threads for this video (None: its default)."""
+    camera complete. ``decoder_threads``: ffmpeg's threads for this video (None: its default). ``keep``:
+    the source frames to write, ``range(0, stop, step)`` (None: all); the frames past ``stop`` are still
+    decoded, so a damaged end of the file is found."""
     writer = ShardWriter(store.open_for_writing(target, f"{group}/{variable}"))
+    step = keep.step if keep is not None else 1
+    n_keep = len(keep) if keep is not None else -(-info.n_frames // step)
     t = 0
-    for batch in iter_frames(info, batch=frames_per_write, reuse=True, threads=decoder_threads):
-        block = batch[None, ..., 0] if variable == "alpha" else batch[None]
-        writer.write((camera, t) + (0,) * (block.ndim - 2), block)
+    for batch in iter_frames(info, batch=frames_per_write, reuse=True, threads=decoder_threads, every=step):
+        if t < n_keep:
+            block = batch[None, :n_keep - t, ..., 0] if variable == "alpha" else batch[None, :n_keep - t]
+            writer.write((camera, t) + (0,) * (block.ndim - 2), block)
+            progress(block.shape[1])
         t += len(batch)
-        progress(len(batch))
     store.set_flags(target, group, variable, camera)
+
+
+def fill_background(target: Location, group: str, paths: list, size: tuple[int, int], progress: Progress) -> None:
+    """Decode the background stills ``paths`` (one per camera, in the node's camera order) and write them."""
+    arr = store.open_for_writing(target, f"{group}/{schema.BACKGROUND}")
+    for i, path in enumerate(paths):
+        arr[i] = read_jpeg(path, size)
+        progress(1)
 
 
 def fill_clouds(target: Location, group: str, infos: list[PcdInfo], offsets: list[int], first: int,

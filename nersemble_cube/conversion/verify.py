@@ -12,7 +12,7 @@ from ..cluster import Progress
 from ..cube import schema, store
 from ..cube.location import Location, locate
 from ..errors import VerificationError
-from ..source.converters.image import read_png
+from ..source.converters.image import read_jpeg, read_png
 from ..source.converters.pcd import read_pcd
 from ..source.converters.video import read_frames
 from ..source.files import as_path
@@ -72,14 +72,16 @@ def _verify_sequence(loc: Location, seq: SequencePlan, report: VerifyReport, k: 
     if seq.images:
         node = store.open_group(loc, seq.group)
         lossy = node.attrs.get("storage", {}).get("codec") == "jpegxl"
+        times = seq.time  # the source frame each stored frame is (all, or every n-th, of the common frames)
         for name, videos in (("images", seq.images), ("alpha", seq.alpha)):
             for camera, info in enumerate(videos):
-                picks = sorted(rng.choice(info.n_frames, min(k, info.n_frames), replace=False).tolist())
-                source = read_frames(info, picks)
+                picks = sorted(rng.choice(len(times), min(k, len(times)), replace=False).tolist())
+                frames = [int(times[p]) for p in picks]
+                source = read_frames(info, frames)
                 if name == "alpha":
                     source = source[..., 0]
                 serial = seq.source.serials[camera]
-                _compare(report, f"{seq.group}/{name} camera {serial} frames {picks}",
+                _compare(report, f"{seq.group}/{name} camera {serial} frames {frames}",
                          lambda a=node[name], c=camera, p=picks: a.oindex[c, p], source, lossy)
     if seq.pointclouds:
         t = int(rng.choice(list(seq.pointclouds)))
@@ -104,6 +106,8 @@ def verify(
     benchmarks: list[str] | None = None,
     participants: list[int] | None = None,
     sequences: list[str] | None = None,
+    cameras: list[str] | None = None,
+    every_nth: int = 1,
     frames_per_video: int = 2,
     seed: int = 0,
     storage_options: dict | None = None,
@@ -116,15 +120,17 @@ def verify(
     For every selected video ``frames_per_video`` random frames are decoded from the mp4 and
     compared with the stored frames (bit-equal for the lossless codecs, PSNR >= 40 dB for jpegxl);
     calibrations and FLAME tracking are compared whole, one random point cloud per sequence and
-    ``frames_per_video`` SVFR images. A node missing or left incomplete in the cube is a mismatch.
-    Nothing is written. ``seed`` fixes the sample. ``checked`` is the plan of the conversion just run
+    ``frames_per_video`` SVFR images; for the full dataset also the colour correction whole and one random
+    background still per participant. A node missing or left incomplete in the cube is a mismatch.
+    Nothing is written. ``seed`` fixes the sample. The selection (``benchmarks`` ... ``every_nth``) is
+    :func:`~nersemble_cube.convert`'s. ``checked`` is the plan of the conversion just run
     (``convert``'s ``on_plan``), which saves probing every source file again; else the source is planned.
     ``on_start`` gets the number of sequences (plus one for SVFR), ``progress`` is called as each is checked.
     """
     loc = locate(target, storage_options)
     store.check_cube(loc)
     if checked is None:
-        checked = plan(as_path(source), benchmarks, participants, sequences)
+        checked = plan(as_path(source), benchmarks, participants, sequences, cameras, every_nth)
     rng = np.random.default_rng(seed)
     report = VerifyReport()
     if on_start:
@@ -133,6 +139,7 @@ def verify(
         groups = ([part.group] if part.calibration is not None else []) + [s.group for s in part.sequences]
         groups += [f"{s.group}/{schema.POINTCLOUDS}" for s in part.sequences if s.pointclouds]
         groups += [f"{s.group}/{schema.tracking_node(v)}" for s in part.sequences for v in s.tracking]
+        groups += [part.background_group] if part.backgrounds else []
         missing = [g for g in groups if not store.is_complete(loc, g)]
         report.mismatches += [f"{g}: missing or incomplete in the cube; run convert again" for g in missing]
         if part.calibration is not None and part.group not in missing:
@@ -142,6 +149,14 @@ def verify(
                      np.array(calib.serials))
             _compare(report, f"{part.group}/world_2_cam", lambda: node["world_2_cam"][:], calib.world_2_cam)
             _compare(report, f"{part.group}/intrinsics", lambda: node["intrinsics"][:], calib.intrinsics)
+            if part.color is not None:
+                expected = part.color.matrices[[part.color.serials.index(s) for s in calib.serials]]
+                _compare(report, f"{part.group}/color_correction", lambda: node["color_correction"][:], expected)
+        if part.backgrounds and part.background_group not in missing:
+            stills = store.open_array(loc, f"{part.background_group}/{schema.BACKGROUND}")
+            c = int(rng.integers(len(part.backgrounds)))
+            path = list(part.backgrounds.values())[c]
+            _compare(report, f"{part.background_group} {path.name}", lambda: stills[c], read_jpeg(path, part.size))
         for seq in part.sequences:
             if seq.group not in missing:
                 _verify_sequence(loc, seq, report, frames_per_video, rng)

@@ -33,6 +33,7 @@ class FrameReader:
         root = self.location.zarr_store(read_only=True, strict=True)
         try:
             self.cameras = [str(c) for c in zarr.open_array(root, path=f"{sequence}/camera", mode="r")[:]]
+            times = zarr.open_array(root, path=f"{sequence}/time", mode="r")[:].tolist()
             array = zarr.open_array(root, path=f"{sequence}/{variable}", mode="r")
         except Exception:  # zarr's not-found errors differ between versions: name what is there instead
             from .access import find_node, open
@@ -44,15 +45,23 @@ class FrameReader:
                                      "it holds no frames (a hold-out sequence)")) from None
             raise
         self.n_frames = array.shape[1]
+        # the time coordinate: source frame indices, 0..n-1 unless only every n-th frame was converted
+        self._positions = None if times == list(range(self.n_frames)) else {t: i for i, t in enumerate(times)}
         self._chunks = ChunkReader(array)
 
     def read(self, serial: str, time: int) -> np.ndarray:
-        """Frame ``time`` of camera ``serial``: ``(y, x, channel)`` uint8 for ``images``, ``(y, x)`` for
+        """Frame ``time`` (the source frame index: the node's ``time`` coordinate) of camera ``serial``: ``(y, x, channel)`` uint8 for ``images``, ``(y, x)`` for
         ``alpha``, **read-only** (the decoder's own buffer, not copied: ``.copy()`` it to write into it;
         arithmetic such as ``frame / 255`` makes a new array anyway). Raises :class:`SelectionError` naming the cameras or the frame range when it is not there."""
         if serial not in self.cameras:
             raise SelectionError(f"camera {serial} has no video in {self.sequence}; it has {self.cameras}")
-        if not 0 <= time < self.n_frames:
+        if self._positions is not None:
+            if time not in self._positions:
+                kept = list(self._positions)
+                raise SelectionError(f"frame {time} is not in {self.sequence}: it has {len(kept)} of the source "
+                                     f"frames, {kept[0]} to {kept[-1]} (every n-th: list them with its time coordinate)")
+            time = self._positions[time]
+        elif not 0 <= time < self.n_frames:
             raise SelectionError(f"frame {time} is not in {self.sequence}: it has frames 0 to {self.n_frames - 1}")
         per_chunk = self._chunks.chunk_shape[1]
         coords = (self.cameras.index(serial), time // per_chunk) + (0,) * (len(self._chunks.chunk_shape) - 2)

@@ -14,6 +14,8 @@ Group paths mirror the download layout::
     /{benchmark}/{p_id:03d}/sequences/{seq}/pointclouds            nvs: ragged point clouds (point, timestep)
     /{benchmark}/{p_id:03d}/sequences/{seq}/flame2023_tracking_v2  mono: FLAME tracking (time, ...)
     /{benchmark}/{p_id:03d}/sequences/{seq}/flame2023_tracking_v1  mono: the outdated v1 tracking, if downloaded
+    /dataset/{p_id:03d}/calibration          full dataset: as above, plus color_correction (camera, ccm_row, ccm_term)
+    /dataset/{p_id:03d}/background           full dataset: background (camera, y, x, channel) uint8, one still per camera
     /svfr                                    images (image, y, x, channel) uint8 + per-image coords
     /scales/{f}/{benchmark}/{p_id:03d}/...   reduced-resolution copies: calibration and sequence frames
 
@@ -28,12 +30,14 @@ import xarray as xr
 
 from ..errors import UsageError
 from ..source.converters.calibration import Calibration
+from ..source.converters.color import METHOD as COLOR_METHOD
+from ..source.converters.color import ColorCalibration
 from ..source.converters.flame import FlameTracking
 from ..source.layout import SvfrImageSource, camera_role
 from .storage import StorageSpec
 
 SCHEMA_NAME = "nersemble-cube"
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 METADATA_COMPLETE = "metadata_complete"
 """Node attr set once a node's metadata, coordinates and small arrays are all written (the template a
 conversion then fills): an interrupted node without it is written afresh rather than resumed."""
@@ -49,7 +53,9 @@ IMAGE_DIMS = ("camera", "time", "y", "x", "channel")
 ALPHA_DIMS = ("camera", "time", "y", "x")
 POSE_DIMS = ("camera", "pose_row", "pose_col")
 INTRINSICS_DIMS = ("camera", "intrinsics_row", "intrinsics_col")
+CCM_DIMS = ("camera", "ccm_row", "ccm_term")
 CHANNELS = ("R", "G", "B")
+BACKGROUND = "background"
 POINT_CHUNK = 262_144  # points per chunk of the point-cloud arrays (3 MiB of float32 xyz)
 POINTCLOUDS = "pointclouds"
 SVFR = "svfr"
@@ -90,25 +96,57 @@ def _strings(values: list[str]) -> np.ndarray:
     return np.array(values, dtype=object)
 
 
-def _calibration_vars(calib: Calibration) -> dict:
-    return {
+def _calibration_vars(calib: Calibration, color: ColorCalibration | None = None) -> dict:
+    """The calibration variables of ``calib``'s cameras; ``color_correction`` too if ``color`` is given
+    (it must cover those cameras)."""
+    shared = {"shared_intrinsics": "one matrix for every camera in camera_params.json"} if calib.shared_intrinsics else {}
+    out = {
         "world_2_cam": (POSE_DIMS, calib.world_2_cam, {
             "long_name": "world-to-camera pose", "convention": CAMERA_CONVENTION, "units": "m (translation)",
         }),
         "intrinsics": (INTRINSICS_DIMS, calib.intrinsics, {
             "long_name": "pinhole intrinsics K", "units": "px",
             "pixel_convention": "pixel (u, v) covers [u, u+1) x [v, v+1); x = 0 is the left edge of the image",
+            **shared,
         }),
     }
+    if color is not None:
+        matrices = color.matrices[[color.serials.index(s) for s in calib.serials]]
+        out["color_correction"] = (CCM_DIMS, matrices, {
+            "long_name": "colour-correction matrix (3 x terms) of each camera", "method": COLOR_METHOD,
+            "terms": color.terms, "applies_to": "sRGB in [0, 1], decoded to linear first (ds.nersemble.color_correct)",
+        })
+    return out
 
 
-def calibration_dataset(benchmark: str, participant_id: int, calib: Calibration, source: str) -> xr.Dataset:
-    """The ``calibration`` node: every camera in ``camera_params.json``, including the hold-out ones."""
+def calibration_dataset(benchmark: str, participant_id: int, calib: Calibration, source: str,
+                        color: ColorCalibration | None = None, color_source: str | None = None,
+                        size: tuple[int, int] | None = None) -> xr.Dataset:
+    """The ``calibration`` node: every camera in ``camera_params.json``, including the hold-out ones; for the
+    full dataset also each camera's colour correction (``color``, from ``color_source``) and the frame ``size``
+    (height, width) in pixels the intrinsics are for."""
     roles = [camera_role(benchmark, s) for s in calib.serials]
+    attrs = {"benchmark": benchmark, "participant_id": participant_id, "source": source}
+    if color_source is not None:
+        attrs["color_source"] = color_source
+    if size is not None:
+        attrs.update(height=size[0], width=size[1])
     return xr.Dataset(
-        _calibration_vars(calib),
+        _calibration_vars(calib, color),
         coords={"camera": _strings(calib.serials), "role": ("camera", _strings(roles))},
-        attrs={"benchmark": benchmark, "participant_id": participant_id, "source": source},
+        attrs=attrs,
+    )
+
+
+def background_template(serials: list[str], height: int, width: int, sources: list[str]) -> xr.Dataset:
+    """The full dataset's ``background`` node: one still per camera (the studio without the person), lazily
+    allocated one chunk per camera."""
+    return xr.Dataset(
+        {BACKGROUND: (("camera", "y", "x", "channel"),
+                      da.zeros((len(serials), height, width, 3), dtype=np.uint8, chunks=(1, height, width, 3)),
+                      {"long_name": "background still (sequences/BACKGROUND/image_{serial}.jpg)", "units": "1 (0-255)"})},
+        coords={"camera": _strings(serials), "channel": _strings(list(CHANNELS))},
+        attrs={"sources": sources, "complete": False},
     )
 
 
@@ -136,19 +174,24 @@ def sequence_template(
     has_alpha: bool,
     storage: StorageSpec,
     sources: dict[str, dict[str, str]],
+    time: np.ndarray | None = None,
+    color: ColorCalibration | None = None,
 ) -> xr.Dataset:
     """A lazily allocated sequence node for the cameras of ``calib`` (those with video).
 
     ``images`` and ``alpha`` are dask zeros chunked one camera by one shard of frames by the whole
     image (aligned with the zarr shards); they are never computed, only used to write the metadata.
+    ``time``: the source frame index of each of the ``n_frames`` frames stored (default 0..n_frames-1);
+    ``color``: the cameras' colour correction (full dataset).
     """
+    time = np.arange(n_frames) if time is None else np.asarray(time)
     n_cam = len(calib.serials)
     chunks = (1, storage.shard_frames(n_frames), height, width)
     data = {
         "images": (IMAGE_DIMS, da.zeros((n_cam, n_frames, height, width, 3), dtype=np.uint8, chunks=chunks + (3,)),
                    {"long_name": "RGB video frames, background removed", "units": "1 (0-255)"}),
         "images" + FLAG_SUFFIX: _flags("camera", n_cam, "video"),
-        **_calibration_vars(calib),
+        **_calibration_vars(calib, color),
     }
     if has_alpha:
         data["alpha"] = (ALPHA_DIMS, da.zeros((n_cam, n_frames, height, width), dtype=np.uint8, chunks=chunks),
@@ -159,7 +202,7 @@ def sequence_template(
         data,
         coords={
             "camera": _strings(calib.serials),
-            "time": ("time", np.arange(n_frames, dtype=np.int32), {"long_name": "frame index in the source video"}),
+            "time": ("time", time.astype(np.int32), {"long_name": "frame index in the source video"}),
             "channel": _strings(list(CHANNELS)),
         },
         attrs={
@@ -258,7 +301,7 @@ def encoding(ds: xr.Dataset, storage: StorageSpec | None = None) -> dict:
             e.update(storage.frame_encoding(var.sizes["time"], var.shape[2:]))
         elif name.endswith(FLAG_SUFFIX):
             e["chunks"] = (1,)
-        elif var.ndim and not (storage is not None and name in ("images", "positions", "normals", "colors")):
+        elif var.ndim and not (storage is not None and name in ("images", "positions", "normals", "colors", BACKGROUND)):
             e["chunks"] = var.shape  # one chunk; SVFR images and point arrays keep their dask chunks
         enc[name] = e
     for name in ds.coords:

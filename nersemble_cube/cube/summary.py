@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from .schema import WRITING
+from .schema import BACKGROUND, WRITING
 
 
 def _size(nbytes: float) -> str:
@@ -26,7 +26,10 @@ def _facts(node: xr.DataTree) -> dict | None:
     if node.name == "calibration":
         roles = ds["role"].values.tolist()
         return {"kind": "calibration", "cameras": ds.sizes["camera"],
-                "roles": {r: roles.count(r) for r in ("train", "hold_out", "unused") if r in roles}}
+                "roles": {r: roles.count(r) for r in ("train", "hold_out", "unused") if r in roles},
+                "color_correction": "color_correction" in ds}
+    if node.name == BACKGROUND and BACKGROUND in ds:
+        return {"kind": "background", "cameras": ds.sizes["camera"], "height": ds.sizes["y"], "width": ds.sizes["x"]}
     if node.name == "pointclouds":
         return {"kind": "pointclouds", "timesteps": ds["timestep"].values.tolist(), "points": int(ds["count"].sum())}
     if str(node.name).startswith("flame2023_tracking_v"):
@@ -48,7 +51,10 @@ def _facts(node: xr.DataTree) -> dict | None:
 def _line(f: dict) -> str:
     """The one-line text of :func:`_facts`."""
     if f["kind"] == "calibration":
-        return f"{plural(f['cameras'], 'camera')} ({', '.join(f'{n} {r}' for r, n in f['roles'].items())})"
+        color = ", colour correction" if f["color_correction"] else ""
+        return f"{plural(f['cameras'], 'camera')} ({', '.join(f'{n} {r}' for r, n in f['roles'].items())}){color}"
+    if f["kind"] == "background":
+        return f"background stills of {plural(f['cameras'], 'camera')}, {f['height']}x{f['width']} (height x width)"
     if f["kind"] == "pointclouds":
         steps = f["timesteps"]
         shown = steps if len(steps) <= 6 else steps[:3] + ["..."] + steps[-2:]
@@ -80,7 +86,7 @@ def summary_facts(tree: xr.DataTree) -> dict:
 
 def summary(tree: xr.DataTree) -> str:
     """One line per data node, sorted by path: cameras and frames of sequences, calibration roles,
-    point-cloud timesteps, tracking versions, SVFR images; incomplete nodes are flagged."""
+    point-cloud timesteps, tracking versions, SVFR images, background stills; incomplete nodes are flagged."""
     facts = summary_facts(tree)
     lines = []
     if facts["incomplete"]:

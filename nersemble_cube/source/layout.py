@@ -72,7 +72,10 @@ FRAME_SIZE = {"nvs": NVS_SIZE, "mono_flame_avatar": MONO_SIZE}
 
 
 def camera_role(benchmark: str, serial: str) -> str:
-    """``"train"`` (video provided), ``"hold_out"`` (rendered for a submission) or ``"unused"``."""
+    """``"train"`` (video provided), ``"hold_out"`` (rendered for a submission) or ``"unused"``; every camera of
+    the full dataset (no benchmark) is ``"train"``."""
+    if benchmark not in VIDEO_BENCHMARKS:
+        return "train"
     if benchmark == "nvs":
         return "hold_out" if serial in NVS_HOLD_OUT_SERIALS else "train"
     if serial == MONO_TRAIN_SERIAL:
@@ -80,8 +83,8 @@ def camera_role(benchmark: str, serial: str) -> str:
     return "hold_out" if serial in MONO_HOLD_OUT_SERIALS else "unused"
 
 
-_PARTICIPANT = re.compile(r"^\d{3}$")
-_CAMERA_FILE = re.compile(r"^cam_(\d+)\.mp4$")
+PARTICIPANT = re.compile(r"^\d{3}$")
+CAMERA_FILE = re.compile(r"^cam_(\d+)\.mp4$")
 _POINTCLOUD_FILE = re.compile(r"^frame_(\d{5})\.pcd$")
 # the toolkit's SVFRDataManager.list_image_keys pattern: {seq}_{timestep}_{serial}
 _SVFR_FOLDER = re.compile(r"^([a-zA-Z0-9-_+]+)_(\d+)_(\d+)$")
@@ -151,6 +154,11 @@ def _benchmark_dirs(root: Path) -> dict[str, Path]:
     return {b: root / b for b in BENCHMARKS if (root / b).is_dir()}
 
 
+def is_benchmark_folder(root: SourcePath) -> bool:
+    """Whether ``root`` holds any of the benchmark folders ``nvs/``, ``mono_flame_avatar/``, ``svfr/``."""
+    return root.is_dir() and bool(_benchmark_dirs(root))
+
+
 def discover(
     root: str | Path | SourcePath,
     benchmarks: list[str] | None = None,
@@ -169,16 +177,19 @@ def discover(
     """
     root = as_path(root)
     if not root.exists():
-        raise SourceError(f"{root}: no such folder; pass the folder given to nersemble-benchmark-download")
+        raise SourceError(f"{root}: no such folder; pass the folder given to nersemble-benchmark-download "
+                          "(or nersemble-data-download)")
     if not root.is_dir():
-        raise SourceError(f"{root}: not a folder; pass the folder given to nersemble-benchmark-download")
+        raise SourceError(f"{root}: not a folder; pass the folder given to nersemble-benchmark-download "
+                          "(or nersemble-data-download)")
     found = _benchmark_dirs(root)
     if not found:
         hint = ""
         if root.name in BENCHMARKS:
             hint = f" (it looks like a benchmark subfolder: pass its parent {root.parent})"
         raise SourceError(
-            f"{root}: not a NeRSemble benchmark folder, it has none of {', '.join(BENCHMARKS)}/{hint}"
+            f"{root}: not a NeRSemble download folder, it has none of {', '.join(BENCHMARKS)}/ (a benchmark "
+            f"folder) nor participant folders or metadata tables (a full-dataset folder){hint}"
         )
     for b in benchmarks or []:
         if b not in BENCHMARKS:
@@ -186,7 +197,7 @@ def discover(
     wanted = [b for b in BENCHMARKS if b in found and (not benchmarks or b in benchmarks)]
     people: list[ParticipantSource] = []
     for benchmark in (b for b in wanted if b in VIDEO_BENCHMARKS):
-        for pdir, p_id in _participant_dirs(found[benchmark], participants):
+        for pdir, p_id in participant_dirs(found[benchmark], participants):
             calib = pdir / CALIBRATION.format(p_id=p_id).split("/", 1)[1]
             part = ParticipantSource(benchmark, p_id, pdir, calib if calib.is_file() else None)
             seq_root = pdir / "sequences"
@@ -209,15 +220,17 @@ def discover(
     return BenchmarkFolder(root, people, svfr)
 
 
-def _participant_dirs(bdir: Path, participants: list[int] | None) -> list[tuple[Path, int]]:
+def participant_dirs(bdir: Path, participants: list[int] | None) -> list[tuple[Path, int]]:
+    """``(folder, id)`` of the participant folders (three digits) of ``bdir`` among ``participants`` (all if None)."""
     out = []
     for pdir in sorted(bdir.iterdir(), key=lambda p: p.name):
-        if pdir.is_dir() and _PARTICIPANT.match(pdir.name) and (not participants or int(pdir.name) in participants):
+        if pdir.is_dir() and PARTICIPANT.match(pdir.name) and (not participants or int(pdir.name) in participants):
             out.append((pdir, int(pdir.name)))
     return out
 
 
-def _matching_files(folder: Path, pattern: re.Pattern, key=str) -> dict:
+def camera_files(folder: Path, pattern: re.Pattern, key=str) -> dict:
+    """The files of ``folder`` whose names match ``pattern``, keyed by its first group (through ``key``), sorted."""
     if not folder.is_dir():
         return {}
     found = {}
@@ -229,9 +242,9 @@ def _matching_files(folder: Path, pattern: re.Pattern, key=str) -> dict:
 
 
 def _sequence_source(benchmark: str, p_id: int, sdir: Path) -> SequenceSource | None:
-    images = _matching_files(sdir / "images", _CAMERA_FILE)
-    alpha = _matching_files(sdir / "alpha_maps", _CAMERA_FILE)
-    pointclouds = _matching_files(sdir / "pointclouds", _POINTCLOUD_FILE, int)
+    images = camera_files(sdir / "images", CAMERA_FILE)
+    alpha = camera_files(sdir / "alpha_maps", CAMERA_FILE)
+    pointclouds = camera_files(sdir / "pointclouds", _POINTCLOUD_FILE, int)
     tracking = {v: sdir / "tracking" / name for name, v in _TRACKING_FILES.items() if (sdir / "tracking" / name).is_file()}
     if not (images or pointclouds or tracking):
         return None
@@ -247,7 +260,7 @@ def _sequence_source(benchmark: str, p_id: int, sdir: Path) -> SequenceSource | 
 
 def _svfr_images(bdir: Path, participants: list[int] | None, sequences: list[str] | None) -> list[SvfrImageSource]:
     images = []
-    for pdir, p_id in _participant_dirs(bdir, participants):
+    for pdir, p_id in participant_dirs(bdir, participants):
         for folder in sorted(pdir.iterdir(), key=lambda p: p.name):
             m = _SVFR_FOLDER.match(folder.name)
             if not (m and folder.is_dir() and (folder / "rgb.png").is_file()):

@@ -18,10 +18,11 @@ from .converters.pcd import PcdInfo, probe_pcd
 from .converters.video import VideoInfo, probe
 
 
-def probe_videos(seq: layout.SequenceSource, calib: Calibration | None,
-                 calib_path: Path | None) -> tuple[list[VideoInfo], list[VideoInfo]]:
+def probe_videos(seq: layout.SequenceSource, calib: Calibration | None, calib_path: Path | None,
+                 same_length: bool = True) -> tuple[list[VideoInfo], list[VideoInfo]]:
     """The image and alpha-matte videos of ``seq``, one :class:`VideoInfo` per camera, checked: every
-    camera calibrated, every video with frames, all of one frame count and size."""
+    camera calibrated, every video with frames, all of one size and frame rate, and (``same_length``)
+    of one frame count."""
     if not seq.images:
         return [], []
     if calib is None:
@@ -34,7 +35,7 @@ def probe_videos(seq: layout.SequenceSource, calib: Calibration | None,
     alpha = [probe(p) for p in seq.alpha_maps.values()]
     ref = images[0]
     for info in images + alpha:
-        if (info.n_frames, info.height, info.width) != (ref.n_frames, ref.height, ref.width):
+        if (info.n_frames if same_length else ref.n_frames, info.height, info.width) != (ref.n_frames, ref.height, ref.width):
             raise SourceError(
                 f"{seq.folder}: cameras disagree, {info.path.name} has {info.n_frames} frames of "
                 f"{info.width}x{info.height} but {ref.path.name} has {ref.n_frames} of {ref.width}x{ref.height}; "

@@ -159,7 +159,8 @@ def flame_tracking(n_frames: int, seed: int) -> FlameTracking:
     )
 
 
-def _encode(path: Path, frames: list[np.ndarray], fps: float) -> None:
+def encode_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    """Write ``frames`` ((y, x, 3) uint8 RGB) as an H.264 yuv420p mp4 at ``fps``, the way the real videos are coded."""
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]
     writer = imageio_ffmpeg.write_frames(
@@ -179,8 +180,8 @@ def _write_camera(folder: Path, benchmark: str, p_id: int, seq: str, serial: str
     rng = np.random.default_rng([p_id, int(serial), len(seq)])
     rgb, alpha = zip(*(render(w2c, k, height, width, t, fps, rng) for t in range(n_frames)))
     fmt = {"p_id": p_id, "seq_name": seq, "serial": serial}
-    _encode(folder / layout.IMAGES.format(**fmt), list(rgb), fps)
-    _encode(folder / layout.ALPHA_MAPS.format(**fmt), [np.repeat(a[..., None], 3, axis=-1) for a in alpha], fps)
+    encode_video(folder / layout.IMAGES.format(**fmt), list(rgb), fps)
+    encode_video(folder / layout.ALPHA_MAPS.format(**fmt), [np.repeat(a[..., None], 3, axis=-1) for a in alpha], fps)
 
 
 def _write_svfr_image(folder: Path, p_id: int, seq: str, timestep: int, serial: str) -> None:
@@ -291,6 +292,13 @@ def write_sample(
     if "svfr" in benchmarks:
         for p_id in svfr_participants:
             jobs += [(_write_svfr_image, folder / "svfr", p_id, *key) for key in layout.SVFR_IMAGE_KEYS[p_id][:svfr_images]]
+    run_jobs(jobs, workers, progress, on_start)
+    return folder
+
+
+def run_jobs(jobs: list[tuple], workers: int, progress: Progress | None, on_start: Callable[[int], None] | None) -> None:
+    """Run ``(function, *args)`` jobs in ``workers`` threads: ``on_start`` gets their number, ``progress`` is
+    called as each finishes; the first error raises."""
     if on_start:
         on_start(len(jobs))
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -298,7 +306,6 @@ def write_sample(
             f.result()
             if progress:
                 progress(1)
-    return folder
 
 
 def _write_tracking(bdir: Path, p_id: int, seq: str, n_frames: int, with_v1: bool) -> None:

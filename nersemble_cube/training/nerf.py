@@ -278,6 +278,7 @@ def export_nerf(
     crop_to_alpha: int | None = None,
     flame_frame: bool | None = None,
     image_format: str | None = None,
+    color_correct: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
@@ -293,7 +294,8 @@ def export_nerf(
     ``crop_x0``, ``crop_y0`` in source pixels). Images are composited on ``background`` (a colour name
     or RGB 0-255; instant-ngp: RGBA with the matte as alpha instead), area-downscaled by ``downscale``
     with the intrinsics to match, and written as ``image_format`` (default the reader's first: png,
-    lossless; jpg quality 95 where the reader opens it); masks are png.
+    lossless; jpg quality 95 where the reader opens it); masks are png. ``color_correct`` (full dataset)
+    applies each camera's colour correction first (``ds.nersemble.color_correct()``, uint8).
     ``flame_frame`` (default: whether the sequence has FLAME tracking v2) expresses each frame's
     cameras in the FLAME model's frame of that timestep (:func:`flame_frame_w2c`), so a FLAME mesh
     with zero global rotation and translation, as GaussianAvatars builds it from ``flame_param``,
@@ -331,6 +333,10 @@ def export_nerf(
             raise SelectionError(f"{group}: no video of cameras {unknown}; it has {ds.camera.values.tolist()}")
         ds = ds.sel(camera=sorted(cameras))
     ds = ds.nersemble.select_time(every_nth=every_nth, fps=fps, start=start, stop=stop)
+    if color_correct:
+        if "color_correction" not in ds:
+            raise SelectionError(f"{group}: no colour correction in the cube (only full-dataset sequences have one)")
+        ds = ds.nersemble.color_correct()
     has_mask = "alpha" in ds
     if crop_to_alpha is not None:
         if not has_mask:

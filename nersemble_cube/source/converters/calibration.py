@@ -2,7 +2,8 @@
 
 The file holds ``{"world_2_cam": {serial: 4x4}, "intrinsics": {serial: 3x3}}``: world-to-camera
 poses in the OpenCV camera convention (x right, y down, z forward) with translations in metres,
-and pinhole intrinsics in pixels of the benchmark's video resolution.
+and pinhole intrinsics in pixels of the benchmark's video resolution. The full dataset's file
+(``nersemble_data``) has ONE ``intrinsics`` 3x3 shared by every camera instead of a mapping.
 """
 
 from __future__ import annotations
@@ -21,17 +22,19 @@ from ..files import as_path
 class Calibration:
     """Cameras of one participant, sorted by serial.
 
-    ``world_2_cam`` is ``(camera, 4, 4)`` float64, ``intrinsics`` ``(camera, 3, 3)`` float64.
+    ``world_2_cam`` is ``(camera, 4, 4)`` float64, ``intrinsics`` ``(camera, 3, 3)`` float64 (the one
+    shared matrix repeated per camera when ``shared_intrinsics``).
     """
 
     serials: list[str]
     world_2_cam: np.ndarray
     intrinsics: np.ndarray
+    shared_intrinsics: bool = False
 
     def select(self, serials: list[str]) -> Calibration:
         """The cameras ``serials``, in that order."""
         idx = [self.serials.index(s) for s in serials]
-        return Calibration(list(serials), self.world_2_cam[idx], self.intrinsics[idx])
+        return Calibration(list(serials), self.world_2_cam[idx], self.intrinsics[idx], self.shared_intrinsics)
 
 
 def _matrices(path: Path, data: dict, key: str, shape: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -62,11 +65,15 @@ def read_calibration(path: str | Path) -> Calibration:
     if not isinstance(data, dict):
         raise SourceError(f"{path}: malformed camera_params.json, expected a JSON object")
     w2c = _matrices(path, data, "world_2_cam", (4, 4))
-    intr = _matrices(path, data, "intrinsics", (3, 3))
+    shared = isinstance(data.get("intrinsics"), list)
+    if shared:  # the full dataset: one matrix for every camera
+        intr = _matrices(path, {"intrinsics": dict.fromkeys(w2c, data["intrinsics"])}, "intrinsics", (3, 3))
+    else:
+        intr = _matrices(path, data, "intrinsics", (3, 3))
     if set(w2c) != set(intr):
         raise SourceError(
             f"{path}: malformed camera_params.json, world_2_cam and intrinsics list different cameras "
             f"({sorted(set(w2c) ^ set(intr))})"
         )
     serials = sorted(w2c)
-    return Calibration(serials, np.stack([w2c[s] for s in serials]), np.stack([intr[s] for s in serials]))
+    return Calibration(serials, np.stack([w2c[s] for s in serials]), np.stack([intr[s] for s in serials]), shared)

@@ -1,0 +1,94 @@
+"""The full dataset (issue 18): conversion per codec preset at 3208x2200, and colour-corrected random reads.
+
+    python benchmarks/bench_dataset.py --workdir /tmp/benchds --frames 8 --cameras 16 [--codecs zstd,lz4,jpegxl]
+
+Workload: :func:`realistic.realistic_dataset_sample` (16 cameras of 3208x2200 natural photos drifting under
+sensor noise, H.264 at the CRF nearest 20 KB per frame, as the real dataset's 8.7 MB per video of ~430
+frames; full-size calibration, colour calibration (10 terms) and backgrounds). Rows:
+
+- conversion per preset, ``workers`` = CPU count: frames/s and the cube's bytes against the mp4s' (the
+  background stills and calibration included);
+- a random colour-corrected frame (uint8), warm: the toolkit's own ``NeRSembleParticipantDataManager.load_image(
+  ..., as_uint8=True, apply_color_correction=True)`` (OpenCV seek and read, then colour-science; imported
+  from its wheel as the tests do: needs the test extra) against ours (``nersemble_cube.compat``'s, backed
+  by the zstd cube) and the correction alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nersemble_cube
+from nersemble_cube import StorageSpec
+from nersemble_cube.cube.store import stored_bytes
+
+from common import median_time
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the toolkit's import shims
+
+SEQ = "EXP-1-head"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--cameras", type=int, default=16)
+    ap.add_argument("--codecs", default="zstd,lz4,jpegxl")
+    ap.add_argument("--repeats", type=int, default=9)
+    args = ap.parse_args()
+    from realistic import realistic_dataset_sample
+
+    source = realistic_dataset_sample(args.workdir / "source", args.frames, args.cameras)
+    mp4 = sum(p.stat().st_size for p in source.rglob("*.mp4"))
+    n = args.frames * args.cameras
+    workers = os.cpu_count()
+    rows = [f"workload: {args.cameras} cameras x {args.frames} frames of 3208x2200, "
+            f"{(source / 'realistic.txt').read_text().strip()}; mp4s {mp4 / 1e6:.1f} MB; {workers} workers", ""]
+    rows += ["| preset | frames/s | cube bytes | x mp4 bytes | bytes per frame |", "|---|---|---|---|---|"]
+    cubes = {}
+    for codec in args.codecs.split(","):
+        target = args.workdir / f"{codec}.zarr"
+        shutil.rmtree(target, ignore_errors=True)
+        t0 = time.perf_counter()
+        nersemble_cube.convert(source, target, storage=StorageSpec(codec), workers=workers, check_space=False)
+        secs = time.perf_counter() - t0
+        size = stored_bytes(target)
+        cubes[codec] = target
+        rows.append(f"| {codec} | {n / secs:.1f} | {size / 1e6:.1f} MB | {size / mp4:.1f}x | {size / n / 1e6:.2f} MB |")
+    print("\n".join(rows))
+
+    from toolkit import dataset_data
+
+    from nersemble_cube.compat import NeRSembleParticipantDataManager
+    from nersemble_cube.source.converters.color import correct_color
+
+    theirs = dataset_data().NeRSembleParticipantDataManager(str(source), 18)
+    ours = NeRSembleParticipantDataManager(cubes.get("zstd", next(iter(cubes.values()))), 18)
+    serials = ours.list_cameras(SEQ)
+    rng = random.Random(0)
+    picks = [(rng.choice(serials), rng.randrange(args.frames)) for _ in range(args.repeats)]
+    it_t, it_o, it_c = iter(picks), iter(picks), iter(picks)
+    ours.load_image(SEQ, serials[0], 0, as_uint8=True, apply_color_correction=True)  # warm: shard index, JSON
+    t_theirs = 1e3 * median_time(lambda: theirs.load_image(SEQ, *next(it_t), as_uint8=True, apply_color_correction=True),
+                         args.repeats)
+    t_ours = 1e3 * median_time(lambda: ours.load_image(SEQ, *next(it_o), as_uint8=True, apply_color_correction=True),
+                       args.repeats)
+    frame = ours.load_image(SEQ, serials[0], 0, as_uint8=True)
+    ccm = ours.load_color_calibration()[serials[0]]
+    t_correct = 1e3 * median_time(lambda: (next(it_c), correct_color(frame, ccm)), args.repeats)
+    print("\n| colour-corrected random frame, uint8, warm (median) | ms |\n|---|---|")
+    print(f"| toolkit load_image(..., as_uint8=True, apply_color_correction=True) | {t_theirs:.0f} |")
+    print(f"| ours: compat load_image, same arguments (zstd cube) | {t_ours:.0f} |")
+    print(f"| of which the correction alone (numpy, one thread) | {t_correct:.0f} |")
+    print(f"\nours {t_theirs / t_ours:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()
