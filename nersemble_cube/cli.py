@@ -150,6 +150,9 @@ def convert(
         "--camera", "-c", help="Full dataset: only this camera serial; repeatable.")] = None,
     every_nth: Annotated[int, typer.Option(
         min=1, help="Full dataset: keep source frames 0, n, 2n, ... (3: 24.3 fps); time keeps the source indices.")] = 1,
+    fps: Annotated[Optional[float], typer.Option(
+        min=0.001, help="Full dataset: keep the frames ffmpeg's fps filter picks at this rate (the frames VHAP "
+                        "extracts, e.g. 25).")] = None,
     codec: Annotated[str, typer.Option(
         help=f"Codec preset: {', '.join(CODECS)} (zstd, lz4, none are lossless; jpegxl is lossy, see --distance).")] = "zstd",
     level: Annotated[int, typer.Option(help="Compression level of zstd / lz4.")] = 3,
@@ -185,7 +188,7 @@ def convert(
         raise typer.BadParameter(str(e)) from None
     t0 = time.perf_counter()
     selection = {"benchmarks": [b.value for b in benchmark] if benchmark else None, "participants": participant,
-                 "sequences": sequence, "cameras": camera, "every_nth": every_nth}
+                 "sequences": sequence, "cameras": camera, "every_nth": every_nth, "fps": fps}
     report, plan = _run_convert(source, store, storage=storage, overwrite=overwrite, workers=workers,
                                 scheduler=scheduler, scales=factors, **selection)
     secs = time.perf_counter() - t0
@@ -424,6 +427,33 @@ def export_nerf(
     shown = report.frames if len(report.frames) <= 8 else report.frames[:4] + ["..."] + report.frames[-2:]
     out.print(f"wrote {folder}: {plural(len(report.cameras), 'camera')} x {plural(len(report.frames), 'frame')} "
               f"(source frames {shown}), {report.files} files", highlight=False)
+
+
+@app.command("import-alpha")
+@_user_errors
+def import_alpha(
+    store: Store,
+    folder: Annotated[str, typer.Argument(help="Folder of mattes named cam_<serial>_<index>.jpg or .png (VHAP's "
+                                          "<sequence>/alpha_maps).")],
+    sequence: Annotated[str, typer.Option("--sequence", "-s", help="The sequence they belong to, e.g. "
+                                          "dataset/018/EXP-1-head.")],
+    fps: Annotated[float, typer.Option(
+        min=0, help="The rate the mattes' frames were extracted at with ffmpeg's fps filter (VHAP: 25); 0: the "
+                    "files are numbered by source frame.")] = 25.0,
+    method: Annotated[Optional[str], typer.Option(help="How the mattes were made, recorded in attrs (e.g. "
+                                                  "'VHAP background_matting_v2').")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace mattes the sequence has.")] = False,
+    workers: Workers = None,
+) -> None:
+    """Import alpha mattes made elsewhere (the full dataset has none) into a sequence's alpha, with provenance."""
+    from .conversion.mattes import import_alpha as import_mattes
+    from .cube.summary import plural
+
+    with _sized_bar("importing mattes") as (progress, on_start):
+        report = import_mattes(store, folder, sequence, fps=fps or None, method=method, overwrite=overwrite,
+                               workers=workers, progress=progress, on_start=on_start)
+    out.print(f"wrote alpha of {report.group}: {plural(len(report.cameras), 'camera')} x "
+              f"{plural(report.frames, 'frame')}", highlight=False)
 
 
 @app.command()

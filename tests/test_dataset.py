@@ -8,6 +8,7 @@ import io
 import json
 import re
 import shutil
+import subprocess
 
 import numpy as np
 import zarr
@@ -21,6 +22,7 @@ from nersemble_cube.compat import NeRSembleParticipantDataManager
 from nersemble_cube.errors import SourceError
 from nersemble_cube.source import dataset
 from nersemble_cube.source.converters.color import TERMS, correct_color, read_color_calibration
+from nersemble_cube.source.converters.video import ffmpeg_exe, fps_filter_frames
 
 SEQUENCES = DATASET_SEQUENCES
 N_FRAMES = DATASET_FRAMES
@@ -261,3 +263,78 @@ def test_verify_compares_the_kept_frames_colours_and_stills(folder, tmp_path):
     node["background"][1] = 0  # damage one still: verify compares one random still per participant
     found = [verify(folder, target, every_nth=2, seed=s).mismatches for s in range(6)]
     assert any("dataset/018/background" in m for ms in found for m in ms)
+
+
+def _numbered_video(path, n_frames: int, fps: float) -> None:
+    """A video whose frame i shows i in binary (10 blocks of 16 px, black or white: survives H.264)."""
+    frames = np.zeros((n_frames, 32, 160, 3), np.uint8)
+    for i in range(n_frames):
+        for bit in range(10):
+            frames[i, :, bit * 16:(bit + 1) * 16] = 255 * ((i >> bit) & 1)
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "160x32",
+                    "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", str(path)],
+                   input=frames.tobytes(), check=True)
+
+
+@pytest.mark.parametrize(("n_frames", "fps", "target"), [(300, 73, 25), (97, 73, 30), (50, 24.3, 10)])
+def test_fps_filter_frames_are_ffmpegs(tmp_path, n_frames, fps, target):
+    path = tmp_path / "numbered.mp4"
+    _numbered_video(path, n_frames, fps)
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", f"fps={target}", "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    shown = np.frombuffer(raw, np.uint8).reshape(-1, 32, 160, 3)[:, 16, 8::16, 0] > 127
+    picked = (shown * (1 << np.arange(10))).sum(axis=1)
+    np.testing.assert_array_equal(fps_filter_frames(n_frames, fps, target), picked)
+
+
+def _vhap_mattes(folder, sequence_dir, serials, fps=25):
+    """What VHAP's preprocess_video.py leaves in alpha_maps/: per camera the frames ffmpeg's fps filter
+    extracts, numbered from 0, each a greyscale JPEG written by Pillow (here a threshold of the frame)."""
+    folder.mkdir(parents=True)
+    for serial in serials:
+        raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(sequence_dir / f"images/cam_{serial}.mp4"),
+                              "-vf", f"fps={fps}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                             capture_output=True, check=True).stdout
+        for k, frame in enumerate(np.frombuffer(raw, np.uint8).reshape(-1, 402, 276, 3)):
+            Image.fromarray(np.where(frame[..., 0] > 140, 255, 0).astype(np.uint8)).save(folder / f"cam_{serial}_{k:06d}.jpg")
+
+
+def test_vhap_mattes_import_onto_the_frames_they_were_made_of(folder, tmp_path):
+    target = tmp_path / "fps25.zarr"
+    nersemble_cube.convert(folder, target, participants=[18], sequences=["EXP-1-head"], fps=25)
+    seq_dir = folder / "018/sequences/EXP-1-head"
+    ds = nersemble_cube.open(target)["dataset/018/sequences/EXP-1-head"].to_dataset()
+    assert ds.time.values.tolist() == [1, 4] and ds.attrs["fps"] == 25 and ds.attrs["fps_filter"] == 25
+    decoded = decode_pyav(seq_dir / "images/cam_222200044.mp4")
+    np.testing.assert_array_equal(ds.images.sel(camera="222200044").values, decoded[[1, 4]])
+    mattes = tmp_path / "vhap/alpha_maps"
+    _vhap_mattes(mattes, seq_dir, ds.camera.values.tolist())
+    done = run_cli("import-alpha", target, mattes, "-s", "dataset/018/EXP-1-head", "--method", "VHAP bgmv2")
+    assert done.returncode == 0, done.stderr
+    ds = nersemble_cube.open(target)["dataset/018/sequences/EXP-1-head"].to_dataset()
+    for serial in ds.camera.values:
+        for k, t in enumerate(ds.time.values):
+            expected = np.array(Image.open(mattes / f"cam_{serial}_{k:06d}.jpg"))
+            np.testing.assert_array_equal(ds.alpha.sel(camera=serial, time=t).values, expected)
+    assert ds.alpha.attrs["method"] == "VHAP bgmv2" and "fps=25" in ds.alpha.attrs["frames"]
+    again = run_cli("import-alpha", target, mattes, "-s", "dataset/018/EXP-1-head")
+    assert again.returncode == 4 and "already has alpha mattes" in again.stderr
+
+
+def test_mattes_that_miss_frames_or_size_write_nothing(folder, tmp_path):
+    from nersemble_cube.conversion.mattes import import_alpha
+
+    target = tmp_path / "all.zarr"
+    nersemble_cube.convert(folder, target, participants=[18], sequences=["EXP-1-head"])
+    mattes = tmp_path / "alpha_maps"
+    _vhap_mattes(mattes, folder / "018/sequences/EXP-1-head", ["222200042", "222200044", "222200046"])
+    before = tree_digest(target)
+    with pytest.raises(SourceError, match=r"no matte of camera 222200042 for 4 of the node's 6 frames \(first: "
+                                          r"source frame 0\).*--fps 25"):
+        import_alpha(target, mattes, "dataset/018/EXP-1-head")  # 25 fps mattes for a 73 fps node
+    big = tmp_path / "big"
+    big.mkdir()
+    Image.fromarray(np.zeros((804, 552), np.uint8)).save(big / "cam_222200042_000000.png")
+    with pytest.raises(SourceError, match="mattes are 804x552 .* frames of dataset/018/sequences/EXP-1-head are 402x276"):
+        import_alpha(target, big, "dataset/018/EXP-1-head", fps=None)
+    assert tree_digest(target) == before

@@ -48,7 +48,7 @@ def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: C
             for spec in storages:
                 per_frame = encoded_size(image, spec) * cameras
                 if alpha is not None:
-                    per_frame += encoded_size(alpha, spec) * mattes
+                    per_frame += encoded_size(alpha, spec.for_mattes()) * mattes
                 totals[spec] += int(1.1 * per_frame * seq.n_frames * levels)
     extra = sum(i.n_points * 27 for p in checked.participants for s in p.sequences for i in s.pointclouds.values())
     extra += len(checked.svfr) * 512 * 512 * 3

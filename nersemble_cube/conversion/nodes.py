@@ -87,6 +87,8 @@ def _resumable_flags(target: Location, group: str, template: xr.Dataset, flags: 
         for name, var in template.data_vars.items():
             if name not in node or tuple(node[name].shape) != var.shape:
                 return None
+        if set(node.array_keys()) - set(template.variables):
+            return None  # arrays the source does not make (mattes whose import stopped half-way): start afresh
         return {name: node[f"{name}{schema.FLAG_SUFFIX}"][:] for name in flags}
     except (FileNotFoundError, KeyError, ValueError, zarr.errors.GroupNotFoundError, json.JSONDecodeError):
         return None
@@ -131,23 +133,20 @@ def frames(t: Target, seq: SequencePlan) -> NodeWork:
     names = [v for v in videos if videos[v]]
     sources = {name: {s: t.relative(i.path) for s, i in zip(src.serials, videos[name])} for name in names}
     n_frames = seq.n_frames
-    step = seq.frames.step if seq.frames is not None else 1
     ds = schema.sequence_template(
         src.benchmark, src.participant_id, src.sequence, seq.calibration, n_frames, ref.height, ref.width,
-        ref.fps / step, bool(seq.alpha), t.storage, sources, seq.time, seq.color,
+        seq.fps, bool(seq.alpha), t.storage, sources, seq.time, seq.color,
     )
     ds.attrs["storage"] = t.storage.to_attrs()
-    if step != 1:
-        ds.attrs.update(every_nth=step, source_fps=ref.fps)
+    ds.attrs.update(seq.selection or {})
     flags = None if t.overwrite else _resumable_flags(t.store, seq.group, ds, names)
     fresh = flags is None
     if fresh:
         store.write_node(t.store, seq.group, ds, t.storage, compute=False)
         flags = {name: np.zeros(len(videos[name]), bool) for name in names}
     per_write = t.storage.shard_frames(n_frames)
-    keep = range(0, n_frames * step, step)
     tasks = [Task(f"{seq.group}/{name}/{c}", n_frames, fill_video,
-                  (t.store, seq.group, name, c, info, per_write, t.decoder_threads, keep))
+                  (t.store, seq.group, name, c, info, per_write, t.decoder_threads, seq.frames))
              for name in names for c, info in enumerate(videos[name]) if not flags[name][c]]
     return NodeWork(seq.group, tasks, seq.frame_items - sum(task.items for task in tasks), fresh=fresh, note=seq.note)
 

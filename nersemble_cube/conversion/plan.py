@@ -3,20 +3,21 @@ part becomes. Nothing is written until the whole plan is made, so a bad input co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..cube import schema
-from ..errors import SourceError
+from ..errors import SourceError, UsageError
 from ..source import dataset, layout
 from ..source.converters.calibration import Calibration, read_calibration
 from ..source.converters.color import ColorCalibration, read_color_calibration
 from ..source.converters.flame import FlameTracking
 from ..source.converters.image import jpeg_size
 from ..source.converters.pcd import PcdInfo
-from ..source.converters.video import VideoInfo
+from ..source.converters.video import VideoInfo, fps_filter_frames
 from ..source.files import SourcePath, as_path
 from ..source.probe import check_svfr_images, load_tracking, probe_pointclouds, probe_videos
 
@@ -32,11 +33,22 @@ class SequencePlan:
     alpha: list[VideoInfo]
     pointclouds: dict[int, PcdInfo]
     tracking: dict[int, FlameTracking]
-    frames: range | None = None
-    """The source frame indices written (full dataset: the frames every camera has, every ``every_nth``);
-    None: every frame of the videos."""
+    frames: Sequence[int] | None = None
+    """The source frame indices written, sorted (full dataset: of the frames every camera has, every
+    ``every_nth`` or those of ffmpeg's fps filter); None: every frame of the videos."""
     color: ColorCalibration | None = None
     note: str | None = None
+    selection: dict | None = None
+    """How ``frames`` were chosen, for the node's attrs: ``{"every_nth": n}`` or ``{"fps_filter": fps}``, with
+    ``"source_fps"``; None: all frames."""
+
+    @property
+    def fps(self) -> float:
+        """The rate of the frames written (the videos', or what the selection made of it)."""
+        rate = self.images[0].fps
+        if self.selection and "every_nth" in self.selection:
+            return rate / self.selection["every_nth"]
+        return float(self.selection["fps_filter"]) if self.selection else rate
 
     @property
     def time(self) -> np.ndarray:
@@ -121,20 +133,28 @@ def _plan_sequence(seq: layout.SequenceSource, calib: Calibration | None, calib_
 
 
 def _plan_dataset_sequence(seq: layout.SequenceSource, calib: Calibration | None, calib_path: Path | None,
-                           color: ColorCalibration | None, every_nth: int) -> SequencePlan:
+                           color: ColorCalibration | None, every_nth: int, fps: float | None) -> SequencePlan:
     """A full-dataset sequence: cameras whose videos are longer than the shortest keep only the frames every
-    camera has (named in the plan's note), then every ``every_nth`` of them."""
+    camera has (named in the plan's note), then every ``every_nth`` of them, or those ffmpeg's fps filter
+    picks at ``fps`` (:func:`~nersemble_cube.source.converters.video.fps_filter_frames`)."""
     images, _ = probe_videos(seq, calib, calib_path, same_length=False)
     common = min(i.n_frames for i in images)
+    rate = images[0].fps
+    if fps is not None and not 0 < fps < rate:
+        raise UsageError(f"--fps {fps:g}: choose a rate below the videos' {rate:g} fps")
     longer = {s: i.n_frames for s, i in zip(seq.serials, images) if i.n_frames != common}
     note = None if not longer else (
         f"{seq.folder}: cameras differ in length; kept the {common} frames every camera has "
         f"(dropped the last frames of {', '.join(f'{s} ({n})' for s, n in longer.items())})")
-    return SequencePlan(seq, calib.select(seq.serials), images, [], {}, {}, range(0, common, every_nth),
-                        color, note)
+    if fps is not None:
+        frames, selection = fps_filter_frames(common, rate, fps).tolist(), {"fps_filter": fps, "source_fps": rate}
+    else:
+        frames = range(0, common, every_nth)
+        selection = {"every_nth": every_nth, "source_fps": rate} if every_nth != 1 else None
+    return SequencePlan(seq, calib.select(seq.serials), images, [], {}, {}, frames, color, note, selection)
 
 
-def _plan_dataset(folder: dataset.DatasetFolder, every_nth: int) -> ConversionPlan:
+def _plan_dataset(folder: dataset.DatasetFolder, every_nth: int, fps: float | None) -> ConversionPlan:
     people = []
     for part in folder.participants:
         calib = read_calibration(part.calibration) if part.calibration else None
@@ -144,7 +164,7 @@ def _plan_dataset(folder: dataset.DatasetFolder, every_nth: int) -> ConversionPl
             if missing:
                 raise SourceError(f"{part.color_calibration}: no colour calibration for cameras {missing}; "
                                   "download the color_calibration asset again")
-        seqs = [_plan_dataset_sequence(s, calib, part.calibration, color, every_nth) for s in part.sequences]
+        seqs = [_plan_dataset_sequence(s, calib, part.calibration, color, every_nth, fps) for s in part.sequences]
         sizes = {(s.images[0].height, s.images[0].width) for s in seqs}
         sizes |= {jpeg_size(p) for p in part.backgrounds.values()}
         if len(sizes) > 1:
@@ -161,22 +181,25 @@ def plan(
     sequences: list[str] | None = None,
     cameras: list[str] | None = None,
     every_nth: int = 1,
+    fps: float | None = None,
 ) -> ConversionPlan:
     """Discover and check everything :func:`~nersemble_cube.convert` would write; raises
     :class:`~nersemble_cube.errors.SourceError` on bad input. A full-dataset folder
     (``nersemble-data-download``, :mod:`~nersemble_cube.source.dataset`) is recognised as well as a
-    benchmark folder; ``cameras`` and ``every_nth`` apply to it only."""
+    benchmark folder; ``cameras``, ``every_nth`` and ``fps`` apply to it only."""
     root = as_path(source)
+    if every_nth != 1 and fps is not None:
+        raise UsageError("choose --every-nth or --fps, not both")
     if layout.is_benchmark_folder(root) or not root.is_dir() or not dataset.is_dataset_folder(root):
-        if cameras or every_nth != 1:
+        if cameras or every_nth != 1 or fps is not None:
             layout.discover(root, benchmarks, participants, sequences)  # a missing folder says so first
-            raise SourceError(f"{root}: --camera and --every-nth apply to a full-dataset folder "
+            raise SourceError(f"{root}: --camera, --every-nth and --fps apply to a full-dataset folder "
                               "(nersemble-data-download), not to a benchmark folder")
     else:
         if benchmarks:
             raise SourceError(f"{root}: a full-dataset folder (nersemble-data-download) has no benchmarks; "
                               "leave out --benchmark")
-        return _plan_dataset(dataset.discover(root, participants, sequences, cameras), every_nth)
+        return _plan_dataset(dataset.discover(root, participants, sequences, cameras), every_nth, fps)
     folder = layout.discover(root, benchmarks, participants, sequences)
     people = []
     for part in folder.participants:

@@ -111,6 +111,7 @@ def convert(
     sequences: list[str] | None = None,
     cameras: list[str] | None = None,
     every_nth: int = 1,
+    fps: float | None = None,
     storage: StorageSpec | None = None,
     overwrite: bool = False,
     workers: int | None = None,
@@ -127,8 +128,8 @@ def convert(
     (the full dataset: nodes ``dataset/{p_id:03d}/...``, see docs/dataset.md), local or an fsspec URL
     (``s3://bucket/benchmark``: videos and images are downloaded one at a time for decoding); ``benchmarks``,
     ``participants`` and ``sequences`` restrict what is converted; for the full dataset also ``cameras``
-    (serials) and ``every_nth`` (keep source frames 0, n, 2n, ...; the ``time`` coordinate keeps the
-    source frame indices). ``target`` is a local path or an
+    (serials), ``every_nth`` (keep source frames 0, n, 2n, ...) or ``fps`` (keep the frames ffmpeg's fps filter
+    picks at that rate: the frames VHAP extracts); the ``time`` coordinate keeps the source frame indices. ``target`` is a local path or an
     fsspec URL (``s3://bucket/cube.zarr``, ``gs://...``, ``memory://...``) opened with
     ``storage_options`` (else fsspec's usual configuration and the cloud SDK's credentials).
 
@@ -166,7 +167,7 @@ def convert(
     store.check_target(target)
     if every_nth < 1:
         raise UsageError(f"every_nth must be 1 or more, not {every_nth}")
-    checked = plan(root, benchmarks, participants, sequences, cameras, every_nth)
+    checked = plan(root, benchmarks, participants, sequences, cameras, every_nth, fps)
     if check_space:
         check_free_space(target, checked, storage, overwrite, scales)
     report = ConversionReport(target)

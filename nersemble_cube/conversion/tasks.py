@@ -5,6 +5,8 @@ reaches the source and the store."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import xarray as xr
 
 from ..cluster import Progress
@@ -22,18 +24,18 @@ CLOUD_BATCH_POINTS = 4 * schema.POINT_CHUNK
 
 
 def fill_video(target: Location, group: str, variable: str, camera: int, info: VideoInfo,
-               frames_per_write: int, decoder_threads: int | None, keep: range | None, progress: Progress) -> None:
+               frames_per_write: int, decoder_threads: int | None, keep: Sequence[int] | None,
+               progress: Progress) -> None:
     """Decode one video into ``variable`` (``images``, or ``alpha``: the matte's first channel) of camera
     index ``camera``, a whole shard at a time (the decoder runs ahead in its own process; this thread
     encodes and writes the shard: :class:`~nersemble_cube.cube.shards.ShardWriter`), then flag the
     camera complete. ``decoder_threads``: ffmpeg's threads for this video (None: its default). ``keep``:
-    the source frames to write, ``range(0, stop, step)`` (None: all); the frames past ``stop`` are still
-    decoded, so a damaged end of the file is found."""
+    the source frames to write, sorted (None: all); the frames after them are still decoded, so a damaged end
+    of the file is found."""
     writer = ShardWriter(store.open_for_writing(target, f"{group}/{variable}"))
-    step = keep.step if keep is not None else 1
-    n_keep = len(keep) if keep is not None else -(-info.n_frames // step)
+    n_keep = len(keep) if keep is not None else info.n_frames
     t = 0
-    for batch in iter_frames(info, batch=frames_per_write, reuse=True, threads=decoder_threads, every=step):
+    for batch in iter_frames(info, batch=frames_per_write, reuse=True, threads=decoder_threads, frames=keep):
         if t < n_keep:
             block = batch[None, :n_keep - t, ..., 0] if variable == "alpha" else batch[None, :n_keep - t]
             writer.write((camera, t) + (0,) * (block.ndim - 2), block)

@@ -108,6 +108,7 @@ def verify(
     sequences: list[str] | None = None,
     cameras: list[str] | None = None,
     every_nth: int = 1,
+    fps: float | None = None,
     frames_per_video: int = 2,
     seed: int = 0,
     storage_options: dict | None = None,
@@ -122,7 +123,7 @@ def verify(
     calibrations and FLAME tracking are compared whole, one random point cloud per sequence and
     ``frames_per_video`` SVFR images; for the full dataset also the colour correction whole and one random
     background still per participant. A node missing or left incomplete in the cube is a mismatch.
-    Nothing is written. ``seed`` fixes the sample. The selection (``benchmarks`` ... ``every_nth``) is
+    Nothing is written. ``seed`` fixes the sample. The selection (``benchmarks`` ... ``fps``) is
     :func:`~nersemble_cube.convert`'s. ``checked`` is the plan of the conversion just run
     (``convert``'s ``on_plan``), which saves probing every source file again; else the source is planned.
     ``on_start`` gets the number of sequences (plus one for SVFR), ``progress`` is called as each is checked.
@@ -130,7 +131,7 @@ def verify(
     loc = locate(target, storage_options)
     store.check_cube(loc)
     if checked is None:
-        checked = plan(as_path(source), benchmarks, participants, sequences, cameras, every_nth)
+        checked = plan(as_path(source), benchmarks, participants, sequences, cameras, every_nth, fps)
     rng = np.random.default_rng(seed)
     report = VerifyReport()
     if on_start:

@@ -63,7 +63,7 @@ FLAG_SUFFIX = "_complete"  # per-unit completion flags: images_complete (camera,
 FLAGS = tuple(name + FLAG_SUFFIX for name in ("images", "alpha", "cloud"))  # every flag variable the schema has
 
 
-def _flags(dim: str, n: int, what: str) -> tuple:
+def flag_variable(dim: str, n: int, what: str) -> tuple:
     """A completion flag per unit of a node (False until that unit's data is written; one chunk each,
     so parallel writers never share a chunk)."""
     return (dim,), np.zeros(n, bool), {"long_name": f"whether the {what} of this {dim} is fully written"}
@@ -190,14 +190,14 @@ def sequence_template(
     data = {
         "images": (IMAGE_DIMS, da.zeros((n_cam, n_frames, height, width, 3), dtype=np.uint8, chunks=chunks + (3,)),
                    {"long_name": "RGB video frames, background removed", "units": "1 (0-255)"}),
-        "images" + FLAG_SUFFIX: _flags("camera", n_cam, "video"),
+        "images" + FLAG_SUFFIX: flag_variable("camera", n_cam, "video"),
         **_calibration_vars(calib, color),
     }
     if has_alpha:
         data["alpha"] = (ALPHA_DIMS, da.zeros((n_cam, n_frames, height, width), dtype=np.uint8, chunks=chunks),
                          {"long_name": "foreground alpha matte (first channel of the matte video)",
                           "units": "1 (0-255)"})
-        data["alpha" + FLAG_SUFFIX] = _flags("camera", n_cam, "alpha matte video")
+        data["alpha" + FLAG_SUFFIX] = flag_variable("camera", n_cam, "alpha matte video")
     return xr.Dataset(
         data,
         coords={
@@ -252,7 +252,7 @@ def pointcloud_template(timesteps: list[int], counts: list[int], offsets: list[i
                   {"long_name": "points of each timestep", "sample_dimension": "point"}),
         "offset": (("timestep",), np.asarray(offsets, np.int64),
                    {"long_name": "index of the first point of each timestep"}),
-        "cloud" + FLAG_SUFFIX: _flags("timestep", len(timesteps), "point cloud"),
+        "cloud" + FLAG_SUFFIX: flag_variable("timestep", len(timesteps), "point cloud"),
     }
     if has_normals:
         data["normals"] = (("point", "xyz"), da.zeros((total, 3), dtype=np.float32, chunks=(chunk, 3)),
@@ -290,7 +290,7 @@ def svfr_template(images: list[SvfrImageSource], height: int, width: int) -> xr.
 
 def encoding(ds: xr.Dataset, storage: StorageSpec | None = None) -> dict:
     """zarr encodings for a node: nothing is masked (no ``_FillValue``); video frame arrays get the
-    chunks, shards and codecs of ``storage``; SVFR images and point arrays its lossless compressor
+    chunks, shards and codecs of ``storage`` (alpha mattes lossless: :meth:`StorageSpec.for_mattes`); SVFR images and point arrays its lossless compressor
     (zstd when ``storage`` is lossy) with their dask chunks; small arrays are one chunk. Every array,
     coordinates included, ends its codecs with a crc32c checksum of each chunk."""
     enc = {}
@@ -298,7 +298,8 @@ def encoding(ds: xr.Dataset, storage: StorageSpec | None = None) -> dict:
     for name, var in ds.data_vars.items():
         e: dict = {"_FillValue": None, "compressors": lossless}
         if storage is not None and name in ("images", "alpha") and var.dims[:2] == ("camera", "time"):
-            e.update(storage.frame_encoding(var.sizes["time"], var.shape[2:]))
+            spec = storage.for_mattes() if name == "alpha" else storage
+            e.update(spec.frame_encoding(var.sizes["time"], var.shape[2:]))
         elif name.endswith(FLAG_SUFFIX):
             e["chunks"] = (1,)
         elif var.ndim and not (storage is not None and name in ("images", "positions", "normals", "colors", BACKGROUND)):

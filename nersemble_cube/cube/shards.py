@@ -123,6 +123,8 @@ class ShardWriter(_Layout):
         """Store ``data`` at ``array[start[0]:start[0] + data.shape[0], ...]``. ``start`` lies on the shard
         grid and ``data`` covers whole shards, except that it may end at the array's end."""
         region = tuple(slice(s, s + n) for s, n in zip(start, data.shape))
+        if data.dtype != self.array.dtype:  # the codecs would store the bytes of another type
+            raise ValueError(f"{data.dtype} data for a {self.array.dtype} array")
         if not self.direct:
             self.array[region] = data
             return

@@ -8,7 +8,7 @@ frames read back bit-equal. ``jpegxl`` is a lossy image codec for stores near th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import imagecodecs
 import numpy as np
@@ -26,6 +26,7 @@ class StorageSpec:
     fastest to decode), ``"none"``, or ``"jpegxl"`` (lossy JPEG-XL at Butteraugli ``distance`` and encoder
     ``effort``; the defaults 0.6 and 5 keep ~45 dB PSNR against the decoded mp4 on camera-like footage at
     ~2.8x its bytes with libjxl 0.12, ~3.2x with 0.11: docs/performance.md).
+    Alpha mattes are stored lossless whatever the codec (:meth:`for_mattes`).
     ``frames_per_chunk``: frames of one camera per chunk along ``time`` (1 = one frame per chunk,
     the fastest random access; image codecs need 1). ``frames_per_shard``: chunks are grouped into
     zarr v3 shards of this many frames (one file per camera and shard; 0 = no sharding, one file per
@@ -90,9 +91,26 @@ class StorageSpec:
         chunk = min(self.frames_per_chunk, n_frames)
         return max(chunk, min(self.frames_per_shard, -(-n_frames // chunk) * chunk))
 
+    def for_mattes(self) -> StorageSpec:
+        """The spec of alpha mattes: this one, or for a lossy spec zstd with its chunks and shards (mattes
+        stay lossless: they are small next to the frames, and their edges are what a lossy codec blurs)."""
+        if self.lossless:
+            return self
+        return StorageSpec("zstd", frames_per_chunk=self.frames_per_chunk, frames_per_shard=self.frames_per_shard)
+
     def to_attrs(self) -> dict:
         """JSON-able record stored in each sequence's attrs."""
         return asdict(self)
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> StorageSpec:
+        """The spec a sequence's ``storage`` attrs record (fields an older cube lacks take their defaults; its
+        JPEG-XL ``effort`` was 3)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in attrs.items() if k in known}
+        if values.get("codec") == "jpegxl":
+            values.setdefault("effort", 3)
+        return cls(**values)
 
 
 def encoded_size(frame: np.ndarray, spec: StorageSpec) -> int:

@@ -72,6 +72,26 @@ def read_jpeg(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     return image
 
 
+def read_gray(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A single-channel image (a matte: JPEG or PNG) as ``(y, x)`` uint8; a colour file gives its first channel.
+    With ``size=(height, width)`` another size is a :class:`SourceError` naming the file."""
+    import imagecodecs
+
+    path = as_path(path)
+    data = path.read_bytes()
+    try:
+        image = imagecodecs.png_decode(data) if data[:8] == _PNG_SIGNATURE else imagecodecs.jpeg8_decode(data)
+    except (imagecodecs.PngError, imagecodecs.Jpeg8Error) as e:
+        raise SourceError(f"{path}: not a readable PNG or JPEG ({e})") from None
+    if image.ndim == 3:
+        image = image[..., 0]
+    if image.dtype != np.uint8:
+        raise SourceError(f"{path}: {image.dtype} pixels; mattes are 8-bit")
+    if size is not None and image.shape != tuple(size):
+        raise SourceError(f"{path}: image is {image.shape[0]}x{image.shape[1]} (HxW), expected {size[0]}x{size[1]}")
+    return image
+
+
 def write_png(path: str | Path, image: np.ndarray) -> None:
     """Write a ``(y, x, 3)`` uint8 RGB image as an 8-bit RGB png (lossless)."""
     path = Path(path)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -78,7 +79,7 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def iter_frames(info: VideoInfo, batch: int = 1, reuse: bool = False, threads: int | None = None,
-                every: int = 1) -> Iterator[np.ndarray]:
+                frames: Sequence[int] | None = None) -> Iterator[np.ndarray]:
     """Decode the video of ``info`` and yield consecutive batches of frames.
 
     Each batch is ``(n, y, x, channel)`` uint8 RGB with ``n <= batch`` (only the last one is
@@ -88,22 +89,47 @@ def iter_frames(info: VideoInfo, batch: int = 1, reuse: bool = False, threads: i
     from a temporary local copy. With ``reuse`` every batch is written into the same buffer (no page
     faults for fresh memory): each batch is valid only until the next one is requested. ``threads``: the
     decoder's threads (None: ffmpeg's default, one per core, which oversubscribes the machine when many
-    videos decode at once). ``every``: only frames 0, every, 2 * every, ... (ffmpeg's select filter: the others
-    are decoded but never converted to RGB nor piped), bit-equal to the same frames of a full decode.
+    videos decode at once). ``frames``: only these source frames (sorted; ffmpeg's select filter: the others
+    are decoded but never converted to RGB nor piped), bit-equal to the same frames of a full decode; a
+    ``range(0, stop, step)`` selects every step-th frame to the end of the video, past ``stop`` too.
     """
     with local_copy(info.path) as local:
-        yield from _iter_frames(info, local, batch, reuse, threads, every)
+        yield from _iter_frames(info, local, batch, reuse, threads, frames)
+
+
+def _selection(frames: Sequence[int] | None, n_frames: int) -> tuple[list[str], int]:
+    """ffmpeg's arguments selecting ``frames`` (see :func:`iter_frames`) and how many frames they yield."""
+    if frames is None or (isinstance(frames, range) and frames.start == 0 and frames.step == 1):
+        return [], n_frames
+    if isinstance(frames, range) and frames.start == 0:
+        return ["-vf", f"select=not(mod(n\\,{frames.step}))"], -(-n_frames // frames.step)
+    chosen = [int(i) for i in frames if i < n_frames]
+    return ["-vf", "select=" + "+".join(f"eq(n\\,{i})" for i in chosen)], len(chosen)
+
+
+def fps_filter_frames(n_frames: int, fps: float, target_fps: float) -> np.ndarray:
+    """The source frames ffmpeg's ``fps`` filter outputs (as VHAP extracts frames) when it resamples a video of
+    ``n_frames`` frames at ``fps``, timestamps ``i / fps`` from 0, to ``target_fps`` with its default rounding
+    (``near``): output ``k`` is the last frame whose timestamp rounds to at most ``k`` on the output's
+    ``1 / target_fps`` grid, ``ceil((k + 1/2) * fps / target_fps) - 1``, for ``round(n_frames * target_fps /
+    fps)`` outputs (a frame repeats when ``target_fps`` exceeds ``fps``). Exact rational arithmetic; checked
+    against ffmpeg in the tests."""
+    src = Fraction(fps).limit_denominator(10_000)
+    dst = Fraction(target_fps).limit_denominator(10_000)
+    total = (2 * n_frames * dst + src) // (2 * src)  # round half up of n * dst / src
+    k = np.arange(int(total), dtype=np.int64)
+    num, den = (2 * k + 1) * src.numerator * dst.denominator, 2 * src.denominator * dst.numerator
+    return np.minimum(-(-num // den) - 1, n_frames - 1)
 
 
 def _iter_frames(info: VideoInfo, local: Path, batch: int, reuse: bool, threads: int | None,
-                 every: int) -> Iterator[np.ndarray]:
-    select = ["-vf", f"select=not(mod(n\\,{every}))"] if every != 1 else []
+                 frames: Sequence[int] | None) -> Iterator[np.ndarray]:
+    select, expected = _selection(frames, info.n_frames)
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *(["-threads", str(threads)] if threads else []),
         "-i", str(local),
         "-map", "0:v:0", *select, "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
     ]  # passthrough: every decoded frame once, none duplicated to fill timestamp gaps (as the toolkit reads)
-    expected = -(-info.n_frames // every)
     errors = tempfile.TemporaryFile()  # not a pipe: a damaged file can print more errors than a pipe holds
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
     frame_bytes = info.height * info.width * 3
