@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import functools
 import sys
 import time
@@ -166,6 +167,10 @@ def convert(
     scales: Annotated[str, typer.Option(help="Also store reduced-resolution levels, e.g. 1,2,4 (integer factors).")] = "1",
     verify: Annotated[bool, typer.Option("--verify", help="Afterwards re-read 2 random frames of every video (and "
                                          "samples of the rest) and compare with the source; exit 4 on a mismatch.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Write nothing: check the source and print the frames, the store's size with each codec "
+                          "preset and the time it would take, and whether it fits.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the estimate as JSON.")] = False,
 ) -> None:
     """Convert a benchmark folder into a zarr cube: videos, alpha mattes, calibration, point clouds,
     FLAME tracking and SVFR images; or a full-dataset folder: videos, calibration with colour correction,
@@ -189,6 +194,9 @@ def convert(
     t0 = time.perf_counter()
     selection = {"benchmarks": [b.value for b in benchmark] if benchmark else None, "participants": participant,
                  "sequences": sequence, "cameras": camera, "every_nth": every_nth, "fps": fps}
+    if dry_run:
+        _print_estimate(source, store, storage, overwrite, factors, workers or os.cpu_count() or 1, selection, as_json)
+        return
     report, plan = _run_convert(source, store, storage=storage, overwrite=overwrite, workers=workers,
                                 scheduler=scheduler, scales=factors, **selection)
     secs = time.perf_counter() - t0
@@ -206,6 +214,48 @@ def convert(
         out.print(f"verified {checked.checked} samples against the source: "
                   f"{len(checked.mismatches)} mismatches", highlight=False)
         checked.raise_for_mismatches()
+
+
+def _print_estimate(source: str, store: str, storage, overwrite: bool, scales: tuple[int, ...], workers: int,
+                    selection: dict, as_json: bool) -> None:
+    """``convert --dry-run``: plan and estimate, write nothing."""
+    from .conversion.estimate import estimate
+    from .conversion.plan import plan
+    from .cube.location import locate
+    from .cube.summary import plural
+    from .source.files import as_path
+
+    with _sized_bar("checking the source") as (progress, on_start):
+        checked = plan(as_path(source), **selection)
+    target = locate(store)
+    guess = estimate(target, checked, storage, overwrite, scales)
+    wall = {codec: guess.wall_seconds(codec, workers) for codec in guess.bytes}
+    if as_json:
+        out.print_json(data={"frames_decoded": guess.decoded, "frames_written": guess.frames,
+                             "background_stills": guess.stills, "bytes": guess.bytes,
+                             "decode_seconds_per_frame": guess.decode_seconds,
+                             "encode_seconds_per_frame": guess.encode_seconds, "workers": workers,
+                             "wall_seconds_at_least": wall, "free_bytes": guess.free, "chosen": storage.codec})
+        return
+    sequences = sum(len(p.sequences) for p in checked.participants)
+    out.print(f"would write {plural(guess.frames, 'frame')} of {plural(sequences, 'sequence')} of "
+              f"{plural(len(checked.participants), 'participant')}" +
+              (f" and {plural(guess.stills, 'background still')}" if guess.stills else ""), highlight=False)
+    for codec, n in guess.bytes.items():
+        mark = " (chosen)" if codec == storage.codec else ""
+        lossy = "" if codec in ("zstd", "lz4", "none") else ", lossy ~45 dB"
+        fits = "" if guess.free is None else (", fits" if n <= guess.free else ", does NOT fit")
+        out.print(f"  --codec {codec}{mark}: ~{n / 1e9:.3g} GB, at least ~{_duration(wall[codec])} with "
+                  f"{plural(workers, 'worker')}{lossy}{fits}", highlight=False)
+    if guess.free is not None:
+        out.print(f"free at {store}: {guess.free / 1e9:.3g} GB", highlight=False)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 @app.command()

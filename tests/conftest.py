@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 import sys
@@ -95,7 +96,13 @@ def full_cube(tmp_path_factory) -> Path:
 
 def pattern(n: int, height: int, width: int, seed: int) -> np.ndarray:
     """Moving, textured test frames (n, height, width, 3) uint8, cheap to make at any size. The texture is in
-    the luminance, colour varies slowly (like rendered heads: yuv420p halves the chroma resolution)."""
+    the luminance, colour varies slowly (like rendered heads: yuv420p halves the chroma resolution). A fresh
+    copy each call (the frames are computed once per argument set)."""
+    return _pattern(n, height, width, seed).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(n: int, height: int, width: int, seed: int) -> np.ndarray:
     t = np.arange(n)[:, None, None, None]
     y = np.arange(height)[None, :, None, None]
     x = np.arange(width)[None, None, :, None]

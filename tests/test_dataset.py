@@ -21,6 +21,7 @@ import nersemble_cube
 from nersemble_cube.compat import NeRSembleParticipantDataManager
 from nersemble_cube.errors import SourceError
 from nersemble_cube.source import dataset
+from nersemble_cube.source.converters import color
 from nersemble_cube.source.converters.color import TERMS, correct_color, read_color_calibration
 from nersemble_cube.source.converters.video import ffmpeg_exe, fps_filter_frames
 
@@ -89,6 +90,17 @@ def test_color_correction_is_the_toolkits_to_the_bit(terms):
     got = correct_color(as_float, ccm)
     assert got.dtype == np.float64 and (got > 1).any()  # unclipped, as the toolkit
     np.testing.assert_array_equal(got, toolkit.correct_color(as_float, ccm))
+
+
+def test_full_size_frames_go_through_the_colour_table_to_the_same_bits():
+    toolkit = dataset_color_correction()
+    rng = np.random.default_rng(7)
+    ccm = rng.normal(0, 0.08, (3, 10))
+    ccm[:, :3] += np.eye(3) * 1.1
+    frame = rng.integers(0, 256, (1604, 1400, 3), dtype=np.uint8)  # 2.2 MP: a full-dataset frame takes the table
+    assert frame.shape[0] * frame.shape[1] >= color.TABLE_PIXELS
+    np.testing.assert_array_equal(correct_color(frame, ccm), toolkit.correct_color(frame, ccm))
+    assert color._table.cache_info().currsize >= 1
 
 
 def test_convert_writes_frames_calibration_backgrounds_and_metadata(folder, cube):
@@ -189,10 +201,18 @@ def test_cli_sample_convert_info_and_export(tmp_path):
     made = run_cli("sample", "--dataset", src, "--cameras", "2", "--frames", "4", "-p", "104")
     assert made.returncode == 0, made.stderr
     assert (src / "104/sequences/BACKGROUND/image_222200044.jpg").is_file()
-    refused = run_cli("convert", src, store, "-b", "nvs")
-    assert refused.returncode == 3 and "has no benchmarks" in refused.stderr and not store.exists()
+    with pytest.raises(SourceError, match="has no benchmarks"):
+        nersemble_cube.convert(src, store, benchmarks=["nvs"])
+    dry = run_cli("convert", src, store, "--every-nth", "2", "-c", "222200042", "--dry-run", "--json")
+    assert dry.returncode == 0 and not store.exists(), dry.stderr
+    guess = json.loads(dry.stdout)
+    assert (guess["frames_decoded"], guess["frames_written"], guess["background_stills"]) == (8, 4, 1)
+    assert guess["bytes"]["jpegxl"] < guess["bytes"]["zstd"] < guess["bytes"]["none"] and guess["chosen"] == "zstd"
     done = run_cli("convert", src, store, "--every-nth", "2", "-c", "222200042")
     assert done.returncode == 0, done.stderr
+    from nersemble_cube.cube.store import stored_bytes
+
+    assert 0.5 < stored_bytes(nersemble_cube.cube.location.locate(store)) / guess["bytes"]["zstd"] < 1.5
     shown = run_cli("info", store)
     assert "dataset/104/sequences/EXP-1-head: 1 camera x 2 frames of 402x276 (height x width) @ 36.5 fps" in shown.stdout
     assert "dataset/104/calibration: 16 cameras (16 train), colour correction" in shown.stdout

@@ -129,22 +129,22 @@ def test_not_a_zip(tmp_path):
 
 
 def test_cli_template_export_validate(full_cube, tmp_path):
+    # nvs: 15 videos of 2 frames (mono's 80 videos are exported through the library in test_export)
     run = run_cli
-    res = run("template", full_cube, tmp_path / "pred.zarr", "-b", "mono_flame_avatar")
+    res = run("template", full_cube, tmp_path / "pred.zarr", "-b", "nvs")
     assert res.returncode == 0, res.stderr
-    assert "prediction store for 80 videos (400 frames) written" in res.stdout
-    res = run("export", tmp_path / "pred.zarr", tmp_path / "sub.zip", "-b", "mono_flame_avatar")
+    assert "prediction store for 15 videos (30 frames) written" in res.stdout
+    res = run("export", tmp_path / "pred.zarr", tmp_path / "sub.zip", "-b", "nvs")
     assert res.returncode == 5 and "frames never written" in res.stderr and "Traceback" not in res.stderr
     from nersemble_cube.submission.template import write_frames
-    for p in layout.MONO_IDS:
-        for s in layout.MONO_SEQUENCES_TEST:
-            for c in [layout.MONO_TRAIN_SERIAL, *layout.MONO_HOLD_OUT_SERIALS]:
-                write_frames(tmp_path / "pred.zarr", p, s, c, pattern(FULL_FRAMES + 3, 512, 512, p))
-    res = run("export", tmp_path / "pred.zarr", tmp_path / "sub.zip", "-b", "mono_flame_avatar", "--workers", "2")
+    for p, s in layout.NVS_IDS_AND_SEQUENCES:
+        for c in layout.NVS_HOLD_OUT_SERIALS:
+            write_frames(tmp_path / "pred.zarr", p, s, c, pattern(FULL_FRAMES, *layout.NVS_SIZE, p))
+    res = run("export", tmp_path / "pred.zarr", tmp_path / "sub.zip", "-b", "nvs", "--workers", "2")
     assert res.returncode == 0, res.stderr
-    assert "with 80 entries" in res.stdout
-    res = run("validate", tmp_path / "sub.zip", "--benchmark", "mono_flame_avatar", "--cube", full_cube)
+    assert "with 15 entries" in res.stdout
+    res = run("validate", tmp_path / "sub.zip", "--benchmark", "nvs", "--cube", full_cube)
     assert res.returncode == 0 and res.stdout.startswith("VALID")
-    _rewrite(tmp_path / "sub.zip", tmp_path / "bad.zip", drop=["393/FREE/cam_222200037.mp4"])
-    res = run("validate", tmp_path / "bad.zip", "-b", "mono_flame_avatar", "--cube", full_cube)
+    _rewrite(tmp_path / "sub.zip", tmp_path / "bad.zip", drop=["388/GLASSES/cam_222200037.mp4"])
+    res = run("validate", tmp_path / "bad.zip", "-b", "nvs", "--cube", full_cube)
     assert res.returncode == 6 and "missing_files (1):" in res.stdout
