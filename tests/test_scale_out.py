@@ -218,17 +218,22 @@ def test_tensorstore_reads_a_frame_the_calibration_and_a_string_coordinate(cube)
     assert serials == local["nvs/388/calibration"].camera.values.tolist()
 
 
-def test_verify_reports_a_corrupted_frame(sample_dir, tmp_path):
+def test_verify_reports_a_corrupted_frame(sample_dir, cube, tmp_path):
     import zarr
 
+    from nersemble_cube.conversion.verify import verify
+
+    whole = verify(sample_dir, cube)  # every kind of node: videos, mattes, calibrations, clouds, tracking, svfr
+    assert whole.ok and whole.checked >= 3 * 2 + 2 * 2 + 2 + 6 * 2 + 2, whole.checked
     target = tmp_path / "c.zarr"
-    ok = subprocess.run(_convert_cmd(sample_dir, target) + ["--verify"], capture_output=True, text=True)
+    nvs = ["-b", "nvs", "--verify"]
+    ok = subprocess.run(_convert_cmd(sample_dir, target) + nvs, capture_output=True, text=True)
     assert ok.returncode == 0 and "0 mismatches" in ok.stdout, ok.stderr
     checked = int(ok.stdout.split("verified ")[1].split()[0])
-    assert checked >= 2 * 3 + 2  # the nvs videos and mattes, calibrations, tracking arrays, svfr images
+    assert checked >= 2 * 3 + 2  # the nvs videos and mattes, the calibration, a point cloud
     images = zarr.open_array(str(target), path=f"{SEQ}/images", mode="r+")
     images[1, :] = 7  # every frame of camera 1, so the random sample cannot miss it
-    bad = subprocess.run(_convert_cmd(sample_dir, target) + ["--verify"], capture_output=True, text=True)
+    bad = subprocess.run(_convert_cmd(sample_dir, target) + nvs, capture_output=True, text=True)
     assert bad.returncode == 4
     serial = str(zarr.open_array(str(target), path=f"{SEQ}/camera", mode="r")[1])
     assert f"mismatch: {SEQ}/images camera {serial} frames" in bad.stderr
