@@ -76,6 +76,15 @@ def test_a_frame_reader_reads_each_shard_index_once(cube, http_cube):
     for t, frame in zip((2, 4, 2), frames):
         np.testing.assert_array_equal(frame, expected.sel(camera=serial, time=t).values)
     assert not frames[0].flags.writeable and nersemble_cube.read_frame(url, SEQ, serial, 2).flags.writeable
+    # so does a cube opened without dask: its frame arrays keep the shard indexes they read
+    images = nersemble_cube.open(url, dask=False)[SEQ].images
+    before = len(served.gets)
+    again = [images.sel(camera=serial, time=t).values for t in (2, 4, 2)]
+    requests = [r.path for r in served.gets][before:]
+    assert len(requests) == 4 and all(r.endswith("/images/c/1/0/0/0/0") for r in requests), requests
+    for frame, expected_frame in zip(again, frames):
+        np.testing.assert_array_equal(frame, expected_frame)
+    assert again[0].flags.writeable
 
 
 def test_http_store_is_read_only(sample_dir, http_cube):

@@ -7,17 +7,56 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from xarray.backends import BackendArray
+from xarray.core import indexing
 
 from ..errors import SelectionError, StoreError
 from ..source.converters.flame import FlameTracking
 from ..source.converters.pcd import colors_as_float
 from .location import Location, locate
-from .schema import FLAGS, POINTCLOUDS, WRITING, tracking_node
+from .schema import FLAGS, POINTCLOUDS, WRITING, scale_path, tracking_node
 from .store import check_ranges, strict_nodes
 
 
 class IncompleteCubeWarning(UserWarning):
     """The cube holds a node whose conversion did not finish; convert again to complete it."""
+
+
+class _FrameArray(BackendArray):
+    """A frame array (``images``, ``alpha``) of a cube opened with ``dask=False``: a selection inside one chunk
+    (a frame of a camera, or part of it) is read through :class:`~nersemble_cube.cube.shards.ChunkReader`,
+    which keeps each shard's index once read, so it costs one ranged read and the decode; other selections go
+    through zarr. ``array``: the zarr array xarray opened from the consolidated metadata (else it is opened
+    from ``store`` at ``path`` on the first read, as after unpickling in a DataLoader worker)."""
+
+    def __init__(self, store, path: str, shape: tuple[int, ...], dtype: np.dtype, array=None):
+        self.store, self.path, self.shape, self.dtype = store, path, shape, dtype
+        self._array, self._reader = array, None
+
+    def __getstate__(self) -> dict:  # DataLoader workers: the store and path travel, the caches do not
+        return {**self.__dict__, "_array": None, "_reader": None}
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._read)
+
+    def _read(self, key: tuple) -> np.ndarray:
+        import zarr
+
+        from .shards import ChunkReader
+
+        if self._array is None:
+            self._array = zarr.open_array(self.store, path=self.path, mode="r")
+        if self._reader is None:
+            self._reader = ChunkReader(self._array)
+        ranges = [(k, k + 1) if isinstance(k, (int, np.integer)) else k.indices(n)[:2] if k.step in (None, 1) else None
+                  for k, n in zip(key, self.shape)]
+        size = self._reader.chunk_shape
+        if any(r is None or r[1] <= r[0] for r in ranges) or any(a // c != (b - 1) // c for (a, b), c in zip(ranges, size)):
+            return np.asarray(self._array[key])
+        chunk = self._reader.chunk(tuple(a // c for (a, _), c in zip(ranges, size)))
+        part = chunk[tuple(k - a // c * c if isinstance(k, (int, np.integer)) else slice(a - a // c * c, b - a // c * c)
+                           for k, (a, b), c in zip(key, ranges, size))]
+        return part if part.flags.writeable else part.copy()  # the decoder's buffer is read-only
 
 
 def as_tree(cube: xr.DataTree | str | Path | Location, *, dask: bool = True) -> xr.DataTree:
@@ -41,8 +80,9 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
     With ``dask=True`` every variable is a dask array chunked like the store (one chunk per camera
     and frame by default), ready for parallel, out-of-core computation. With ``dask=False`` the
     variables are xarray's lazily indexed arrays: nothing is read until a selection is turned into
-    numpy, which then reads only its chunks with less overhead per read (about half the latency of
-    a single-frame read); use it in PyTorch DataLoader workers. Either way ``.sel(camera=...,
+    numpy, which then reads only its chunks with less overhead per read; a selection inside one chunk
+    (a frame of a camera) costs one ranged read and its decode, each shard's index being kept once read
+    (:class:`_FrameArray`); use it in PyTorch DataLoader workers. Either way ``.sel(camera=...,
     time=...)`` reads only the chunks it needs.
 
     ``scale`` selects a reduced-resolution level written with ``convert --scales``: the returned
@@ -65,17 +105,20 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
     attrs, strict = strict_nodes(path)
     check_ranges(path)
     # the writer's completion flags are bookkeeping, not data: left out of every node
-    tree = xr.open_datatree(path.zarr_store(read_only=True, strict=strict or False), engine="zarr",
+    zarr_store = path.zarr_store(read_only=True, strict=strict or False)
+    tree = xr.open_datatree(zarr_store, engine="zarr",
                             chunks={} if dask else None, consolidated=True, zarr_format=3, drop_variables=FLAGS)
     if scale != 1:
         levels = tree.attrs.get("multiscales", [1])
         if scale not in levels:
             raise StoreError(f"{path}: no scale {scale} in this cube (it has {levels}); convert with --scales")
-        tree = tree[f"scales/{scale}"].copy()
+        tree = tree[scale_path(scale)].copy()
         tree.orphan()
         tree.attrs["scale_factor"] = scale
     elif "scales" in tree.children:
         tree = tree.drop_nodes("scales")  # the reduced levels open with scale=; they only clutter the tree
+    if not dask:
+        _read_frames_by_chunk(tree, zarr_store, f"{scale_path(scale)}/" if scale != 1 else "")
     if WRITING in attrs:
         warnings.warn(f"{path}: a conversion into this cube is running or did not finish; run nersemble-cube "
                       "convert again to finish it", IncompleteCubeWarning, stacklevel=2)
@@ -86,6 +129,32 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
             IncompleteCubeWarning, stacklevel=2,
         )
     return tree
+
+
+def _read_frames_by_chunk(tree: xr.DataTree, store, prefix: str) -> None:
+    """Back the frame arrays of ``tree`` (opened without dask) by :class:`_FrameArray`s of ``store``, in place;
+    ``prefix``: where the tree's nodes lie in the store (a reduced level's ``scales/{f}/``)."""
+    for node in tree.subtree:
+        ds = node.to_dataset(inherit=False)
+        names = [n for n in ("images", "alpha") if n in ds.data_vars]
+        if names:
+            path = prefix + node.path.lstrip("/")
+            node.dataset = ds.assign({n: xr.Variable(ds[n].dims, indexing.LazilyIndexedArray(_FrameArray(
+                store, f"{path}/{n}", ds[n].shape, ds[n].dtype, _opened_array(ds[n].variable))), ds[n].attrs,
+                ds[n].encoding) for n in names})
+
+
+def _opened_array(var: xr.Variable):
+    """The zarr array behind a variable xarray's zarr backend opened lazily (None where its internals differ)."""
+    import zarr
+
+    wrapped = getattr(var, "_data", None)
+    for _ in range(8):  # xarray's wrappers (memory cache, copy on write, lazy indexing) around the zarr one
+        if wrapped is None or isinstance(getattr(wrapped, "_array", None), zarr.Array):
+            break
+        wrapped = getattr(wrapped, "array", None)
+    array = getattr(wrapped, "_array", None)
+    return array if isinstance(array, zarr.Array) else None
 
 
 def find_node(tree: xr.DataTree, path: str) -> xr.DataTree:
