@@ -28,7 +28,7 @@ import nersemble_cube
 from nersemble_cube import StorageSpec
 from nersemble_cube.cube.store import stored_bytes
 
-from common import median_time
+from common import median_ms_per_call, median_time
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the toolkit's import shims
 
@@ -78,18 +78,17 @@ def main() -> None:
     serials = ours.list_cameras(SEQ)
     rng = random.Random(0)
     picks = [(rng.choice(serials), rng.randrange(args.frames)) for _ in range(args.repeats)]
-    it_t, it_o, it_c = iter(picks), iter(picks), iter(picks)
     for serial in serials:  # warm: shard indexes, the colour tables (built once per camera)
         t0 = time.perf_counter()
         ours.load_image(SEQ, serial, 0, as_uint8=True, apply_color_correction=True)
     first = (time.perf_counter() - t0) * 1e3
-    t_theirs = 1e3 * median_time(lambda: theirs.load_image(SEQ, *next(it_t), as_uint8=True, apply_color_correction=True),
-                         args.repeats)
-    t_ours = 1e3 * median_time(lambda: ours.load_image(SEQ, *next(it_o), as_uint8=True, apply_color_correction=True),
-                       args.repeats)
+    t_theirs = median_ms_per_call(
+        lambda s, t: theirs.load_image(SEQ, s, t, as_uint8=True, apply_color_correction=True), picks)
+    t_ours = median_ms_per_call(lambda s, t: ours.load_image(SEQ, s, t, as_uint8=True, apply_color_correction=True),
+                                picks)
     frame = ours.load_image(SEQ, serials[0], 0, as_uint8=True)
     ccm = ours.load_color_calibration()[serials[0]]
-    t_correct = 1e3 * median_time(lambda: (next(it_c), correct_color(frame, ccm)), args.repeats)
+    t_correct = median_ms_per_call(lambda: correct_color(frame, ccm), [()] * args.repeats)
     from nersemble_cube.source.converters import color
 
     t_direct = 1e3 * median_time(lambda: color._compute(frame, ccm), 3)

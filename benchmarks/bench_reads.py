@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
-import time
 from pathlib import Path
 
 import imagecodecs
@@ -25,6 +23,8 @@ from zarr.core.sync import sync
 
 import nersemble_cube
 from nersemble_cube.cube.shards import ChunkReader
+
+from common import median_ms_per_call
 
 SEQ = "nvs/388/sequences/GLASSES"
 
@@ -60,17 +60,11 @@ def main() -> None:
         blobs.append(data.to_bytes()[:-4])
 
     def median_ms(read) -> float:
-        for camera, t in picks[:5]:
+        for camera, t in picks[:5]:  # warm: shard indexes
             read(camera, t)
-        times = []
-        for camera, t in picks:
-            t0 = time.perf_counter()
-            read(camera, t)
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times) * 1e3
+        return median_ms_per_call(read, picks)
 
-    floor = statistics.median([(lambda b, t0: (imagecodecs.zstd_decode(b), time.perf_counter() - t0)[1])(
-        b, time.perf_counter()) for b in blobs]) * 1e3
+    floor = median_ms_per_call(imagecodecs.zstd_decode, [(b,) for b in blobs])
     rows = {
         "open(dask=False).sel(camera, time).values": median_ms(lambda c, t: ours.images.sel(camera=c, time=t).values),
         "xarray's zarr backend, same selection": median_ms(lambda c, t: plain.images.sel(camera=c, time=t).values),

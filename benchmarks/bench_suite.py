@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from nersemble_cube import StorageSpec, convert
 from nersemble_cube.cube.store import stored_bytes
 from nersemble_cube.cube.storage import CODECS
 
-from common import add_content_argument, median_time, nvs_sample, print_table
+from common import add_content_argument, median_ms_per_call, median_time, nvs_sample, print_table
 
 HERE = Path(__file__).parent
 SEQ = "nvs/388/sequences/GLASSES"
@@ -161,12 +160,7 @@ def main() -> None:
                      f"toolkit load_image (cv2 open + seek + read): {t_tool:.1f} ms", f"{t_tool / t_cube:.1f}x faster"))
 
     def per_read(fn) -> float:
-        times = []
-        for s, t in picks:
-            t0 = time.perf_counter()
-            fn(s, t)
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times) * 1e3
+        return median_ms_per_call(fn, picks)
 
     import zarr
 

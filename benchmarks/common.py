@@ -72,6 +72,16 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def median_ms_per_call(fn: Callable[..., object], calls: list[tuple]) -> float:
+    """Median milliseconds of ``fn(*args)`` over ``calls`` (e.g. random ``(serial, frame)`` picks)."""
+    times = []
+    for args in calls:
+        t0 = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
 def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()

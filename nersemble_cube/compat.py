@@ -173,14 +173,18 @@ class NeRSembleParticipantDataManager(BaseDataManager):
         return DatasetCameraParams({s: calib.world_2_cam.values[i] for i, s in enumerate(serials)},
                                    calib.intrinsics.values[0])
 
-    def load_color_calibration(self) -> dict[str, np.ndarray]:
-        """serial -> ``(3, terms)`` colour-correction matrix."""
+    def _matrices(self) -> dict[str, np.ndarray]:
+        """serial -> colour-correction matrix, read once."""
         if self._color is None:
             calib = self._calibration()
             if "color_correction" not in calib:
                 raise SelectionError(f"participant {self._participant_id:03d} has no colour calibration in this cube")
             self._color = {str(s): calib.color_correction.values[i] for i, s in enumerate(calib.camera.values)}
-        return {s: m.copy() for s, m in self._color.items()}
+        return self._color
+
+    def load_color_calibration(self) -> dict[str, np.ndarray]:
+        """serial -> ``(3, terms)`` colour-correction matrix."""
+        return {s: m.copy() for s, m in self._matrices().items()}
 
     def list_cameras(self, sequence_name: str) -> list[str]:
         return self.list_serials(sequence_name)
@@ -202,9 +206,7 @@ class NeRSembleParticipantDataManager(BaseDataManager):
             if "color_corrected" in self._sequence(sequence_name)["images"].attrs:
                 raise SelectionError(f"{sequence_name}: the frames of this cube are colour-corrected already "
                                      "(preprocess --color-correct); load them without apply_color_correction")
-            if self._color is None:
-                self.load_color_calibration()
-            image = correct_color(image, self._color[serial])
+            image = correct_color(image, self._matrices()[serial])
         return image
 
 

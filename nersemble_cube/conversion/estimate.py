@@ -80,6 +80,13 @@ def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: C
     return {spec: total + extra for spec, total in totals.items()}
 
 
+def _bytes_still_to_write(target: Location, checked: ConversionPlan, presets: list[StorageSpec], overwrite: bool,
+                          scales: tuple[int, ...]) -> dict[StorageSpec, int]:
+    """:func:`estimate_bytes` of what ``target`` does not hold yet (all of it with ``overwrite``)."""
+    return estimate_bytes(checked, presets, skip=lambda g: not overwrite and store.is_complete(target, g),
+                          scales=scales, done=lambda g, v: 0 if overwrite else store.count_flags(target, g, v))
+
+
 def free_bytes(target: Location) -> int | None:
     """Free bytes on the disk a local ``target`` would be written to; None for an object store."""
     if not target.is_local:
@@ -100,8 +107,7 @@ def check_free_space(target: Location, checked: ConversionPlan, storage: Storage
         return  # object stores have no fixed capacity to check against
 
     def need(presets: list[StorageSpec]) -> dict[StorageSpec, int]:
-        return estimate_bytes(checked, presets, skip=lambda g: not overwrite and store.is_complete(target, g),
-                              scales=scales, done=lambda g, v: 0 if overwrite else store.count_flags(target, g, v))
+        return _bytes_still_to_write(target, checked, presets, overwrite, scales)
 
     needed = need([storage])[storage]  # the other presets are encoded only to name one that fits
     if needed <= free:
@@ -168,8 +174,7 @@ def estimate(target: Location, checked: ConversionPlan, storage: StorageSpec, ov
     """Size and time of converting ``checked`` into ``target`` with ``storage`` and with every other preset
     (what ``convert --dry-run`` prints); complete parts of an existing store are left out unless ``overwrite``."""
     presets = [storage] + [StorageSpec(c) for c in CODECS if c != storage.codec]
-    sizes = estimate_bytes(checked, presets, skip=lambda g: not overwrite and store.is_complete(target, g),
-                           scales=scales, done=lambda g, v: 0 if overwrite else store.count_flags(target, g, v))
+    sizes = _bytes_still_to_write(target, checked, presets, overwrite, scales)
     videos = [s for p in checked.participants for s in p.sequences if s.images]
     decoded = sum(i.n_frames for s in videos for i in s.images + s.alpha)
     frames = sum(s.frame_items for s in videos)

@@ -26,7 +26,8 @@ from ..cube.storage import StorageSpec
 from ..errors import SelectionError, SourceError, StoreError, UsageError
 from ..source.converters.video import fps_filter_frames
 from ..source.files import SourcePath
-from ..source.mattes import MatteFolder, discover_mattes, read_matte
+from ..source.converters.image import read_gray
+from ..source.mattes import MatteFolder, discover_mattes
 
 ALPHA = "alpha"
 
@@ -66,7 +67,7 @@ def fill_alpha(target: Location, group: str, camera: int, paths: list[Path], siz
     ``camera``, a whole shard at a time, then flag the camera complete."""
     writer = ShardWriter(store.open_for_writing(target, f"{group}/{ALPHA}"))
     for start in range(0, len(paths), frames_per_write):
-        block = np.stack([read_matte(p, size) for p in paths[start:start + frames_per_write]])
+        block = np.stack([read_gray(p, size) for p in paths[start:start + frames_per_write]])
         writer.write((camera, start, 0, 0), block[None])
         progress(len(block))
     store.set_flags(target, group, ALPHA, camera)

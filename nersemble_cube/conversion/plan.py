@@ -190,17 +190,15 @@ def plan(
     root = as_path(source)
     if every_nth != 1 and fps is not None:
         raise UsageError("choose --every-nth or --fps, not both")
-    if layout.is_benchmark_folder(root) or not root.is_dir() or not dataset.is_dataset_folder(root):
-        if cameras or every_nth != 1 or fps is not None:
-            layout.discover(root, benchmarks, participants, sequences)  # a missing folder says so first
-            raise SourceError(f"{root}: --camera, --every-nth and --fps apply to a full-dataset folder "
-                              "(nersemble-data-download), not to a benchmark folder")
-    else:
+    if root.is_dir() and not layout.is_benchmark_folder(root) and dataset.is_dataset_folder(root):
         if benchmarks:
             raise SourceError(f"{root}: a full-dataset folder (nersemble-data-download) has no benchmarks; "
                               "leave out --benchmark")
         return _plan_dataset(dataset.discover(root, participants, sequences, cameras), every_nth, fps)
-    folder = layout.discover(root, benchmarks, participants, sequences)
+    folder = layout.discover(root, benchmarks, participants, sequences)  # a missing folder says so first
+    if cameras or every_nth != 1 or fps is not None:
+        raise SourceError(f"{root}: --camera, --every-nth and --fps apply to a full-dataset folder "
+                          "(nersemble-data-download), not to a benchmark folder")
     people = []
     for part in folder.participants:
         calib = read_calibration(part.calibration) if part.calibration else None

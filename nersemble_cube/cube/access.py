@@ -48,14 +48,16 @@ class _FrameArray(BackendArray):
             self._array = zarr.open_array(self.store, path=self.path, mode="r")
         if self._reader is None:
             self._reader = ChunkReader(self._array)
-        ranges = [(k, k + 1) if isinstance(k, (int, np.integer)) else k.indices(n)[:2] if k.step in (None, 1) else None
-                  for k, n in zip(key, self.shape)]
+        is_index = [isinstance(k, (int, np.integer)) for k in key]
+        ranges = [(k, k + 1) if index else k.indices(n)[:2] if k.step in (None, 1) else None
+                  for k, index, n in zip(key, is_index, self.shape)]
         size = self._reader.chunk_shape
-        if any(r is None or r[1] <= r[0] for r in ranges) or any(a // c != (b - 1) // c for (a, b), c in zip(ranges, size)):
-            return np.asarray(self._array[key])
-        chunk = self._reader.chunk(tuple(a // c for (a, _), c in zip(ranges, size)))
-        part = chunk[tuple(k - a // c * c if isinstance(k, (int, np.integer)) else slice(a - a // c * c, b - a // c * c)
-                           for k, (a, b), c in zip(key, ranges, size))]
+        if any(r is None or r[1] <= r[0] or r[0] // c != (r[1] - 1) // c for r, c in zip(ranges, size)):
+            return np.asarray(self._array[key])  # empty, strided or across chunks: zarr's own path
+        corner = [a - a % c for (a, _), c in zip(ranges, size)]
+        chunk = self._reader.chunk(tuple(o // c for o, c in zip(corner, size)))
+        part = chunk[tuple(a - o if index else slice(a - o, b - o)
+                           for (a, b), o, index in zip(ranges, corner, is_index))]
         return part if part.flags.writeable else part.copy()  # the decoder's buffer is read-only
 
 

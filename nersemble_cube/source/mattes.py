@@ -12,10 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import SourceError
-from .converters.image import jpeg_size, png_size, read_gray
+from .converters.image import jpeg_size, png_size
 from .files import SourcePath, as_path
 
 MATTE_FILE = re.compile(r"^cam_(\d+)_(\d+)\.(jpg|jpeg|png)$")
@@ -54,7 +52,3 @@ def discover_mattes(folder: str | Path | SourcePath) -> MatteFolder:
         raise SourceError(f"{folder}: the mattes differ in size (height x width: {shown})")
     return MatteFolder(folder, files, next(iter(sizes)))
 
-
-def read_matte(path: str | Path, size: tuple[int, int]) -> np.ndarray:
-    """One matte as ``(y, x)`` uint8 (a colour file's first channel), checked to be ``size``."""
-    return read_gray(path, size)

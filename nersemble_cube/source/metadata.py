@@ -31,12 +31,3 @@ def read_metadata(tables: dict[str, Path]) -> dict[str, dict[str, list]]:
     """Every table of ``tables`` (file name -> path), by file name."""
     return {name: read_table(path) for name, path in tables.items()}
 
-
-def sequences_of(table: dict[str, list], participant_id: int) -> list[str]:
-    """The sequences ``metadata_sequences.csv`` lists for ``participant_id`` (cells ``x`` or ``m``), BACKGROUND
-    left out, as the toolkit's ``list_sequences_for_participant``."""
-    columns = table["columns"]
-    for row in table["rows"]:
-        if row and row[0].strip() and int(row[0]) == participant_id:
-            return [c for c, v in zip(columns, row) if v in ("x", "m") and c not in ("ID", "wears_glasses", "BACKGROUND")]
-    return []
