@@ -213,6 +213,12 @@ def test_cli_sample_convert_info_and_export(tmp_path):
     from nersemble_cube.cube.store import stored_bytes
 
     assert 0.5 < stored_bytes(nersemble_cube.cube.location.locate(store)) / guess["bytes"]["zstd"] < 1.5
+    from nersemble_cube.conversion.estimate import estimate
+    from nersemble_cube.conversion.plan import plan
+
+    again = estimate(nersemble_cube.cube.location.locate(store), plan(src, every_nth=2, cameras=["222200042"]),
+                     nersemble_cube.StorageSpec())
+    assert (again.decoded, again.frames) == (0, 0)  # what the store holds is not counted again
     shown = run_cli("info", store)
     assert "dataset/104/sequences/EXP-1-head: 1 camera x 2 frames of 402x276 (height x width) @ 36.5 fps" in shown.stdout
     assert "dataset/104/calibration: 16 cameras (16 train), colour correction" in shown.stdout

@@ -175,7 +175,8 @@ def estimate(target: Location, checked: ConversionPlan, storage: StorageSpec, ov
     (what ``convert --dry-run`` prints); complete parts of an existing store are left out unless ``overwrite``."""
     presets = [storage] + [StorageSpec(c) for c in CODECS if c != storage.codec]
     sizes = _bytes_still_to_write(target, checked, presets, overwrite, scales)
-    videos = [s for p in checked.participants for s in p.sequences if s.images]
+    videos = [s for p in checked.participants for s in p.sequences
+              if s.images and (overwrite or not store.is_complete(target, s.group))]
     decoded = sum(i.n_frames for s in videos for i in s.images + s.alpha)
     frames = sum(s.frame_items for s in videos)
     decode, encode = _timings(videos[0].images[0], presets) if videos else (0.0, {s.codec: 0.0 for s in presets})
