@@ -82,6 +82,19 @@ def median_ms_per_call(fn: Callable[..., object], calls: list[tuple]) -> float:
     return statistics.median(times) * 1e3
 
 
+def interleaved_medians_ms(paths: dict[str, Callable[..., object]], calls: list[tuple]) -> dict[str, float]:
+    """Median milliseconds of each path over ``calls``, the paths taking turns on every call (in a rotating
+    order), so each meets the same caches and allocator state as the others rather than its own warm loop."""
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
+    for i, args in enumerate(calls):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            t0 = time.perf_counter()
+            paths[name](*args)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+
+
 def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()

@@ -103,8 +103,8 @@ class BaseDataManager:
         return self.has_sequence(sequence_name) and serial in self.list_serials(sequence_name)
 
     def _frame(self, sequence_name: str, serial: str, timestep: int, variable: str) -> np.ndarray:
-        """The frame, possibly read-only (a :class:`FrameReader` kept per sequence and variable, so repeated
-        loads read each shard index once)."""
+        """The frame, a new array (a :class:`FrameReader` kept per sequence and variable, so repeated loads read
+        each shard index once)."""
         path = schema.sequence_path(self._benchmark_type, self._participant_id, sequence_name)
         if self._store is not None:
             if (path, variable) not in self._readers:
@@ -114,10 +114,10 @@ class BaseDataManager:
 
     def load_image(self, sequence_name: str, serial: str, timestep: int, as_uint8: bool = False) -> np.ndarray:
         image = self._frame(sequence_name, serial, timestep, "images")
-        return image.copy() if as_uint8 else image / 255.
+        return image if as_uint8 else image / 255.
 
     def load_alpha_map(self, sequence_name: str, serial: str, timestep: int) -> np.ndarray:
-        return self._frame(sequence_name, serial, timestep, "alpha")[..., None].copy()
+        return self._frame(sequence_name, serial, timestep, "alpha")[..., None]
 
     def load_all_images(self, sequence_name: str, serial: str, as_uint8: bool = False,
                         every_nth_frame: int | None = None, scale: float | None = None) -> list[np.ndarray]:
@@ -199,7 +199,7 @@ class NeRSembleParticipantDataManager(BaseDataManager):
         image = self._frame(sequence_name, serial, timestep, "images")
         if downscale_factor is not None:
             image = _resize(np.ascontiguousarray(image), 1 / downscale_factor)
-        image = image.copy() if as_uint8 else image / 255.
+        image = image if as_uint8 else image / 255.
         if apply_color_correction:
             from .source.converters.color import correct_color
 

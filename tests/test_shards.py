@@ -49,10 +49,29 @@ def test_a_shard_written_in_the_thread_is_the_shard_zarr_writes(tmp_path, spec, 
     if spec.lossless:
         np.testing.assert_array_equal(stored[:], data)
     reader, per = ChunkReader(stored), spec.frames_per_chunk
+    assert (reader._decode is not None) == spec.lossless  # the lossless chains decompress straight into the array
     for c in range(shape[0]):
         for t in range(0, shape[1], per):
             chunk = reader.chunk((c, t // per) + (0,) * (len(shape) - 2))
             np.testing.assert_array_equal(chunk[:, :shape[1] - t], stored[c:c + 1, t:t + per])
+            assert chunk.flags.writeable
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4", "none"])
+def test_a_damaged_chunk_fails_its_checksum_when_read_directly(tmp_path, codec):
+    arr, data = _array(tmp_path, "a", StorageSpec(codec, frames_per_shard=4), (1, 4, 6, 5, 3), np.random.default_rng(1))
+    ShardWriter(arr).write((0, 0, 0, 0, 0), data)
+    shard = tmp_path / "a" / "c" / "0" / "0" / "0" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    raw[5] ^= 0x10  # inside the first chunk in Morton order (frame 0)
+    shard.write_bytes(bytes(raw))
+    reader = ChunkReader(zarr.open_array(zarr.storage.LocalStore(tmp_path / "a"), mode="r"))
+    with pytest.raises(ValueError, match="checksum do not match"):
+        reader.chunk((0, 0, 0, 0, 0))
+    np.testing.assert_array_equal(reader.chunk((0, 1, 0, 0, 0)), data[:, 1:2])  # the other chunks still read
+    shard.write_bytes(bytes(raw[:len(raw) // 2]))  # cut short while the reader holds its index
+    with pytest.raises(ValueError, match="truncated"):
+        reader.chunk((0, 3, 0, 0, 0))
 
 
 def test_a_chunk_never_written_reads_as_the_fill_value(tmp_path):

@@ -58,7 +58,7 @@ class _FrameArray(BackendArray):
         chunk = self._reader.chunk(tuple(o // c for o, c in zip(corner, size)))
         part = chunk[tuple(a - o if index else slice(a - o, b - o)
                            for (a, b), o, index in zip(ranges, corner, is_index))]
-        return part if part.flags.writeable else part.copy()  # the decoder's buffer is read-only
+        return part
 
 
 def as_tree(cube: xr.DataTree | str | Path | Location, *, dask: bool = True) -> xr.DataTree:

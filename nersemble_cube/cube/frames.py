@@ -51,8 +51,7 @@ class FrameReader:
 
     def read(self, serial: str, time: int) -> np.ndarray:
         """Frame ``time`` (the source frame index: the node's ``time`` coordinate) of camera ``serial``: ``(y, x, channel)`` uint8 for ``images``, ``(y, x)`` for
-        ``alpha``, **read-only** (the decoder's own buffer, not copied: ``.copy()`` it to write into it;
-        arithmetic such as ``frame / 255`` makes a new array anyway). Raises :class:`SelectionError` naming the cameras or the frame range when it is not there."""
+        ``alpha``, a new writable array (the lossless presets decompress straight into it). Raises :class:`SelectionError` naming the cameras or the frame range when it is not there."""
         if serial not in self.cameras:
             raise SelectionError(f"camera {serial} has no video in {self.sequence}; it has {self.cameras}")
         if self._positions is not None:
@@ -81,8 +80,8 @@ def read_frame(store: str | Path | Location, sequence: str, serial: str, time: i
 
     ``sequence`` is a sequence node's path (``"nvs/388/sequences/GLASSES"``), ``time`` the frame
     index; ``store`` and ``storage_options`` as for :func:`open`. Returns ``(y, x, channel)`` uint8 for
-    ``images``, ``(y, x)`` for ``alpha`` (a writable copy). In a fresh process it costs a few metadata
+    ``images``, ``(y, x)`` for ``alpha``. In a fresh process it costs a few metadata
     reads and the frame's bytes. Raises :class:`SelectionError` naming what exists (the sequences, the cameras with
     video, the frame range) when the selection is not in the cube.
     """
-    return FrameReader(store, sequence, variable, storage_options).read(serial, time).copy()
+    return FrameReader(store, sequence, variable, storage_options).read(serial, time)
