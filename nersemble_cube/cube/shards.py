@@ -4,10 +4,11 @@ pipeline.
 zarr-python encodes every chunk through its event loop: one thread per process merges each chunk into
 the shard, copies the chunks into the shard buffer and hands the codecs to a thread pool, so a
 conversion's worker threads mostly wait on it (see docs/performance.md). :class:`ShardWriter` runs the
-array's own codec objects (their synchronous ``_encode_sync``) in the thread that calls it, joins the
-chunks and the shard index (zarr v3 sharding: ``(offset, nbytes)`` uint64 pairs per chunk in Morton
-order, encoded with the index codecs, at the end of the shard) once, and stores the shard with a
-single write. The bytes are those zarr-python writes for the same data (``tests/test_shards.py``
+array's own codec objects (their synchronous ``_encode_sync``) in the thread that calls it, computes each
+chunk's crc32c apart (zarr's codec appends it with a copy of the chunk), and stores the chunks and the shard
+index (zarr v3 sharding: ``(offset, nbytes)`` uint64 pairs per chunk in Morton order, encoded with the index
+codecs, at the end of the shard) one after the other into a local file, or joined once into one buffer for
+an object store. The bytes are those zarr-python writes for the same data (``tests/test_shards.py``
 compares them); an array whose codecs lack a synchronous encoder is written through zarr as before.
 
 :class:`ChunkReader` is the read side: it keeps each shard's index once read, so a random frame costs one
@@ -19,7 +20,9 @@ decompressor's read-only buffer, which xarray and data loaders then copy).
 from __future__ import annotations
 
 import itertools
+import os
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,6 +123,14 @@ class _Layout:
         self.direct = all(hasattr(c, "_encode_sync") and hasattr(c, "_decode_sync") for c in codecs) and (
             self.sharding is None or self.sharding.index_location == ShardingCodecIndexLocation.end)
         """False: some codec has no synchronous coder; reads and writes then go through zarr."""
+        self.checksummed = isinstance(self.codecs[-1], Crc32cCodec)
+        """The chain ends with a crc32c: the writer keeps each chunk's 4-byte checksum apart from its bytes."""
+        store = array.store
+        while isinstance(store, WrapperStore):
+            store = store._store
+        self.root = Path(store.root) if isinstance(store, LocalStore) else None
+        """A local store's folder: shards are read and written with plain file calls (zarr's asynchronous
+        store hands each call to a thread and back; its write wants the shard in one buffer)."""
 
     def key(self, outer: tuple[int, ...]) -> str:
         """The store key of the shard (or, unsharded, the chunk) at grid position ``outer``."""
@@ -136,12 +147,6 @@ class ChunkReader(_Layout):
         super().__init__(array)
         self._indexes: dict[tuple[int, ...], np.ndarray | None] = {}
         self._decode = _direct_decoder(self.codecs, self.spec)
-        store = array.store
-        while isinstance(store, WrapperStore):
-            store = store._store
-        self._root = Path(store.root) if isinstance(store, LocalStore) else None
-        """A local store's folder: its chunks are read with one plain file read (zarr's asynchronous ``get``
-        hands each read to a thread and back, ~0.5 ms of a ~10 ms frame)."""
 
     def chunk(self, coords: tuple[int, ...]) -> np.ndarray:
         """The decoded chunk at chunk-grid position ``coords``: a new, writable array of ``chunk_shape`` (the
@@ -158,7 +163,7 @@ class ChunkReader(_Layout):
                 self._indexes[shard] = self._index(shard)
             index = self._indexes[shard]
             offset, length = (_EMPTY, _EMPTY) if index is None else index[tuple(i % p for i, p in zip(coords, self.per_shard))]
-            if offset != _EMPTY and self._root is not None and self._decode is not None:
+            if offset != _EMPTY and self.root is not None and self._decode is not None:
                 return self._decode(self._read_file(self.key(shard), int(offset), int(length)))
             data = None if offset == _EMPTY else sync(store.get(self.key(shard), proto, RangeByteRequest(int(offset), int(offset + length))))
         if data is None:
@@ -171,10 +176,10 @@ class ChunkReader(_Layout):
     def _read_file(self, key: str, offset: int, length: int) -> np.ndarray:
         """``length`` bytes at ``offset`` of the local file ``key`` (a shard its index says holds them)."""
         data = np.empty(length, np.uint8)
-        with open(self._root / key, "rb", buffering=0) as f:
+        with open(self.root / key, "rb", buffering=0) as f:
             f.seek(offset)
             if f.readinto(data) != length:
-                raise ValueError(f"{self._root / key}: shorter than its shard index says (truncated)")
+                raise ValueError(f"{self.root / key}: shorter than its shard index says (truncated)")
         return data
 
     def _index(self, shard: tuple[int, ...]) -> np.ndarray | None:
@@ -203,28 +208,56 @@ class ShardWriter(_Layout):
         for shard in itertools.product(*grid):
             corner = tuple(i * o for i, o in zip(shard, self.outer))
             block = data[tuple(slice(c - s, c - s + o) for c, s, o in zip(corner, start, self.outer))]
-            value = self._shard(block) if self.sharding else self._chunk(block)
-            sync(self.array.store.set(self.key(shard), default_buffer_prototype().buffer.from_array_like(value)))
+            parts = self._shard(block) if self.sharding else self._chunk(block)
+            if self.root is not None:
+                _write_file(self.root / self.key(shard), parts)
+            else:  # the one copy of the shard's bytes
+                value = default_buffer_prototype().buffer.from_array_like(np.concatenate(parts))
+                sync(self.array.store.set(self.key(shard), value))
 
-    def _chunk(self, block: np.ndarray) -> np.ndarray:
-        """One chunk's bytes; a chunk cut by the array's end is padded with the fill value, as zarr does."""
+    def _chunk(self, block: np.ndarray) -> list[np.ndarray]:
+        """One chunk's bytes as parts to store one after the other (its encoded bytes, then its crc32c: appending
+        the checksum, as zarr's codec does, copies the chunk). A chunk cut by the array's end is padded with the
+        fill value, as zarr does."""
         if block.shape != self.chunk_shape:
             full = np.full(self.chunk_shape, self.fill_value, dtype=block.dtype)
             full[tuple(slice(0, n) for n in block.shape)] = block
             block = full
-        return _encode(self.codecs, block, self.spec)
+        if not self.checksummed:
+            return [_encode(self.codecs, block, self.spec)]
+        data = _encode(self.codecs[:-1], block, self.spec)
+        return [data, np.frombuffer(google_crc32c.value(data).to_bytes(4, "little"), np.uint8)]
 
-    def _shard(self, block: np.ndarray) -> np.ndarray:
-        """A shard's bytes: its chunks in Morton order, then the index. Chunks past the array's end are absent."""
+    def _shard(self, block: np.ndarray) -> list[np.ndarray]:
+        """A shard's bytes as parts: its chunks in Morton order, then the index. Chunks past the array's end are
+        absent."""
         index = np.full(self.per_shard + (2,), _EMPTY, dtype="<u8")
         parts, offset = [], 0
         for coords in map(tuple, _morton_order(self.per_shard).tolist()):
             corner = tuple(i * c for i, c in zip(coords, self.chunk_shape))
             if any(x >= n for x, n in zip(corner, block.shape)):
                 continue
-            part = self._chunk(block[tuple(slice(x, x + c) for x, c in zip(corner, self.chunk_shape))])
-            index[coords] = (offset, len(part))
-            parts.append(part)
-            offset += len(part)
+            chunk = self._chunk(block[tuple(slice(x, x + c) for x, c in zip(corner, self.chunk_shape))])
+            length = sum(len(p) for p in chunk)
+            index[coords] = (offset, length)
+            parts += chunk
+            offset += length
         parts.append(_encode(tuple(self.sharding.index_codecs), index, self.index_spec))
-        return np.concatenate(parts)  # the one copy of the shard's bytes
+        return parts
+
+
+def _write_file(path: Path, parts: list[np.ndarray]) -> None:
+    """``parts`` one after the other into the file ``path``, atomically as zarr's local store writes (a temporary
+    file beside it, renamed over it once complete), without joining them into one buffer first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        with open(partial, "wb", buffering=0) as f:
+            for part in parts:
+                view = memoryview(part).cast("B")
+                while view:
+                    view = view[f.write(view):]
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
