@@ -73,16 +73,13 @@ class DaskProgress(Callback):
 class Runner:
     """Runs tasks and yields ``(task, result, error)`` as they finish, stopping early on the first
     error: tasks not yet started are cancelled before the error is yielded, and closing the generator
-    then (in threads) returns once the running ones finished. ``local``: the workers share this machine."""
+    then (in threads) returns once the running ones finished. ``threads_per_task``: threads a task may start
+    (a video decoder's) without oversubscribing the cores its machine's workers share (default: this
+    machine's cores over ``workers``)."""
 
-    def __init__(self, workers: int, client: Any | None = None, local: bool = True):
-        self.workers, self.client, self.local = workers, client, local
-
-    @property
-    def threads_per_task(self) -> int | None:
-        """Threads a task may start (a video decoder's) without oversubscribing the cores the local workers
-        share; None where the workers are other machines, whose cores are unknown here."""
-        return max(1, (os.cpu_count() or 1) // self.workers) if self.local else None
+    def __init__(self, workers: int, client: Any | None = None, threads_per_task: int | None = None):
+        self.workers, self.client = workers, client
+        self.threads_per_task = threads_per_task or max(1, (os.cpu_count() or 1) // workers)
 
     @property
     def distributed(self) -> bool:
@@ -162,4 +159,17 @@ def runner(scheduler: str | None = None, workers: int | None = None) -> Iterator
     except (OSError, TimeoutError) as e:
         raise StoreError(f"cannot reach the dask scheduler at {scheduler} ({e})") from None
     with client:
-        yield Runner(sum(client.nthreads().values()) or workers, client, local=False)
+        yield Runner(sum(client.nthreads().values()) or workers, client, _threads_per_task(client))
+
+
+def _threads_per_task(client: Any) -> int | None:
+    """On a running cluster: each machine's cores shared among the worker threads on it, the fewest over its
+    machines (every worker's ffmpeg at its default of one thread per core oversubscribed a 16-core machine
+    of 16 workers 16 times). None, ffmpeg's default, when the cluster has no workers yet."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    cores = client.run(os.cpu_count)  # {worker address: cores of its machine}
+    threads_on: dict[str, int] = {}
+    for info in workers.values():
+        threads_on[info["host"]] = threads_on.get(info["host"], 0) + info["nthreads"]
+    shares = [(cores[address] or 1) // threads_on[info["host"]] for address, info in workers.items() if address in cores]
+    return max(1, min(shares)) if shares else None

@@ -4,6 +4,7 @@ the writer lock, and a second zarr v3 implementation reading the cube."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -30,6 +31,18 @@ def test_distributed_conversion_equals_the_threaded_one(sample_dir, cube, tmp_pa
     report = convert(sample_dir, target, scheduler="processes", workers=2)
     assert report.written and not report.skipped
     assert store_contents(target) == store_contents(cube)
+
+
+def test_tasks_on_a_running_cluster_share_their_machines_cores():
+    from distributed import LocalCluster
+
+    from nersemble_cube.cluster import runner
+
+    cores = os.cpu_count()
+    for workers, threads, share in ((1, 1, cores), (2, 2, max(1, cores // 4))):
+        with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=False, dashboard_address=None) as c, \
+                runner(c.scheduler_address) as run:
+            assert (run.workers, run.threads_per_task) == (workers * threads, share)
 
 
 # ---- http ---------------------------------------------------------------------------------------------------------
