@@ -112,6 +112,16 @@ def _sized_bar(description: str):
         bar.stop()
 
 
+def _check_scheduler(scheduler: str) -> None:
+    """A usage error (exit 2) for a --scheduler that is neither a name nor an address."""
+    from .cluster import check_scheduler
+
+    try:
+        check_scheduler(scheduler)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--scheduler") from None
+
+
 def _run_convert(source: str | Path, store: str | Path, **kwargs) -> tuple[ConversionReport, ConversionPlan]:
     """Convert with a progress bar; returns the report and the checked plan."""
     from .conversion.run import convert as convert_folder
@@ -412,15 +422,17 @@ def preprocess(
         "--color-correct", help="Full dataset: apply each camera's colour correction first (uint8, as the "
                                 "toolkit's load_image(..., as_uint8=True, apply_color_correction=True)).")] = False,
     workers: Workers = None,
+    scheduler: Scheduler = "threads",
 ) -> None:
     """Write a preprocessed copy of a cube (colour correction, composite, crop, downscale, float), calibration
     adjusted."""
     from .preprocessing import Steps
     from .preprocessing import preprocess as preprocess_cube
 
+    _check_scheduler(scheduler)
     steps = Steps(composite.value if composite else None, crop_to_alpha, downscale, to_float, color_correct)
     with _sized_bar("preprocessing") as (progress, on_start):
-        preprocess_cube(store, out, steps, workers=workers, progress=progress, on_start=on_start)
+        preprocess_cube(store, out, steps, workers=workers, scheduler=scheduler, progress=progress, on_start=on_start)
     err.print(f"wrote {out}", highlight=False)
 
 
@@ -452,12 +464,14 @@ def export_nerf(
         "--color-correct", help="Full dataset: apply each camera's colour correction (as the toolkit's "
                                 "load_image(..., apply_color_correction=True)).")] = False,
     workers: Workers = None,
+    scheduler: Scheduler = "threads",
 ) -> None:
     """Write a NeRF / 3DGS training folder (images on a background, masks, transforms.json with OpenGL
     camera-to-world poses, FLAME parameters for mono) that the chosen reader (--for) reads as it is."""
     from .cube.summary import plural
     from .training.nerf import export_nerf as export_nerf_folder
 
+    _check_scheduler(scheduler)
     if every_nth is not None and fps is not None:
         raise typer.BadParameter("choose --every-nth or --fps, not both")
     try:
@@ -470,7 +484,7 @@ def export_nerf(
                                     every_nth=every_nth, fps=fps, start=first, stop=last, cameras=camera,
                                     crop_to_alpha=crop_to_alpha, flame_frame=False if world_frame else None,
                                     image_format=image_format.value if image_format else None,
-                                    color_correct=color_correct, workers=workers,
+                                    color_correct=color_correct, workers=workers, scheduler=scheduler,
                                     progress=progress, on_start=on_start)
     for note in report.notes:
         err.print(f"note: {note}", highlight=False)
@@ -562,13 +576,9 @@ def export(
     scheduler: Scheduler = "threads",
 ) -> None:
     """Write the submission zip (H.264 crf 14 videos, or SVFR meshes) from predictions."""
-    from .cluster import check_scheduler
     from .submission.export import export_submission
 
-    try:
-        check_scheduler(scheduler)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+    _check_scheduler(scheduler)
     with _sized_bar("exporting") as (progress, on_start):
         report = export_submission(predictions, zip_path, benchmark.value, partial=partial, workers=workers,
                                    scheduler=scheduler,

@@ -135,6 +135,47 @@ class Runner:
 
 
 @contextlib.contextmanager
+def computing(scheduler: str | None = None, workers: int | None = None, progress: Progress | None = None,
+              prefix: str = "") -> Iterator[Callable[..., tuple]]:
+    """A ``compute(*collections)`` that runs dask collections on ``scheduler`` (as for :func:`runner`), calling
+    ``progress(1)`` as each task finishes: every task, or where ``prefix`` is given, each collection whose
+    key starts with it (one per output file). A local cluster lives as long as the context."""
+    import dask
+
+    if scheduler in (None, "threads"):
+        with dask.config.set(scheduler="threads", num_workers=workers), DaskProgress(progress, prefix):
+            yield dask.compute
+        return
+    with runner(scheduler, workers) as run:  # which says how to install dask.distributed if it is missing
+        from distributed import as_completed
+        from distributed.diagnostics.progressbar import ProgressBar
+
+        class TaskProgress(ProgressBar):
+            """dask.distributed's progress-bar feed on the tasks some futures depend on, as ``progress`` calls."""
+            done = 0
+
+            def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:  # noqa: A002 - its names
+                if progress and all - remaining > self.done:
+                    progress(all - remaining - self.done)
+                self.done = max(self.done, all - remaining)
+
+        client = run.client
+
+        def compute(*collections: Any) -> tuple:
+            if prefix:
+                futures = client.compute(list(collections))
+                for _ in as_completed(futures):
+                    if progress:
+                        progress(1)
+            else:  # the graph as optimised here is what the scheduler runs, so its task count is the bar's
+                futures = client.compute(list(dask.optimize(*collections)), optimize_graph=False)
+                client.sync(TaskProgress(futures).listen)
+            return tuple(client.gather(futures))
+
+        yield compute
+
+
+@contextlib.contextmanager
 def runner(scheduler: str | None = None, workers: int | None = None) -> Iterator[Runner]:
     """A :class:`Runner` for ``scheduler``: ``"threads"`` (default) runs ``workers`` threads here;
     ``"processes"`` starts a local dask.distributed cluster of ``workers`` processes (one thread
@@ -156,7 +197,7 @@ def runner(scheduler: str | None = None, workers: int | None = None) -> Iterator
         return
     try:
         client = Client(scheduler, timeout="10s")
-    except (OSError, TimeoutError) as e:
+    except (OSError, TimeoutError, ValueError) as e:  # ValueError: an address it cannot use (another process's inproc)
         raise StoreError(f"cannot reach the dask scheduler at {scheduler} ({e})") from None
     with client:
         yield Runner(sum(client.nthreads().values()) or workers, client, _threads_per_task(client))

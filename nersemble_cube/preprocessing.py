@@ -16,7 +16,7 @@ import dask
 import xarray as xr
 
 from . import accessor  # noqa: F401 - registers ds.nersemble
-from .cluster import DaskProgress, Progress
+from .cluster import Progress, check_scheduler, computing
 from .cube.access import open as open_cube
 from .cube.location import Location, locate
 from .cube.schema import encoding
@@ -55,14 +55,18 @@ class Steps:
 
 
 def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int | None = None,
-               progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> Path | Location:
+               scheduler: str | None = None, progress: Progress | None = None,
+               on_start: Callable[[int], None] | None = None) -> Path | Location:
     """Write ``steps`` applied to every sequence of the cube ``store`` into the new cube ``out``.
 
-    ``workers`` dask threads (default: CPU count). ``on_start`` gets the number of dask tasks,
+    ``workers`` dask threads (default: CPU count), or on a dask.distributed cluster (``scheduler`` as for
+    :func:`~nersemble_cube.convert`; its workers must reach ``store`` and ``out``). ``on_start`` gets the number of dask tasks,
     ``progress`` is called as they finish. Raises :class:`StoreError` if ``out`` exists and is not
     an empty folder, and the steps' own errors (an unknown background...) before creating anything;
     a run that fails or is interrupted while writing removes what it wrote.
     """
+    if scheduler is not None:
+        check_scheduler(scheduler)  # ValueError before anything is created
     out = locate(out)
     if check_target(out):
         raise StoreError(f"{out}: already a cube; preprocess writes a new one, choose another path")
@@ -87,11 +91,11 @@ def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int
         set_attrs(out, "", {"preprocessing": asdict(steps)})
         writes = [ds.to_zarr(out.zarr_store(), group=path, mode="w", compute=False, zarr_format=3, consolidated=False,
                              encoding=encoding(ds, OUTPUT_STORAGE), write_empty_chunks=True) for path, ds in nodes]
-        graph = dask.delayed(writes)
-        with dask.config.set(scheduler="threads", num_workers=workers), DaskProgress(progress):
+        (graph,) = dask.optimize(dask.delayed(writes))
+        with computing(scheduler, workers, progress) as compute:
             if on_start:
                 on_start(len(graph.__dask_graph__()))
-            graph.compute()
+            compute(graph)
         for path in done:
             mark_complete(out, path)
         consolidate(out)

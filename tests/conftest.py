@@ -41,6 +41,16 @@ def cube(sample_dir, tmp_path_factory) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def cluster_address() -> str:
+    """A running dask.distributed scheduler (2 single-thread workers in this process, over TCP so that CLI
+    subprocesses reach it) for --scheduler ADDRESS."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
 def decode_pyav(path: Path) -> np.ndarray:
     """Independent reference decode (PyAV, not our ffmpeg pipe): (time, y, x, 3) uint8 RGB."""
     with av.open(str(path)) as container:

@@ -112,7 +112,7 @@ def test_crop_to_alpha_keeps_every_frame_of_the_foreground(cube):
     assert cropped.sizes["x"] == max(x1 - x0 for x0, _, x1, _ in boxes.values()) < 1100
 
 
-def test_preprocess_cli_equals_the_accessor(cube, tmp_path):
+def test_preprocess_cli_equals_the_accessor(cube, tmp_path, cluster_address):
     # a bad argument is refused before anything is created (by the library as by the CLI's choices), so the
     # same command with a good one then runs
     with pytest.raises(UsageError, match="unknown background 'purple'"):
@@ -120,7 +120,7 @@ def test_preprocess_cli_equals_the_accessor(cube, tmp_path):
     bad = run_cli("preprocess", cube, tmp_path / "p.zarr", "--composite", "purple")
     assert bad.returncode == 2 and "purple" in bad.stderr and not (tmp_path / "p.zarr").exists()
     res = run_cli("preprocess", cube, tmp_path / "p.zarr", "--composite", "white", "--crop-to-alpha", "8",
-                  "--downscale", "2", "--workers", "2")
+                  "--downscale", "2", "--scheduler", cluster_address)  # a running cluster's workers write it
     assert res.returncode == 0, res.stderr
     written = nersemble_cube.open(tmp_path / "p.zarr")
     src = nersemble_cube.open(cube)[SEQ].to_dataset()

@@ -45,6 +45,25 @@ def test_tasks_on_a_running_cluster_share_their_machines_cores():
             assert (run.workers, run.threads_per_task) == (workers * threads, share)
 
 
+def test_dask_work_on_a_cluster_reports_every_task(cluster_address):
+    # preprocess and export-nerf run their dask graphs through computing(): the bar counts what the scheduler ran
+    import dask
+    import dask.array as da
+
+    from nersemble_cube.cluster import computing
+
+    x = da.arange(64, chunks=8) * 2 + 1
+    (optimised,) = dask.optimize(dask.delayed(sum)(list(x.to_delayed())))  # a Delayed, as preprocess computes
+    writes = [dask.delayed(int, pure=True)(i, dask_key_name=f"write-{i}") for i in range(5)]
+    for scheduler in ("threads", cluster_address):
+        ticks, files = [], []
+        with computing(scheduler, 2, ticks.append) as compute:
+            assert int(compute(optimised)[0].sum()) == 64 * 64
+        with computing(scheduler, 2, files.append, "write-") as compute:
+            assert compute(*writes) == (0, 1, 2, 3, 4)
+        assert sum(files) == 5 and sum(ticks) == len(optimised.__dask_graph__()), scheduler  # the bar ends full
+
+
 # ---- http ---------------------------------------------------------------------------------------------------------
 
 @pytest.fixture

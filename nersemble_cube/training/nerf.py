@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from .. import accessor  # noqa: F401 - registers ds.nersemble
-from ..cluster import DaskProgress, Progress
+from ..cluster import Progress, check_scheduler, computing
 from ..cube.access import as_tree, flame_tracking, load_pointcloud
 from ..cube.schema import POINTCLOUDS, calibration_path, sequence_group, tracking_node
 from ..errors import SelectionError, StoreError, UsageError
@@ -280,6 +280,7 @@ def export_nerf(
     image_format: str | None = None,
     color_correct: bool = False,
     workers: int | None = None,
+    scheduler: str | None = None,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> NerfExport:
@@ -300,14 +301,17 @@ def export_nerf(
     cameras in the FLAME model's frame of that timestep (:func:`flame_frame_w2c`), so a FLAME mesh
     with zero global rotation and translation, as GaussianAvatars builds it from ``flame_param``,
     lines up exactly; ``False`` keeps the benchmark's world frame (poses equal the cube's).
-    One dask task per image, ``workers`` threads (default: CPU count); ``on_start`` gets the number
-    of files, ``progress`` is called as each is written. ``out`` must not exist or be empty; the
+    One dask task per image, ``workers`` threads (default: CPU count) or on a dask.distributed cluster
+    (``scheduler`` as for :func:`~nersemble_cube.convert`; its workers must reach the cube and write to
+    this machine's ``out``); ``on_start`` gets the number of files, ``progress`` is called as each is written. ``out`` must not exist or be empty; the
     folder is written as ``{out}.partial`` and renamed to ``out`` once complete.
     """
     import dask
 
     if reader not in READERS:
         raise UsageError(f"reader {reader!r}: choose one of {', '.join(READERS)}")
+    if scheduler is not None:
+        check_scheduler(scheduler)
     target = READERS[reader]
     image_format = image_format or target.formats[0]
     if image_format not in target.formats:
@@ -410,8 +414,8 @@ def export_nerf(
     # a few frames per worker at a time: dask would otherwise read frames far ahead of the writes
     # (the matte feeds both the composite and the mask), and memory would grow with the sequence
     step = FRAMES_IN_FLIGHT_PER_WORKER * n_workers * (2 if has_mask else 1)
-    with dask.config.set(scheduler="threads", num_workers=n_workers), DaskProgress(progress, "write-"):
-        report.files = sum(int(sum(dask.compute(*writes[i:i + step]))) for i in range(0, len(writes), step))
+    with computing(scheduler, n_workers, progress, "write-") as compute:
+        report.files = sum(int(sum(compute(*writes[i:i + step]))) for i in range(0, len(writes), step))
     for key in INTRINSIC_KEYS:  # top level only where every frame agrees: nerfstudio applies it to all
         if len({f[key] for f in db["frames"]}) == 1:
             db[key] = db["frames"][0][key]
