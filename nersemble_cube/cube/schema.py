@@ -24,7 +24,6 @@ This module builds the lazily allocated xarray templates of those nodes; :mod:`n
 
 from __future__ import annotations
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -143,7 +142,7 @@ def background_template(serials: list[str], height: int, width: int, sources: li
     allocated one chunk per camera."""
     return xr.Dataset(
         {BACKGROUND: (("camera", "y", "x", "channel"),
-                      da.zeros((len(serials), height, width, 3), dtype=np.uint8, chunks=(1, height, width, 3)),
+                      _zeros((len(serials), height, width, 3), dtype=np.uint8, chunks=(1, height, width, 3)),
                       {"long_name": "background still (sequences/BACKGROUND/image_{serial}.jpg)", "units": "1 (0-255)"})},
         coords={"camera": _strings(serials), "channel": _strings(list(CHANNELS))},
         attrs={"sources": sources, "complete": False},
@@ -188,13 +187,13 @@ def sequence_template(
     n_cam = len(calib.serials)
     chunks = (1, storage.shard_frames(n_frames), height, width)
     data = {
-        "images": (IMAGE_DIMS, da.zeros((n_cam, n_frames, height, width, 3), dtype=np.uint8, chunks=chunks + (3,)),
+        "images": (IMAGE_DIMS, _zeros((n_cam, n_frames, height, width, 3), dtype=np.uint8, chunks=chunks + (3,)),
                    {"long_name": "RGB video frames, background removed", "units": "1 (0-255)"}),
         "images" + FLAG_SUFFIX: flag_variable("camera", n_cam, "video"),
         **_calibration_vars(calib, color),
     }
     if has_alpha:
-        data["alpha"] = (ALPHA_DIMS, da.zeros((n_cam, n_frames, height, width), dtype=np.uint8, chunks=chunks),
+        data["alpha"] = (ALPHA_DIMS, _zeros((n_cam, n_frames, height, width), dtype=np.uint8, chunks=chunks),
                          {"long_name": "foreground alpha matte (first channel of the matte video)",
                           "units": "1 (0-255)"})
         data["alpha" + FLAG_SUFFIX] = flag_variable("camera", n_cam, "alpha matte video")
@@ -246,7 +245,7 @@ def pointcloud_template(timesteps: list[int], counts: list[int], offsets: list[i
     ``offset[i] : offset[i] + count[i]`` of ``total``; the point arrays are lazily allocated dask zeros."""
     chunk = min(POINT_CHUNK, max(total, 1))
     data = {
-        "positions": (("point", "xyz"), da.zeros((total, 3), dtype=np.float32, chunks=(chunk, 3)),
+        "positions": (("point", "xyz"), _zeros((total, 3), dtype=np.float32, chunks=(chunk, 3)),
                       {"long_name": "point positions (world)", "units": "m"}),
         "count": (("timestep",), np.asarray(counts, np.int64),
                   {"long_name": "points of each timestep", "sample_dimension": "point"}),
@@ -255,10 +254,10 @@ def pointcloud_template(timesteps: list[int], counts: list[int], offsets: list[i
         "cloud" + FLAG_SUFFIX: flag_variable("timestep", len(timesteps), "point cloud"),
     }
     if has_normals:
-        data["normals"] = (("point", "xyz"), da.zeros((total, 3), dtype=np.float32, chunks=(chunk, 3)),
+        data["normals"] = (("point", "xyz"), _zeros((total, 3), dtype=np.float32, chunks=(chunk, 3)),
                            {"long_name": "point normals"})
     if has_colors:
-        data["colors"] = (("point", "rgb"), da.zeros((total, 3), dtype=np.uint8, chunks=(chunk, 3)),
+        data["colors"] = (("point", "rgb"), _zeros((total, 3), dtype=np.uint8, chunks=(chunk, 3)),
                           {"long_name": "point colours", "units": "1 (0-255)"})
     return xr.Dataset(
         data,
@@ -273,7 +272,7 @@ def svfr_template(images: list[SvfrImageSource], height: int, width: int) -> xr.
     n = len(images)
     return xr.Dataset(
         {"images": (("image", "y", "x", "channel"),
-                    da.zeros((n, height, width, 3), dtype=np.uint8, chunks=(1, height, width, 3)),
+                    _zeros((n, height, width, 3), dtype=np.uint8, chunks=(1, height, width, 3)),
                     {"long_name": "cropped RGB input image", "units": "1 (0-255)"})},
         coords={
             "image": _strings([f"{i.participant_id:03d}/{i.key}" for i in images]),
@@ -286,6 +285,13 @@ def svfr_template(images: list[SvfrImageSource], height: int, width: int) -> xr.
         },
         attrs={"benchmark": "svfr", "complete": False},
     )
+
+
+def _zeros(shape: tuple[int, ...], dtype, chunks: tuple[int, ...]):
+    """Lazily allocated dask zeros (dask.array imported here: describing a cube needs no dask)."""
+    import dask.array as da
+
+    return da.zeros(shape, dtype=dtype, chunks=chunks)
 
 
 def encoding(ds: xr.Dataset, storage: StorageSpec | None = None) -> dict:
