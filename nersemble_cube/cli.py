@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import os
 import functools
 import sys
 import time
@@ -140,7 +139,7 @@ Benchmark = Annotated[Optional[list[BenchmarkChoice]], typer.Option(
     "--benchmark", "-b", help="Only this benchmark; repeat for several.")]
 Participant = Annotated[Optional[list[int]], typer.Option("--participant", "-p", help="Only this participant id; repeatable.")]
 Store = Annotated[str, typer.Argument(help="A cube written by nersemble-cube convert (a path or an fsspec URL).")]
-Workers = Annotated[Optional[int], typer.Option(min=1, help="Tasks run in parallel (default: CPU count).")]
+Workers = Annotated[Optional[int], typer.Option(min=1, help="Tasks run in parallel (default: the cores this process may use).")]
 Scheduler = Annotated[str, typer.Option(
     help="Where tasks run: threads (here), processes (a local dask.distributed cluster of --workers processes) "
          "or a dask scheduler address such as tcp://host:8786 (its workers must reach the same paths).")]
@@ -190,7 +189,7 @@ def convert(
     it again, redoing only unfinished videos. Object-store credentials come from the environment
     (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, fsspec config), never from the command line.
     """
-    from .cluster import check_scheduler
+    from .cluster import check_scheduler, usable_cores
     from .cube.storage import StorageSpec
 
     try:
@@ -205,7 +204,7 @@ def convert(
     selection = {"benchmarks": [b.value for b in benchmark] if benchmark else None, "participants": participant,
                  "sequences": sequence, "cameras": camera, "every_nth": every_nth, "fps": fps}
     if dry_run:
-        _print_estimate(source, store, storage, overwrite, factors, workers or os.cpu_count() or 1, selection, as_json)
+        _print_estimate(source, store, storage, overwrite, factors, workers or usable_cores(), selection, as_json)
         return
     report, plan = _run_convert(source, store, storage=storage, overwrite=overwrite, workers=workers,
                                 scheduler=scheduler, scales=factors, **selection)

@@ -27,6 +27,17 @@ SCHEDULERS = ("threads", "processes")
 """Named schedulers; anything else is a dask.distributed scheduler address such as ``tcp://host:8786``."""
 
 
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity where the system has one (``taskset``, SLURM, a
+    container's cpuset), else the machine's count. The default worker count and each video decoder's
+    threads are sized by it, so a job given 4 of a machine's 64 cores does not start 64 of each."""
+    if hasattr(os, "process_cpu_count"):  # Python >= 3.13
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def check_scheduler(scheduler: str) -> str:
     """``scheduler`` if it names one of :data:`SCHEDULERS` or is a scheduler address (``tcp://host:8786``);
     raises ``ValueError`` saying what is accepted otherwise."""
@@ -74,12 +85,12 @@ class Runner:
     """Runs tasks and yields ``(task, result, error)`` as they finish, stopping early on the first
     error: tasks not yet started are cancelled before the error is yielded, and closing the generator
     then (in threads) returns once the running ones finished. ``threads_per_task``: threads a task may start
-    (a video decoder's) without oversubscribing the cores its machine's workers share (default: this
-    machine's cores over ``workers``)."""
+    (a video decoder's) without oversubscribing the cores its machine's workers share (default: the cores
+    this process may use, :func:`usable_cores`, over ``workers``)."""
 
     def __init__(self, workers: int, client: Any | None = None, threads_per_task: int | None = None):
         self.workers, self.client = workers, client
-        self.threads_per_task = threads_per_task or max(1, (os.cpu_count() or 1) // workers)
+        self.threads_per_task = threads_per_task or max(1, usable_cores() // workers)
 
     @property
     def distributed(self) -> bool:
@@ -181,7 +192,7 @@ def runner(scheduler: str | None = None, workers: int | None = None) -> Iterator
     ``"processes"`` starts a local dask.distributed cluster of ``workers`` processes (one thread
     each) for the duration; an address (``tcp://host:8786``) connects to a running scheduler, whose
     workers must reach the source folder and the store at the same paths or URLs."""
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cores()
     if scheduler in (None, "threads"):
         yield Runner(workers)
         return
@@ -208,7 +219,7 @@ def _threads_per_task(client: Any) -> int | None:
     machines (every worker's ffmpeg at its default of one thread per core oversubscribed a 16-core machine
     of 16 workers 16 times). None, ffmpeg's default, when the cluster has no workers yet."""
     workers = client.scheduler_info(n_workers=-1)["workers"]
-    cores = client.run(os.cpu_count)  # {worker address: cores of its machine}
+    cores = client.run(usable_cores)  # {worker address: the cores it may use}
     threads_on: dict[str, int] = {}
     for info in workers.values():
         threads_on[info["host"]] = threads_on.get(info["host"], 0) + info["nthreads"]

@@ -59,7 +59,7 @@ def preprocess(store: str | Path, out: str | Path, steps: Steps, *, workers: int
                on_start: Callable[[int], None] | None = None) -> Path | Location:
     """Write ``steps`` applied to every sequence of the cube ``store`` into the new cube ``out``.
 
-    ``workers`` dask threads (default: CPU count), or on a dask.distributed cluster (``scheduler`` as for
+    ``workers`` dask threads (default: the cores this process may use), or on a dask.distributed cluster (``scheduler`` as for
     :func:`~nersemble_cube.convert`; its workers must reach ``store`` and ``out``). ``on_start`` gets the number of dask tasks,
     ``progress`` is called as they finish. Raises :class:`StoreError` if ``out`` exists and is not
     an empty folder, and the steps' own errors (an unknown background...) before creating anything;

@@ -45,6 +45,16 @@ def test_tasks_on_a_running_cluster_share_their_machines_cores():
             assert (run.workers, run.threads_per_task) == (workers * threads, share)
 
 
+def test_a_process_limited_to_one_core_sizes_its_workers_and_decoders_by_it():
+    # taskset, SLURM and container cpusets limit a process to some cores; os.cpu_count() still says all of them
+    code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+            "from nersemble_cube.cluster import Runner, runner, usable_cores\n"
+            "with runner() as run: print(usable_cores(), run.workers, run.threads_per_task, Runner(1).threads_per_task)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["1", "1", "1", "1"]
+
+
 def test_dask_work_on_a_cluster_reports_every_task(cluster_address):
     # preprocess and export-nerf run their dask graphs through computing(): the bar counts what the scheduler ran
     import dask

@@ -136,7 +136,7 @@ def convert(
     Work is split into tasks, one per video, per batch of point clouds, per tracking file and one for
     the SVFR images; each writes its own shard-aligned region and then its own completion flag.
     ``scheduler`` says where they run (:func:`nersemble_cube.cluster.runner`): ``"threads"``
-    (default, ``workers`` threads, default the CPU count), ``"processes"`` (a local dask.distributed
+    (default, ``workers`` threads, default the cores this process may use), ``"processes"`` (a local dask.distributed
     cluster of ``workers`` processes) or a dask scheduler address. The store is the same whichever runs it.
 
     Nodes already complete in ``target`` are skipped unless ``overwrite``; an interrupted node is

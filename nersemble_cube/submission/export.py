@@ -419,7 +419,7 @@ def export_submission(
     filled) or the path of an on-disk template store. svfr: a mapping ``{"017/EMO-1-..._156_221501007":
     {"posed": SvfrMesh(...), "neutral": ...}}``, a Dataset (:func:`svfr_meshes_from_dataset`) or its
     zarr store path. Every check runs before the zip is written; a complete submission is required
-    unless ``partial``. ``workers`` videos encode in parallel (default: CPU count), one task per video
+    unless ``partial``. ``workers`` videos encode in parallel (default: the cores this process may use), one task per video
     in threads or on a dask.distributed cluster (``scheduler`` as for :func:`~nersemble_cube.convert`;
     its workers must share this machine's disk, where the mp4s are written before zipping). ``on_start`` is
     called with the number of frames (meshes) to write, ``progress`` as they are written. The zip

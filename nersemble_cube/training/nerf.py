@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ import numpy as np
 import xarray as xr
 
 from .. import accessor  # noqa: F401 - registers ds.nersemble
-from ..cluster import Progress, check_scheduler, computing
+from ..cluster import Progress, check_scheduler, computing, usable_cores
 from ..cube.access import as_tree, flame_tracking, load_pointcloud
 from ..cube.schema import POINTCLOUDS, calibration_path, sequence_group, tracking_node
 from ..errors import SelectionError, StoreError, UsageError
@@ -301,7 +300,7 @@ def export_nerf(
     cameras in the FLAME model's frame of that timestep (:func:`flame_frame_w2c`), so a FLAME mesh
     with zero global rotation and translation, as GaussianAvatars builds it from ``flame_param``,
     lines up exactly; ``False`` keeps the benchmark's world frame (poses equal the cube's).
-    One dask task per image, ``workers`` threads (default: CPU count) or on a dask.distributed cluster
+    One dask task per image, ``workers`` threads (default: the cores this process may use) or on a dask.distributed cluster
     (``scheduler`` as for :func:`~nersemble_cube.convert`; its workers must reach the cube and write to
     this machine's ``out``); ``on_start`` gets the number of files, ``progress`` is called as each is written. ``out`` must not exist or be empty; the
     folder is written as ``{out}.partial`` and renamed to ``out`` once complete.
@@ -410,7 +409,7 @@ def export_nerf(
 
     if on_start:
         on_start(len(writes))
-    n_workers = workers or os.cpu_count() or 1
+    n_workers = workers or usable_cores()
     # a few frames per worker at a time: dask would otherwise read frames far ahead of the writes
     # (the matte feeds both the composite and the mask), and memory would grow with the sequence
     step = FRAMES_IN_FLIGHT_PER_WORKER * n_workers * (2 if has_mask else 1)
