@@ -149,8 +149,9 @@ class Runner:
 def computing(scheduler: str | None = None, workers: int | None = None, progress: Progress | None = None,
               prefix: str = "") -> Iterator[Callable[..., tuple]]:
     """A ``compute(*collections)`` that runs dask collections on ``scheduler`` (as for :func:`runner`), calling
-    ``progress(1)`` as each task finishes: every task, or where ``prefix`` is given, each collection whose
-    key starts with it (one per output file). A local cluster lives as long as the context."""
+    ``progress(1)`` as each task finishes: every task (pass graphs optimised with ``dask.optimize``: a cluster
+    runs them as given, so their task count is what the bar counts), or where ``prefix`` is given, each
+    collection whose key starts with it (one per output file). A local cluster lives as long as the context."""
     import dask
 
     if scheduler in (None, "threads"):
@@ -178,8 +179,8 @@ def computing(scheduler: str | None = None, workers: int | None = None, progress
                 for _ in as_completed(futures):
                     if progress:
                         progress(1)
-            else:  # the graph as optimised here is what the scheduler runs, so its task count is the bar's
-                futures = client.compute(list(dask.optimize(*collections)), optimize_graph=False)
+            else:  # run as given (callers pass optimised graphs), so the graph's task count is the bar's total
+                futures = client.compute(list(collections), optimize_graph=False)
                 client.sync(TaskProgress(futures).listen)
             return tuple(client.gather(futures))
 

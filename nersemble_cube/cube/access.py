@@ -56,9 +56,7 @@ class _FrameArray(BackendArray):
             return np.asarray(self._array[key])  # empty, strided or across chunks: zarr's own path
         corner = [a - a % c for (a, _), c in zip(ranges, size)]
         chunk = self._reader.chunk(tuple(o // c for o, c in zip(corner, size)))
-        part = chunk[tuple(a - o if index else slice(a - o, b - o)
-                           for (a, b), o, index in zip(ranges, corner, is_index))]
-        return part
+        return chunk[tuple(a - o if index else slice(a - o, b - o) for (a, b), o, index in zip(ranges, corner, is_index))]
 
 
 def as_tree(cube: xr.DataTree | str | Path | Location, *, dask: bool = True) -> xr.DataTree:

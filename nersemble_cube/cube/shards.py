@@ -153,28 +153,29 @@ class ChunkReader(_Layout):
         fill value where the store holds no such chunk). The lossless presets decompress straight into it."""
         if not self.direct:
             return self.array[tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, self.chunk_shape))]
-        store = self.array.store
-        proto = default_buffer_prototype()
         if self.sharding is None:
-            data = sync(store.get(self.key(coords), proto))
+            data = sync(self.array.store.get(self.key(coords), default_buffer_prototype()))
+            data = None if data is None else data.as_numpy_array()
         else:
             shard = tuple(i // p for i, p in zip(coords, self.per_shard))
             if shard not in self._indexes:
                 self._indexes[shard] = self._index(shard)
             index = self._indexes[shard]
             offset, length = (_EMPTY, _EMPTY) if index is None else index[tuple(i % p for i, p in zip(coords, self.per_shard))]
-            if offset != _EMPTY and self.root is not None and self._decode is not None:
-                return self._decode(self._read_file(self.key(shard), int(offset), int(length)))
-            data = None if offset == _EMPTY else sync(store.get(self.key(shard), proto, RangeByteRequest(int(offset), int(offset + length))))
+            data = None if offset == _EMPTY else self._read_range(self.key(shard), int(offset), int(length))
         if data is None:
             return np.full(self.chunk_shape, self.fill_value, dtype=self.array.dtype)
         if self._decode is not None:
-            return self._decode(data.as_numpy_array())
-        chunk = _decode(self.codecs, data, self.spec)
+            return self._decode(data)
+        chunk = _decode(self.codecs, default_buffer_prototype().buffer.from_array_like(data), self.spec)
         return chunk if chunk.flags.writeable else chunk.copy()  # a codec that hands back its own buffer
 
-    def _read_file(self, key: str, offset: int, length: int) -> np.ndarray:
-        """``length`` bytes at ``offset`` of the local file ``key`` (a shard its index says holds them)."""
+    def _read_range(self, key: str, offset: int, length: int) -> np.ndarray | None:
+        """``length`` bytes at ``offset`` of the shard ``key`` (its index says it holds them): one plain read of
+        a local file, else the store's ranged get (None if the shard is gone)."""
+        if self.root is None:
+            data = sync(self.array.store.get(key, default_buffer_prototype(), RangeByteRequest(offset, offset + length)))
+            return None if data is None else data.as_numpy_array()
         data = np.empty(length, np.uint8)
         with open(self.root / key, "rb", buffering=0) as f:
             f.seek(offset)
