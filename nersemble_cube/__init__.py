@@ -68,7 +68,8 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public API only (not the modules this file imports for its own work)."""
+    return sorted(__all__)
 
 
 __all__ = [

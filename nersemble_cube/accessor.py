@@ -30,10 +30,9 @@ def frame_indices(n_frames: int, fps: float, *, every_nth: int | None = None, ta
     ``k / target_fps`` (``round(start + k * fps / target_fps)``, halves rounded up), or all of them.
 
     Raises :class:`UsageError` for both rules at once, a rule below 1 or a target rate above the
-    source's ``fps``, and :class:`SelectionError` for an empty range."""
-    stop = n_frames if stop is None else min(stop, n_frames)
-    if start < 0 or start >= stop:
-        raise SelectionError(f"no frames in {start}:{stop} (the sequence has frames 0..{n_frames - 1})")
+    source's ``fps``, and :class:`SelectionError` for a range that is empty or reaches past the frames."""
+    _check_range(start, stop, 0, n_frames - 1)
+    stop = n_frames if stop is None else stop
     if every_nth is not None and target_fps is not None:
         raise UsageError("choose every_nth or a target fps, not both")
     if every_nth is not None:
@@ -47,6 +46,14 @@ def frame_indices(n_frames: int, fps: float, *, every_nth: int | None = None, ta
         count = int(np.floor((stop - 1 - start) / step + 1e-9)) + 1
         return np.unique(np.minimum(np.floor(start + np.arange(count) * step + 0.5).astype(np.int64), stop - 1))
     return np.arange(start, stop)
+
+
+def _check_range(start: int, stop: int | None, first: int, last: int) -> None:
+    """A :class:`SelectionError` naming the range asked for unless ``start:stop`` (stop exclusive, None: to the
+    end) is a non-empty range within the frames ``first`` to ``last``."""
+    if start < first or start > last or (stop is not None and (stop <= start or stop > last + 1)):
+        raise SelectionError(f"frames {start}:{'' if stop is None else stop} are not in the sequence: it has "
+                             f"frames {first} to {last} (START:STOP, STOP exclusive)")
 
 
 def _background(background, ds: xr.Dataset) -> xr.DataArray:
@@ -88,6 +95,7 @@ class NersembleAccessor:
         times = ds["time"].values
         if fps is not None and not np.isfinite(rate):
             raise SelectionError("this Dataset has no fps attribute; select frames with every_nth")
+        _check_range(start, stop, int(times[0]), int(times[-1]))
         first = int(np.searchsorted(times, start))  # source frame indices -> positions along time
         last = None if stop is None else int(np.searchsorted(times, stop))
         pos = frame_indices(len(times), rate, every_nth=every_nth, target_fps=fps, start=first, stop=last)

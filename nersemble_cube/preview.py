@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from .cube.access import find_node
 from .cube.access import open as open_cube
-from .errors import SelectionError, StoreError
+from .cube.schema import sequence_group
+from .errors import SelectionError
 
 
-def _dataset(store: str | Path, path: str, what: str):
-    try:
-        return open_cube(store, dask=False)[path].to_dataset()
-    except KeyError:
-        raise StoreError(f"{store}: no {what} {path!r}") from None
+def _dataset(store: str | Path, path: str):
+    """The node ``path`` of the cube as a Dataset; a :class:`SelectionError` naming what exists when it is absent."""
+    return find_node(open_cube(store, dask=False), path).to_dataset()
 
 
 def _small(frame: np.ndarray, factor: int) -> np.ndarray:
@@ -23,13 +24,15 @@ def _small(frame: np.ndarray, factor: int) -> np.ndarray:
     return f.reshape(h // factor, factor, w // factor, factor, -1).mean((1, 3))
 
 
-def sheet_figure(ds, frames: int = 4, factor: int = 4, alpha: str = "overlay", title: str | None = None):
+def sheet_figure(ds, frames: int = 4, factor: int = 4, alpha: str = "overlay", title: str | None = None,
+                 progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None):
     """A matplotlib ``Figure`` of a sequence Dataset's thumbnails: a column per camera, a row per frame
     (``frames`` frames spread over the sequence), upright and at the frames' aspect ratio.
 
     ``alpha``: ``"overlay"`` tints the background (alpha 0) blue, ``"composite"`` puts the head on
     white, ``"none"`` shows the frames as stored. Thumbnails are ``factor``-times area-averaged.
-    Reads only the frames shown. A notebook displays the returned figure.
+    Reads only the frames shown (``on_start(total)`` is told how many, ``progress(1)`` after each).
+    A notebook displays the returned figure.
     """
     from matplotlib.figure import Figure
 
@@ -40,6 +43,8 @@ def sheet_figure(ds, frames: int = 4, factor: int = 4, alpha: str = "overlay", t
     cell = 1.7 * ds.sizes["x"] / ds.sizes["y"]  # inches per column, so that a row is 1.7 inches high
     fig = Figure(figsize=(max(cell * len(cams), 3.0), 1.7 * len(times) + 0.4), layout="constrained")
     axes = fig.subplots(len(times), len(cams), squeeze=False)
+    if on_start:
+        on_start(len(times) * len(cams))
     for j, cam in enumerate(cams):
         for i, t in enumerate(times):
             rgb = _small(ds.images.sel(camera=cam, time=t).values, factor) / 255
@@ -55,19 +60,24 @@ def sheet_figure(ds, frames: int = 4, factor: int = 4, alpha: str = "overlay", t
                 ax.set_title(cam, fontsize=6)
             if j == 0:
                 ax.set_ylabel(f"t={int(t)}", fontsize=7)
+            if progress:
+                progress(1)
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
 
 
 def contact_sheet(store: str | Path, sequence: str, out: str | Path, frames: int = 4, factor: int = 4,
-                  alpha: str = "overlay") -> Path:
-    """Save :func:`sheet_figure` of ``sequence`` (e.g. ``nvs/388/sequences/GLASSES``) of the cube ``store`` as a png."""
-    ds = _dataset(store, sequence, "sequence")
+                  alpha: str = "overlay", progress: Callable[[int], None] | None = None,
+                  on_start: Callable[[int], None] | None = None) -> Path:
+    """Save :func:`sheet_figure` of ``sequence`` (``nvs/388/GLASSES`` or ``nvs/388/sequences/GLASSES``) of the cube
+    ``store`` as a png."""
+    sequence = sequence_group(sequence)
+    ds = _dataset(store, sequence)
     if "images" not in ds:
-        raise StoreError(f"{store}: {sequence} has no frames to show")
+        raise SelectionError(f"{store}: {sequence} has no frames to show (a hold-out sequence)")
     out = Path(out)
-    sheet_figure(ds, frames, factor, alpha, title=sequence).savefig(out, dpi=80)
+    sheet_figure(ds, frames, factor, alpha, title=sequence, progress=progress, on_start=on_start).savefig(out, dpi=80)
     return out
 
 
@@ -110,7 +120,7 @@ def rig_figure(ds, title: str = "", frustum: float = 0.15):
 def rig_plot(store: str | Path, calibration: str, out: str | Path, frustum: float = 0.15) -> Path:
     """Save :func:`rig_figure` of a calibration node of the cube ``store`` (e.g. ``nvs/388/calibration``) as a png."""
     out = Path(out)
-    rig_figure(_dataset(store, calibration, "calibration node"), calibration, frustum).savefig(out, dpi=90)
+    rig_figure(_dataset(store, calibration), calibration, frustum).savefig(out, dpi=90)
     return out
 
 

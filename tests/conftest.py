@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +20,11 @@ CLI = [sys.executable, "-m", "nersemble_cube.cli"]
 """The command line as a user runs it (a fresh process)."""
 
 
-def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    """``nersemble-cube ARGS`` in a subprocess: real exit code, stdout and stderr as printed."""
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+def run_cli(*args, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``nersemble-cube ARGS`` in a subprocess: real exit code, stdout and stderr as printed; ``env`` added to
+    this process's environment (a value None removes that variable)."""
+    merged = {k: v for k, v in {**os.environ, **env}.items() if v is not None} if env else None
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=merged)
 
 N_FRAMES = 5
 N_CAMERAS = 3  # nvs train cameras in the shared sample (the full 13-camera layout has its own test)
@@ -156,3 +159,14 @@ def store_contents(store) -> dict[str, tuple]:
         warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
         visit(zarr.open_group(store, mode="r", use_consolidated=False), "")
     return out
+
+
+TRAINERS = Path(__file__).parent / "trainers"
+"""The trainer oracles (PyTorch, nerfstudio's dataparser): the ``trainers`` extra and a command of their own,
+``pytest tests/trainers``; the README's test command does not collect them."""
+
+
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    asked = any(TRAINERS in Path(arg.split("::")[0]).resolve().parents or Path(arg.split("::")[0]).resolve() == TRAINERS
+                for arg in config.args)
+    return True if collection_path == TRAINERS and not asked else None

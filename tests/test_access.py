@@ -12,7 +12,7 @@ from zarr.storage import LocalStore, WrapperStore
 import nersemble_cube
 from nersemble_cube.compat import NVSDataManager
 from nersemble_cube.cube.access import IncompleteCubeWarning
-from nersemble_cube.errors import SelectionError, StoreError
+from nersemble_cube.errors import SelectionError, StoreError, UsageError
 from nersemble_cube import convert
 
 from conftest import N_FRAMES, decode_pyav
@@ -158,6 +158,17 @@ def test_read_frame_without_xarray(cube, sample_dir):
     np.testing.assert_array_equal(alpha, decode_pyav(src / "alpha_maps/cam_222200044.mp4")[4][..., 0])
     with pytest.raises(SelectionError, match="camera 222200037 has no video"):
         nersemble_cube.read_frame(cube, "nvs/388/sequences/GLASSES", "222200037", 0)
+
+
+@pytest.mark.parametrize("sequence", ["nvs/388/GLASSES", "nvs/388/sequences/GLASSES", "/nvs/388/GLASSES/"])
+def test_every_spelling_of_a_sequence_and_a_serial_as_int_read_the_same_frame(cube, sample_dir, sequence):
+    expected = decode_pyav(sample_dir / "nvs/388/sequences/GLASSES/images/cam_222200044.mp4")[2]
+    np.testing.assert_array_equal(nersemble_cube.read_frame(cube, sequence, 222200044, 2), expected)
+    reader = nersemble_cube.FrameReader(cube, sequence)
+    assert reader.sequence == "nvs/388/sequences/GLASSES"
+    np.testing.assert_array_equal(reader.read(222200044, 2), expected)
+    with pytest.raises(UsageError, match="write BENCHMARK/PARTICIPANT/SEQUENCE"):
+        nersemble_cube.FrameReader(cube, "GLASSES")
 
 
 def test_frame_reading_does_not_import_xarray_and_the_accessor_still_registers():

@@ -117,9 +117,9 @@ def test_preprocess_cli_equals_the_accessor(cube, tmp_path, cluster_address):
     # same command with a good one then runs
     with pytest.raises(UsageError, match="unknown background 'purple'"):
         nersemble_cube.preprocess(cube, tmp_path / "p.zarr", Steps(composite="purple"))
-    bad = run_cli("preprocess", cube, tmp_path / "p.zarr", "--composite", "purple")
+    bad = run_cli("preprocess", cube, tmp_path / "p.zarr", "--background", "purple")
     assert bad.returncode == 2 and "purple" in bad.stderr and not (tmp_path / "p.zarr").exists()
-    res = run_cli("preprocess", cube, tmp_path / "p.zarr", "--composite", "white", "--crop-to-alpha", "8",
+    res = run_cli("preprocess", cube, tmp_path / "p.zarr", "--background", "white", "--crop-to-alpha", "8",
                   "--downscale", "2", "--scheduler", cluster_address)  # a running cluster's workers write it
     assert res.returncode == 0, res.stderr
     written = nersemble_cube.open(tmp_path / "p.zarr")

@@ -22,7 +22,7 @@ def test_help_lists_the_commands():
 
 def test_choices_are_usage_errors_that_list_the_valid_values(cube, tmp_path):
     for args, valid in ((("preview", cube, "--alpha", "bogus", "-o", tmp_path / "p.png"), "overlay"),
-                        (("preprocess", cube, tmp_path / "o.zarr", "--composite", "purple"), "white"),
+                        (("preprocess", cube, tmp_path / "o.zarr", "--background", "purple"), "white"),
                         (("export-nerf", cube, tmp_path / "n", "-s", "nvs/388/GLASSES", "--background", "purple"), "grey"),
                         (("export-nerf", cube, tmp_path / "n", "-s", "nvs/388/GLASSES", "--format", "gif"), "jpg")):
         res = run(*args)
@@ -52,7 +52,7 @@ def test_info_and_validate_speak_json(cube, tmp_path):
 
 
 def test_sample_then_convert_then_info(tmp_path):
-    res = run("sample", tmp_path / "bench", "--benchmark", "mono_flame_avatar", "--frames", "3")
+    res = run("sample", tmp_path / "bench", "--benchmark", "mono_flame_avatar", "--n-frames", "3")
     assert res.returncode == 0, res.stderr
     # every step that can take more than a second shows a bar: done/total, elapsed time, rate
     assert re.search(r"writing sample videos .* 2/2 0:00:\d\d [\d.]+/s", res.stderr), res.stderr
@@ -72,28 +72,64 @@ def test_sample_then_convert_then_info(tmp_path):
     assert "mono_flame_avatar/393/sequences/EXP-2-eyes: 1 camera x 3 frames of 512x512 (height x width) @ 24.3 fps" in res.stdout
 
 
-@pytest.mark.parametrize("args, code, message, lines", [
-    (("convert", "{tmp}/nowhere", "{tmp}/c.zarr"), 3, "no such folder", 1),
-    (("convert", "{tmp}/empty", "{tmp}/c.zarr"), 3, "not a NeRSemble download folder", 1),
-    (("convert", "{tmp}", "{tmp}/c.zarr"), 4, "inside the benchmark folder", 1),
-    (("convert", "{sample}", "{tmp}/file.txt"), 4, "exists and is not a folder", 1),
-    (("info", "{tmp}"), 4, "not a nersemble-cube store", 1),
-    # typer's usage errors: a framed message of a few lines
-    (("convert", "{sample}", "{tmp}/c.zarr", "--codec", "gzip"), 2, "unknown codec", None),
-    (("convert", "{sample}", "{tmp}/c.zarr", "--scheduler", "nowhere"), 2, "--scheduler is threads, processes", None),
+@pytest.mark.parametrize("args, code, message", [
+    (("convert", "{tmp}/nowhere", "{tmp}/c.zarr"), 3, "no such folder"),
+    (("convert", "{tmp}/empty", "{tmp}/c.zarr"), 3, "not a NeRSemble download folder"),
+    (("convert", "{tmp}", "{tmp}/c.zarr"), 4, "inside the benchmark folder"),
+    (("convert", "{sample}", "{tmp}/file.txt"), 4, "exists and is not a folder"),
+    # a part of a download instead of the download: what to pass instead
+    (("convert", "{sample}/nvs", "{tmp}/c.zarr"), 3, "nvs/ subfolder of a benchmark download: pass its parent {sample} (with -b nvs)"),
+    (("convert", "{sample}/nvs/388", "{tmp}/c.zarr"), 3, "is a participant folder: pass the download folder {sample} with -b nvs -p 388"),
+    (("convert", "{sample}/nvs/388/sequences/GLASSES", "{tmp}/c.zarr"), 3,
+     "is a sequence folder: pass the download folder {sample} with -b nvs -p 388 -s GLASSES"),
+    (("convert", "{dataset}/018", "{tmp}/c.zarr"), 3, "is a participant folder: pass the download folder {dataset} with -p 18"),
+    (("convert", "{dataset}/018/sequences/EXP-1-head", "{tmp}/c.zarr"), 3, "with -p 18 -s EXP-1-head"),
+    # filters that match nothing list what the folder holds
+    (("convert", "{sample}", "{tmp}/c.zarr", "-p", "999"), 3, "it holds: nvs 388 (GLASSES); mono_flame_avatar 393 ("),
+    (("convert", "{sample}", "{tmp}/c.zarr", "-s", "GLASSE"), 3, "it holds: nvs 388 (GLASSES)"),
+    (("convert", "{dataset}", "{tmp}/c.zarr", "-s", "EXP-9"), 3, "it holds: 018 (EXP-1-head, SEN-07-fond_note_friend)"),
+    # option mistakes are usage errors (2), typer's included, one line at any terminal width
+    (("convert", "{sample}", "{tmp}/c.zarr", "--every-nth", "2"), 2, "apply to a full-dataset folder"),
+    (("convert", "{sample}", "{tmp}/c.zarr", "--codec", "gzip"), 2, "unknown codec 'gzip'; choose from zstd"),
+    (("convert", "{sample}", "{tmp}/c.zarr", "--frames-per-shard", "-5"), 2, "--frames-per-shard"),
+    (("convert", "{sample}", "{tmp}/c.zarr", "--scheduler", "nowhere"), 2, "--scheduler is threads, processes"),
+    (("validate", "{tmp}/nope.zip", "-b", "nvs"), 2, "nope.zip' does not exist"),
+    # stores that are not cubes say why
+    (("info", "{tmp}/nope.zarr"), 4, "nope.zarr: does not exist; convert a download folder into it first"),
+    (("info", "{tmp}/empty"), 4, "empty: no zarr.json here, so not a nersemble-cube store"),
+    (("info", "{tmp}/file.txt"), 4, "file.txt: is a file, not a cube"),
 ])
-def test_user_mistakes_give_one_line_and_an_exit_code(tmp_path, sample_dir, args, code, message, lines):
+def test_user_mistakes_give_one_line_and_an_exit_code(tmp_path, sample_dir, dataset_dir, args, code, message):
     (tmp_path / "file.txt").write_text("x")
     (tmp_path / "empty").mkdir()
-    res = run(*(a.format(tmp=tmp_path, sample=sample_dir) for a in args))
+    fill = dict(tmp=tmp_path, sample=sample_dir, dataset=dataset_dir)
+    res = run(*(a.format(**fill) for a in args), env={"COLUMNS": "30"})  # a narrow terminal wraps nothing
     assert res.returncode == code, res.stderr
-    assert message in res.stderr
-    assert "Traceback" not in res.stderr
-    assert len(res.stderr.strip().splitlines()) == (lines or len(res.stderr.strip().splitlines())), res.stderr
+    assert message.format(**fill) in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith("error: "), res.stderr
+    assert not (tmp_path / "c.zarr").exists()
+
+
+def test_remote_stores_that_cannot_be_used_say_why(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    res = run("info", f"http://127.0.0.1:{closed}/cube.zarr")
+    assert res.returncode == 4 and "cannot connect" in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+    no_credentials = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_PROFILE": None,
+                      "AWS_SESSION_TOKEN": None, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": None,
+                      "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}",
+                      "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    for args in (("info", "s3://bucket/cube.zarr"), ("convert", tmp_path, "s3://bucket/cube.zarr")):
+        res = run(*args, env=no_credentials)
+        assert res.returncode == 4, res.stderr
+        assert "no credentials for s3:// (set AWS_ACCESS_KEY_ID" in res.stderr and len(res.stderr.splitlines()) == 1
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    res = run("demo", tmp_path / "demo", "--frames", "2")
+    res = run("demo", tmp_path / "demo", "--n-frames", "2")
     assert res.returncode == 0, res.stderr
     assert "nvs/388/sequences/GLASSES: 13 cameras x 2 frames of 1604x1100 (height x width) @ 73 fps" in res.stdout
     assert "read nvs/388/GLASSES camera 220700191 frame 1: (1604, 1100, 3) uint8" in res.stdout

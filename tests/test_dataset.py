@@ -1,4 +1,4 @@
-"""The full NeRSemble dataset (``nersemble-data-download``'s layout): discovery, conversion, colour correction,
+"""The full NeRSemble dataset (``nersemble-data download``'s layout): discovery, conversion, colour correction,
 the toolkit's ``NeRSembleParticipantDataManager`` and the CLI, checked against the toolkit itself
 (``nersemble_data`` 0.0.6, colour-science), PyAV decodes and Pillow's JPEG decode."""
 
@@ -198,7 +198,7 @@ def test_participant_data_manager_side_by_side_with_the_toolkit(folder, cube):
 
 def test_cli_sample_convert_info_and_export(tmp_path):
     src, store = tmp_path / "nersemble", tmp_path / "cube.zarr"
-    made = run_cli("sample", "--dataset", src, "--cameras", "2", "--frames", "4", "-p", "104")
+    made = run_cli("sample", "--dataset", src, "--cameras", "2", "--n-frames", "4", "-p", "104")
     assert made.returncode == 0, made.stderr
     assert (src / "104/sequences/BACKGROUND/image_222200044.jpg").is_file()
     with pytest.raises(SourceError, match="has no benchmarks"):

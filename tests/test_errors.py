@@ -53,7 +53,16 @@ def test_selection_errors_are_their_own_class(cube, tmp_path):
 @pytest.mark.parametrize("args, code, message", [
     (("export-nerf", "{cube}", "{tmp}/o", "-s", "nvs/388/NOPE"), 2, "no such sequence"),
     (("export-nerf", "{cube}", "{tmp}/o", "-s", "nvs/388/GLASSES", "--camera", "222200037"), 2, "no video of cameras"),
-    (("template", "{tmp}/nowhere", "{tmp}/p.zarr", "-b", "nvs"), 4, "not a nersemble-cube store"),
+    (("template", "{tmp}/nowhere", "{tmp}/p.zarr", "-b", "nvs"), 4, "nowhere: does not exist"),
+    # a sequence the cube lacks is a SelectionError (2) in every command that takes one, either spelling
+    (("preview", "{cube}", "-s", "nvs/388/NOPE", "-o", "{tmp}/p.png"), 2, "nvs/388/sequences has no 'NOPE'; it has ['GLASSES']"),
+    (("preview", "{cube}", "-s", "mono_flame_avatar/393/FREE", "-o", "{tmp}/p.png"), 2, "has no frames to show"),
+    (("import-alpha", "{cube}", "{tmp}", "-s", "nvs/388/sequences/NOPE"), 2, "no 'NOPE'"),
+    # a frame range past the end is named as the user wrote it
+    (("export-nerf", "{cube}", "{tmp}/o", "-s", "nvs/388/GLASSES", "--frames", "0:100"), 2,
+     "frames 0:100 are not in the sequence: it has frames 0 to 4"),
+    (("export-nerf", "{cube}", "{tmp}/o", "-s", "nvs/388/GLASSES", "--frames", "5:9"), 2, "frames 5:9 are not in"),
+    (("export-nerf", "{cube}", "{tmp}/o", "-s", "nvs/388/GLASSES", "--frames", "7"), 2, "write START:STOP"),
 ])
 def test_library_errors_reach_the_cli_as_one_line_with_their_code(cube, tmp_path, args, code, message):
     res = run_cli(*(a.format(cube=cube, tmp=tmp_path) for a in args))

@@ -31,16 +31,6 @@ def test_sample_pixels(cube):
         assert float(line.rsplit("<= ", 1)[1].split()[0]) <= 0.125  # within the head (+ its small motion)
 
 
-def test_torch_loader(cube):
-    """PyTorch comes with the test extra (CI installs the CPU build first: .ci/run)."""
-    res = subprocess.run([sys.executable, str(EXAMPLES / "torch_loader.py"), str(cube)], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    lines = res.stdout.strip().splitlines()
-    assert len(lines) == 4  # 3 cameras x 5 frames = 15 samples in batches of 4
-    assert all(line.startswith("batch (") for line in lines)
-    assert "(4, 3, 401, 275) torch.float32" in lines[0] and "max 1.000" in lines[0]
-
-
 def test_remote_cube(cube):
     res = subprocess.run([sys.executable, str(EXAMPLES / "remote_cube.py"), str(cube)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr

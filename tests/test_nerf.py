@@ -9,7 +9,7 @@ import pytest
 import nersemble_cube
 from nersemble_cube.source import layout
 from nersemble_cube.accessor import frame_indices
-from nersemble_cube.errors import NersembleCubeError, StoreError
+from nersemble_cube.errors import SelectionError, NersembleCubeError, StoreError
 from nersemble_cube.training.nerf import euler_xyz, export_nerf, world_2_cam_from_opengl
 from nersemble_cube.source.sample import head_centre
 
@@ -28,13 +28,16 @@ def test_frame_indices_follow_the_documented_rules():
     assert frame_indices(1118, 73, target_fps=25).tolist()[-3:] == [1110, 1113, 1115]
     assert len(frame_indices(1118, 73, target_fps=25)) == 383  # 1118 frames at 73 fps last 15.3 s
     assert frame_indices(12, 24.3, target_fps=24.3).tolist() == list(range(12))
-    for bad in ({"every_nth": 0}, {"target_fps": 100}, {"every_nth": 2, "target_fps": 25}, {"start": 12}):
+    for bad in ({"every_nth": 0}, {"target_fps": 100}, {"every_nth": 2, "target_fps": 25}, {"start": 12},
+                {"stop": 13}, {"start": 5, "stop": 5}):
         with pytest.raises(NersembleCubeError):
             frame_indices(12, 73, **bad)
 
 
 def test_select_time_is_lazy_and_keeps_the_source_indices(cube):
     ds = nersemble_cube.open(cube)[SEQ].to_dataset()
+    with pytest.raises(SelectionError, match=r"frames 0:100 are not in the sequence: it has frames 0 to 4"):
+        ds.nersemble.select_time(start=0, stop=100)  # a range past the end is a mistake, not quietly cut
     out = ds.nersemble.select_time(fps=25)
     assert out.time.values.tolist() == [0, 3]
     assert out.attrs["fps"] == 25 and out.attrs["source_fps"] == 73 and out.attrs["n_frames"] == 2

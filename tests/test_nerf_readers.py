@@ -23,82 +23,12 @@ from nersemble_cube.source.sample import head_centre
 from nersemble_cube.training.nerf import export_nerf
 
 from conftest import run_cli
-from wheels import NERFSTUDIO, no_deps
+from nerf_geometry import NVS, cube_camera, frame_identity, head_points, nerfstudio_export, project  # noqa: F401 (a fixture)
 
-NVS = "nvs/388/sequences/GLASSES"
 MONO = "mono_flame_avatar/393/sequences/EXP-1-head"
 
 
-def _project(k: np.ndarray, w2c: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The cube's OpenCV projection: pixel coordinates (n, 2), pixel centres at +0.5."""
-    cam = points @ w2c[:3, :3].T + w2c[:3, 3]
-    uv = cam @ k.T
-    return uv[:, :2] / uv[:, 2:]
-
-
-def _head_points(cube, t: int) -> np.ndarray:
-    """The head's centre at frame ``t`` and 8 points of the sample's point cloud (on the head's surface)."""
-    cloud = nersemble_cube.load_pointcloud(nersemble_cube.open(cube)[NVS], 0)[0].astype(np.float64)
-    surface = cloud[np.linspace(0, len(cloud) - 1, 8).astype(int)] - head_centre(0, layout.NVS_FPS)
-    return np.vstack([head_centre(t, layout.NVS_FPS), surface + head_centre(t, layout.NVS_FPS)])
-
-
-def _cube_camera(cube, sequence: str, serial: str, downscale: int) -> tuple[np.ndarray, np.ndarray]:
-    seq = nersemble_cube.open(cube)[sequence]
-    k = seq.intrinsics.sel(camera=serial).values.copy()
-    k[:2] /= downscale
-    return k, seq.world_2_cam.sel(camera=serial).values
-
-
-def _frame_identity(db: dict, cube, file_path: str) -> tuple[str, int]:
-    """(serial, source frame) of ``images/{timestep_index:05d}_{camera_index:02d}.ext``."""
-    t_index, c_index = map(int, Path(file_path).stem.split("_"))
-    serials = nersemble_cube.open(cube)["nvs/388/calibration"].camera.values.tolist()
-    return serials[c_index], db["source"]["source_frames"][t_index]
-
-
 # ---- nerfstudio: its own dataparser and ray generation -------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def nerfstudio_export(cube, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ns") / "388"
-    report = export_nerf(cube, out, "nvs/388/GLASSES", reader="nerfstudio", downscale=2, every_nth=4)
-    return out, report, json.loads((out / "transforms.json").read_text())
-
-
-def test_nerfstudio_dataparser_sees_every_camera_and_ray_exactly(cube, nerfstudio_export):
-    import torch
-
-    parser_module = no_deps(NERFSTUDIO, "nerfstudio.data.dataparsers.nerfstudio_dataparser")
-    out, _, db = nerfstudio_export
-    parser = parser_module.NerfstudioDataParserConfig(data=out).setup()  # ns-train's defaults
-    seen, worst = set(), 0.0
-    for split in ("train", "val"):
-        outputs = parser.get_dataparser_outputs(split)
-        cams, transform, scale = outputs.cameras, outputs.dataparser_transform.double(), outputs.dataparser_scale
-        assert outputs.mask_filenames and len(outputs.mask_filenames) == len(outputs.image_filenames)
-        for i, name in enumerate(outputs.image_filenames):
-            serial, t = _frame_identity(db, cube, f"images/{name.name}")
-            seen.add((split, serial, t))
-            assert outputs.mask_filenames[i].name == name.name and outputs.mask_filenames[i].parent.name == "fg_masks"
-            k, w2c = _cube_camera(cube, NVS, serial, 2)
-            got = [float(v) for v in (cams.fx[i], cams.fy[i], cams.cx[i], cams.cy[i])]
-            assert got == pytest.approx([k[0, 0], k[1, 1], k[0, 2], k[1, 2]], rel=1e-6)
-            assert (int(cams.width[i]), int(cams.height[i])) == (550, 802)
-            points = _head_points(cube, t)
-            uv = _project(k, w2c, points)
-            rays = cams.generate_rays(camera_indices=i, coords=torch.from_numpy(uv[:, ::-1].copy()).float())
-            origin, direction = rays.origins.double().numpy(), rays.directions.double().numpy()
-            # the same points in the dataparser's frame: its orientation, centring and scale
-            moved = scale * (points @ transform[:, :3].numpy().T + transform[:, 3].numpy())
-            along = ((moved - origin) * direction).sum(1)
-            off = np.linalg.norm(moved - origin - along[:, None] * direction, axis=1)
-            worst = max(worst, float((off / along * k[0, 0]).max()))  # perpendicular miss, in pixels
-    assert worst < 0.01, worst
-    # VHAP's split carried by filenames: camera index 8 (222200042) is the held-out view
-    assert {s for split, s, _ in seen if split == "val"} == {"222200042"}
-    assert len(seen) == len(db["frames"])
-
 
 def test_nerfstudio_keys(nerfstudio_export):
     out, report, db = nerfstudio_export
@@ -145,10 +75,10 @@ def test_gaussian_avatars_nvs_uses_every_frame_and_only_misses_by_its_centred_pr
     db = json.loads((out / "transforms.json").read_text())
     assert len(read) == len(db["frames"])  # every exported image is trained or tested on
     for frame, w2c, k_ga in read:
-        k, cube_w2c = _cube_camera(cube, NVS, frame["camera_id"], 2)
+        k, cube_w2c = cube_camera(cube, NVS, frame["camera_id"], 2)
         np.testing.assert_allclose(w2c, cube_w2c, atol=1e-12)
-        points = _head_points(cube, frame["timestep_index_original"])
-        miss = _project(k_ga, w2c, points) - _project(k, cube_w2c, points)
+        points = head_points(cube, frame["timestep_index_original"])
+        miss = project(k_ga, w2c, points) - project(k, cube_w2c, points)
         # fx == fy on these cameras: the reader's only error is the principal point it puts at the centre
         np.testing.assert_allclose(miss, np.broadcast_to([275 - k[0, 2], 401 - k[1, 2]], miss.shape), atol=1e-6)
 
@@ -210,12 +140,12 @@ def test_vhap_nerf_dataset_contract_and_cy_from_the_bottom(cube, tmp_path):
                 "fg_mask_path"} == set(frame)
         assert np.array(Image.open(out / frame["file_path"])).shape == (802, 550, 3)
         assert np.array(Image.open(out / frame["fg_mask_path"])).shape == (802, 550)
-        k, w2c = _cube_camera(cube, NVS, frame["camera_id"], 2)
+        k, w2c = cube_camera(cube, NVS, frame["camera_id"], 2)
         cam = (np.linalg.inv(frame["transform_matrix"]) @ np.append(head_centre(frame["timestep_index_original"],
                                                                                 layout.NVS_FPS), 1))[:3]
         from_bottom = frame["fl_y"] * cam[1] / -cam[2] + frame["cy"]
         column = frame["fl_x"] * cam[0] / -cam[2] + frame["cx"]
-        expected = _project(k, w2c, head_centre(frame["timestep_index_original"], layout.NVS_FPS)[None])[0]
+        expected = project(k, w2c, head_centre(frame["timestep_index_original"], layout.NVS_FPS)[None])[0]
         assert (column, frame["h"] - from_bottom) == pytest.approx(tuple(expected), abs=1e-6)
     assert not (out / "points3d.ply").exists()  # VHAP's exporter writes none
 
@@ -238,8 +168,8 @@ def test_instant_ngp_contract(cube, tmp_path):
     offset = 0.5 - (lo + hi) / 2 * scale
     ds = nersemble_cube.open(cube)[NVS].to_dataset().nersemble.downscale(2)
     for frame in db["frames"]:
-        serial, t = _frame_identity(db, cube, frame["file_path"])
-        k, w2c = _cube_camera(cube, NVS, serial, 2)
+        serial, t = frame_identity(db, cube, frame["file_path"])
+        k, w2c = cube_camera(cube, NVS, serial, 2)
         assert (frame["fl_x"], frame["fl_y"], frame["cx"] / frame["w"] * 550, frame["cy"] / frame["h"] * 802) == \
             pytest.approx((k[0, 0], k[1, 1], k[0, 2], k[1, 2]), abs=1e-9)
         rgba = imagecodecs.png_decode((out / frame["file_path"]).read_bytes())
@@ -247,7 +177,7 @@ def test_instant_ngp_contract(cube, tmp_path):
         np.testing.assert_array_equal(rgba[..., 3], ds.alpha.sel(camera=serial, time=t).values)
         np.testing.assert_array_equal(rgba[..., :3], ds.images.sel(camera=serial, time=t).values)
         # the whole head lies in the unit cube instant-ngp trains in
-        assert ((_head_points(cube, t) * scale + offset > 0) & (_head_points(cube, t) * scale + offset < 1)).all()
+        assert ((head_points(cube, t) * scale + offset > 0) & (head_points(cube, t) * scale + offset < 1)).all()
 
 
 def test_instant_ngp_refuses_jpg(cube, tmp_path):

@@ -28,7 +28,7 @@ def test_preview_cli_errors(cube, tmp_path):
     res = run_cli("preview", cube, "--sequence", "nvs/999/x", "--out", tmp_path / "p.png")
     assert res.returncode == 4 and "no sequence 'nvs/999/sequences/x'" in res.stderr and "Traceback" not in res.stderr
     # the short spelling export-nerf accepts works here too
-    res = run_cli("preview", cube, "--sequence", "nvs/388/GLASSES", "--frames", "1", "--out", tmp_path / "p.png")
+    res = run_cli("preview", cube, "-s", "nvs/388/GLASSES", "--n-frames", "1", "--out", tmp_path / "p.png")
     assert res.returncode == 0 and (tmp_path / "p.png").stat().st_size > 10_000, res.stderr
 
 

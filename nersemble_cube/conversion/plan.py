@@ -185,20 +185,23 @@ def plan(
 ) -> ConversionPlan:
     """Discover and check everything :func:`~nersemble_cube.convert` would write; raises
     :class:`~nersemble_cube.errors.SourceError` on bad input. A full-dataset folder
-    (``nersemble-data-download``, :mod:`~nersemble_cube.source.dataset`) is recognised as well as a
+    (``nersemble-data download``, :mod:`~nersemble_cube.source.dataset`) is recognised as well as a
     benchmark folder; ``cameras``, ``every_nth`` and ``fps`` apply to it only."""
     root = as_path(source)
     if every_nth != 1 and fps is not None:
         raise UsageError("choose --every-nth or --fps, not both")
+    confused = layout.part_of_a_download(root)
+    if confused:
+        raise SourceError(confused)
     if root.is_dir() and not layout.is_benchmark_folder(root) and dataset.is_dataset_folder(root):
         if benchmarks:
-            raise SourceError(f"{root}: a full-dataset folder (nersemble-data-download) has no benchmarks; "
-                              "leave out --benchmark")
+            raise UsageError(f"{root}: a full-dataset folder (nersemble-data download) has no benchmarks; "
+                             "leave out --benchmark")
         return _plan_dataset(dataset.discover(root, participants, sequences, cameras), every_nth, fps)
     folder = layout.discover(root, benchmarks, participants, sequences)  # a missing folder says so first
     if cameras or every_nth != 1 or fps is not None:
-        raise SourceError(f"{root}: --camera, --every-nth and --fps apply to a full-dataset folder "
-                          "(nersemble-data-download), not to a benchmark folder")
+        raise UsageError(f"{root}: --camera, --every-nth and --fps apply to a full-dataset folder "
+                         "(nersemble-data download), not to a benchmark folder")
     people = []
     for part in folder.participants:
         calib = read_calibration(part.calibration) if part.calibration else None

@@ -124,7 +124,7 @@ def convert(
 ) -> ConversionReport:
     """Convert a download folder (all three benchmarks, or the full dataset) into the cube at ``target``.
 
-    ``source`` is the folder given to ``nersemble-benchmark-download`` or to ``nersemble-data-download``
+    ``source`` is the folder given to ``nersemble-benchmark-download`` or to ``nersemble-data download``
     (the full dataset: nodes ``dataset/{p_id:03d}/...``, see docs/dataset.md), local or an fsspec URL
     (``s3://bucket/benchmark``: videos and images are downloaded one at a time for decoding); ``benchmarks``,
     ``participants`` and ``sequences`` restrict what is converted; for the full dataset also ``cameras``

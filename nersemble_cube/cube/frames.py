@@ -17,7 +17,7 @@ class FrameReader:
     dask: what a data loader's worker keeps open. The camera list, the array and every shard index read
     so far are kept, so each further frame costs one ranged read and its decode.
 
-    ``sequence`` is a sequence node's path (``"nvs/388/sequences/GLASSES"``); ``store`` and
+    ``sequence`` is ``"nvs/388/GLASSES"`` or the node's path ``"nvs/388/sequences/GLASSES"``; ``store`` and
     ``storage_options`` as for :func:`open`. For a cube that is not being rewritten while it is read.
     Raises :class:`SelectionError` naming what exists when the sequence or variable is not in the cube.
     """
@@ -28,8 +28,10 @@ class FrameReader:
 
         from .shards import ChunkReader
 
+        from .schema import sequence_group
+
         self.location = locate(store, storage_options)
-        self.sequence = sequence
+        self.sequence = sequence = sequence_group(sequence)
         root = self.location.zarr_store(read_only=True, strict=True)
         try:
             self.cameras = [str(c) for c in zarr.open_array(root, path=f"{sequence}/camera", mode="r")[:]]
@@ -49,9 +51,12 @@ class FrameReader:
         self._positions = None if times == list(range(self.n_frames)) else {t: i for i, t in enumerate(times)}
         self._chunks = ChunkReader(array)
 
-    def read(self, serial: str, time: int) -> np.ndarray:
-        """Frame ``time`` (the source frame index: the node's ``time`` coordinate) of camera ``serial``: ``(y, x, channel)`` uint8 for ``images``, ``(y, x)`` for
-        ``alpha``, a new writable array (the lossless presets decompress straight into it). Raises :class:`SelectionError` naming the cameras or the frame range when it is not there."""
+    def read(self, serial: str | int, time: int) -> np.ndarray:
+        """Frame ``time`` (the source frame index: the node's ``time`` coordinate) of camera ``serial`` (a string
+        such as ``"222200042"``; an int is taken as that serial): ``(y, x, channel)`` uint8 for ``images``,
+        ``(y, x)`` for ``alpha``, a new writable array (the lossless presets decompress straight into it).
+        Raises :class:`SelectionError` naming the cameras or the frame range when it is not there."""
+        serial = str(serial)
         if serial not in self.cameras:
             raise SelectionError(f"camera {serial} has no video in {self.sequence}; it has {self.cameras}")
         if self._positions is not None:
@@ -73,13 +78,13 @@ class FrameReader:
             raise
 
 
-def read_frame(store: str | Path | Location, sequence: str, serial: str, time: int, variable: str = "images",
+def read_frame(store: str | Path | Location, sequence: str, serial: str | int, time: int, variable: str = "images",
                storage_options: dict | None = None) -> np.ndarray:
     """One frame straight from zarr, without building a DataTree or a dask graph: the cheapest single read
     (:class:`FrameReader` for many reads of one sequence).
 
-    ``sequence`` is a sequence node's path (``"nvs/388/sequences/GLASSES"``), ``time`` the frame
-    index; ``store`` and ``storage_options`` as for :func:`open`. Returns ``(y, x, channel)`` uint8 for
+    ``sequence`` is ``"nvs/388/GLASSES"`` or the node's path ``"nvs/388/sequences/GLASSES"``, ``serial`` a
+    camera serial (str or int), ``time`` the frame index; ``store`` and ``storage_options`` as for :func:`open`. Returns ``(y, x, channel)`` uint8 for
     ``images``, ``(y, x)`` for ``alpha``. In a fresh process it costs a few metadata
     reads and the frame's bytes. Raises :class:`SelectionError` naming what exists (the sequences, the cameras with
     video, the frame range) when the selection is not in the cube.

@@ -77,14 +77,44 @@ class Location:
         return StrictStore(store, self.url, None if strict is True else strict)
 
     def read_bytes(self, key: str) -> bytes | None:
-        """The object ``key``, or None if there is none."""
+        """The object ``key``, or None if there is none. A remote store that cannot be reached (no connection,
+        a timeout, no credentials) is a one-line :class:`StoreError` saying which."""
         try:
             return self.fs.cat_file(self.key(key))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
+        except Exception as e:
+            unreachable = remote_failure(self.url, e)
+            if unreachable is None:
+                raise
+            raise unreachable from None
 
     def __str__(self) -> str:
         return self.url
+
+
+_CREDENTIALS = {"NoCredentialsError", "PartialCredentialsError", "ProfileNotFound", "NoAuthTokenError",
+                "DefaultCredentialsError"}
+"""Class names of the cloud SDKs' missing-credentials errors (botocore, google-auth), matched by name so that
+none of those SDKs is imported here."""
+
+
+def remote_failure(url: str, error: BaseException) -> StoreError | None:
+    """The one-line :class:`StoreError` for a remote store that cannot be used: missing credentials, no
+    connection, a timeout; None for any other error (which keeps its own meaning)."""
+    names = {c.__name__ for c in type(error).__mro__}
+    if names & _CREDENTIALS:
+        scheme = url.split("://")[0]
+        how = {"s3": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
+               "gs": "set GOOGLE_APPLICATION_CREDENTIALS", "gcs": "set GOOGLE_APPLICATION_CREDENTIALS"}.get(
+                   scheme, "configure its fsspec backend")
+        return StoreError(f"{url}: no credentials for {scheme}:// ({how}, or pass storage_options); "
+                          "anonymous access: storage_options={'anon': True}")
+    if isinstance(error, TimeoutError) or "Timeout" in "".join(names):
+        return StoreError(f"{url}: timed out; check the address and the network")
+    if isinstance(error, (ConnectionError, OSError)) or "ClientConnectorError" in names:
+        return StoreError(f"{url}: cannot connect ({' '.join(str(error).split())}); check the address and the network")
+    return None
 
 
 def chunk_array(key: str) -> str | None:

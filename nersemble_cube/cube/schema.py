@@ -317,10 +317,13 @@ def encoding(ds: xr.Dataset, storage: StorageSpec | None = None) -> dict:
 
 
 def sequence_group(sequence: str) -> str:
-    """``"nvs/388/GLASSES"`` (or the node path ``"nvs/388/sequences/GLASSES"``) -> the node path."""
+    """The one way sequences are named: ``"nvs/388/GLASSES"`` or the node path ``"nvs/388/sequences/GLASSES"``
+    (``dataset/018/EXP-1-head`` for the full dataset; the participant as written in the cube, three digits)
+    -> the node path. Every function and command taking a sequence goes through it."""
     parts = sequence.strip("/").split("/")
     if len(parts) == 3:
         parts.insert(2, "sequences")
-    if len(parts) != 4 or parts[2] != "sequences":
-        raise UsageError(f"sequence {sequence!r}: write BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES")
-    return "/".join(parts)
+    if len(parts) != 4 or parts[2] != "sequences" or not parts[1].isdigit():
+        raise UsageError(f"sequence {sequence!r}: write BENCHMARK/PARTICIPANT/SEQUENCE, e.g. nvs/388/GLASSES or "
+                         "dataset/018/EXP-1-head")
+    return sequence_path(parts[0], int(parts[1]), parts[3])

@@ -21,7 +21,13 @@ from .schema import (CAMERA_CONVENTION, FLAG_SUFFIX, INTEGRITY, METADATA_COMPLET
 from .storage import StorageSpec
 
 
+_DAMAGED: dict = {}
+"""What :func:`_root_doc` returns for a root document that is not JSON (a flipped byte, a cut)."""
+
+
 def _root_doc(loc: Location) -> dict | None:
+    """The root ``zarr.json`` of ``loc``, parsed; None where there is none; :data:`_DAMAGED` where it is not
+    a JSON object."""
     try:
         raw = loc.read_bytes("zarr.json")
     except OSError as e:
@@ -29,9 +35,25 @@ def _root_doc(loc: Location) -> dict | None:
     if raw is None:
         return None
     try:
-        return json.loads(raw)
+        doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
+        return _DAMAGED
+    return doc if isinstance(doc, dict) else _DAMAGED
+
+
+def _not_a_cube(loc: Location, doc: dict | None) -> str:
+    """Why ``loc`` is not a cube, in words that name the fix."""
+    if doc is _DAMAGED:
+        return (f"{loc}: damaged metadata (its root zarr.json is not valid JSON); run nersemble-cube convert "
+                "SOURCE STORE to repair it")
+    if doc is not None:
+        return f"{loc}: a zarr store, but not a nersemble-cube store (no schema={SCHEMA_NAME!r} in its root attrs)"
+    if loc.is_local and not loc.path.exists():
+        return f"{loc}: does not exist; convert a download folder into it first (nersemble-cube convert SOURCE STORE)"
+    if loc.is_local and not loc.path.is_dir():
+        return f"{loc}: is a file, not a cube (a cube is a folder)"
+    return (f"{loc}: no zarr.json here, so not a nersemble-cube store; pass the folder convert wrote (the one "
+            "ending in .zarr)")
 
 
 @located
@@ -66,7 +88,7 @@ def _cube_attrs(loc: Location, doc: dict | None) -> dict:
     """The root attrs in the root document ``doc`` of ``loc``, checked as :func:`check_cube` says."""
     attrs = doc.get("attributes", {}) if doc and doc.get("node_type") == "group" else None
     if attrs is None or attrs.get("schema") != SCHEMA_NAME:
-        raise StoreError(f"{loc}: not a nersemble-cube store (no zarr group with schema={SCHEMA_NAME!r})")
+        raise StoreError(_not_a_cube(loc, doc))
     major = str(attrs.get("schema_version", "")).split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
         raise StoreError(

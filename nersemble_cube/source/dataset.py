@@ -1,4 +1,4 @@
-"""The layout of a full-dataset folder written by ``nersemble-data-download`` (the ``nersemble_data`` toolkit).
+"""The layout of a full-dataset folder written by ``nersemble-data download`` (the ``nersemble_data`` toolkit).
 
 Copied to the letter from ``nersemble_data.constants`` (version 0.0.6): path templates, the 16 camera
 serials (the benchmark's, in the same order), the sequence names, the two metadata tables; and
@@ -85,7 +85,7 @@ class DatasetFolder:
 
 
 def is_dataset_folder(root: SourcePath) -> bool:
-    """Whether ``root`` looks like a ``nersemble-data-download`` folder: a metadata table, or a
+    """Whether ``root`` looks like a ``nersemble-data download`` folder: a metadata table, or a
     participant folder (three digits) with ``calibration/`` or ``sequences/``, at its top."""
     if any((root / name).is_file() for name in (METADATA_SEQUENCES, METADATA_PARTICIPANTS)):
         return True
@@ -127,9 +127,9 @@ def discover(root: str | Path | SourcePath, participants: list[int] | None = Non
                 part.sequences.append(layout.SequenceSource(BENCHMARK, p_id, sdir.name, sdir, images, {}))
         if part.sequences or part.backgrounds:
             people.append(part)
-    if not people:
+    if not people or (sequences and not any(p.sequences for p in people)):
         what = ", ".join(f"{k} {v}" for k, v in (("participants", participants), ("sequences", sequences),
                                                    ("cameras", cameras)) if v)
         raise SourceError(f"{root}: no videos or backgrounds found{' for ' + what if what else ''}; "
-                          "check the filters or the download")
+                          f"it holds: {layout.holdings(root, skip=(BACKGROUND_FOLDER,))}")
     return DatasetFolder(root, people, metadata)

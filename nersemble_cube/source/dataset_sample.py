@@ -1,4 +1,4 @@
-"""A small but faithful sample of the full NeRSemble dataset, written where ``nersemble-data-download`` writes.
+"""A small but faithful sample of the full NeRSemble dataset, written where ``nersemble-data download`` writes.
 
 Same paths (:mod:`.dataset`), formats and codecs: H.264 yuv420p mp4 per camera (no mattes), one
 ``camera_params.json`` per participant with a ``world_2_cam`` per serial and ONE shared 3x3

@@ -154,6 +154,40 @@ def _benchmark_dirs(root: Path) -> dict[str, Path]:
     return {b: root / b for b in BENCHMARKS if (root / b).is_dir()}
 
 
+def part_of_a_download(root: SourcePath) -> str | None:
+    """When ``root`` is a part of a download folder rather than the folder itself (a benchmark subfolder, a
+    participant folder of either toolkit, a sequence folder): one line naming the folder and the options to
+    pass instead; else None."""
+    if not root.is_dir() or is_benchmark_folder(root):
+        return None
+    name, parent = root.name, root.parent
+    if name in BENCHMARKS and any(p.is_dir() and PARTICIPANT.match(p.name) for p in root.iterdir()):
+        return f"{root} is the {name}/ subfolder of a benchmark download: pass its parent {parent} (with -b {name})"
+    if PARTICIPANT.match(name) and ((root / "sequences").is_dir() or (root / "calibration").is_dir()):
+        top, bench = (parent.parent, f" -b {parent.name}") if parent.name in BENCHMARKS else (parent, "")
+        return f"{root} is a participant folder: pass the download folder {top} with{bench} -p {int(name)}"
+    if parent.name == "sequences" and PARTICIPANT.match(parent.parent.name):
+        participant = parent.parent
+        above = participant.parent
+        top, bench = (above.parent, f" -b {above.name}") if above.name in BENCHMARKS else (above, "")
+        return (f"{root} is a sequence folder: pass the download folder {top} with{bench} -p {int(participant.name)} "
+                f"-s {name}")
+    return None
+
+
+def holdings(root: SourcePath, skip: tuple[str, ...] = ()) -> str:
+    """What a download folder holds, for error messages: ``nvs 388 (GLASSES); mono_flame_avatar 393 (...)``
+    (folders of ``sequences/`` named in ``skip`` left out)."""
+    parts = []
+    for benchmark, bdir in ([(b, d) for b, d in _benchmark_dirs(root).items()] or [("", root)]):
+        for pdir, p_id in participant_dirs(bdir, None):
+            seqs = sorted(d.name for d in (pdir / "sequences").iterdir() if d.is_dir() and d.name not in skip) \
+                if (pdir / "sequences").is_dir() else []
+            shown = ", ".join(seqs[:6]) + (f", ... {len(seqs)} in all" if len(seqs) > 6 else "")
+            parts.append(f"{benchmark} {p_id:03d} ({shown or 'no sequences'})".strip())
+    return "; ".join(parts[:12]) + (f"; ... {len(parts)} participants in all" if len(parts) > 12 else "") or "nothing"
+
+
 def is_benchmark_folder(root: SourcePath) -> bool:
     """Whether ``root`` holds any of the benchmark folders ``nvs/``, ``mono_flame_avatar/``, ``svfr/``."""
     return root.is_dir() and bool(_benchmark_dirs(root))
@@ -178,10 +212,10 @@ def discover(
     root = as_path(root)
     if not root.exists():
         raise SourceError(f"{root}: no such folder; pass the folder given to nersemble-benchmark-download "
-                          "(or nersemble-data-download)")
+                          "(or nersemble-data download)")
     if not root.is_dir():
         raise SourceError(f"{root}: not a folder; pass the folder given to nersemble-benchmark-download "
-                          "(or nersemble-data-download)")
+                          "(or nersemble-data download)")
     found = _benchmark_dirs(root)
     if not found:
         hint = ""
@@ -216,7 +250,7 @@ def discover(
             what += f", participants {participants}"
         if sequences:
             what += f", sequences {sequences}"
-        raise SourceError(f"{root}: no data found for {what}; check the filters or the download")
+        raise SourceError(f"{root}: no data found for {what}; it holds: {holdings(root)}")
     return BenchmarkFolder(root, people, svfr)
 
 

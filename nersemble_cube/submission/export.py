@@ -146,7 +146,8 @@ def video_jobs(predictions: xr.DataTree, benchmark: str, partial: bool = False,
     present = {j.arcname for j in jobs}
     missing = [video_path(p, s, c) for (p, s), cams in expected.items() for c in cams if video_path(p, s, c) not in present]
     if not jobs:
-        raise PredictionError(f"no {benchmark} predictions found (nodes /{{p_id:03d}}/{{sequence}} with images)")
+        raise PredictionError(f"nothing to export: {store or 'the predictions'} holds no {benchmark} video with frames "
+                              "written (fill the template with write_frames first)")
     if missing and not partial:
         raise PredictionError(f"{len(missing)} of {len(missing) + len(jobs)} videos are missing "
                               f"(first: {missing[0]}); render them, or pass partial=True / --partial")

@@ -40,6 +40,8 @@ class ValidationReport:
     issues: dict[str, list] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     checked: int = 0
+    left_out: list[str] = field(default_factory=list)
+    """With ``partial``: the expected videos or meshes the zip lacks (a warning, not an issue)."""
 
     @property
     def valid(self) -> bool:
@@ -208,8 +210,10 @@ def _validate_svfr(zf: zipfile.ZipFile, names: list[str], report: ValidationRepo
 
 
 def validate_submission(zip_path: str | Path, benchmark: str,
-                        cube: xr.DataTree | str | Path | None = None) -> ValidationReport:
+                        cube: xr.DataTree | str | Path | None = None, partial: bool = False) -> ValidationReport:
     """Check a submission zip offline; ``cube`` supplies the expected frame counts of video benchmarks.
+    ``partial`` (what ``export_submission(partial=True)`` writes): expected videos or meshes that are absent
+    are listed in ``left_out`` and a warning instead of invalidating; everything present is checked as usual.
 
     Never extracts an entry to a path taken from the zip. Raises :class:`InvalidSubmissionError` only when
     ``zip_path`` is not a readable zip (everything else is reported).
@@ -232,4 +236,9 @@ def validate_submission(zip_path: str | Path, benchmark: str,
             _validate_svfr(zf, safe, report)
         else:
             _validate_videos(zf, safe, report, cube)
+    if partial:
+        for kind in [k for k in report.issues if k == "missing_files" or (k.startswith("missing_") and k.endswith("_meshes"))]:
+            report.left_out += report.issues.pop(kind)
+        if report.left_out:
+            report.warnings.append(f"{len(report.left_out)} expected entries left out (partial submission)")
     return report
