@@ -41,6 +41,11 @@ class StoreError(NersembleCubeError):
     exit_code = 4
 
 
+class IncompleteCubeError(StoreError):
+    """The cube is being written, or a conversion into it was interrupted: its unfinished parts are not read as
+    data unless asked for (``open(..., incomplete=True)``); running the same ``convert`` again finishes it (exit 4)."""
+
+
 class VerificationError(StoreError):
     """``convert --verify`` found frames or arrays in the cube that differ from the source, or ``verify``
     found damaged or missing chunks (exit 4)."""

@@ -69,12 +69,13 @@ class _RangeHandler(SimpleHTTPRequestHandler):
             data = data[first:last + 1]
         else:
             self.send_response(200)
+        # recorded before a byte is sent: a client that has its answer finds its request counted
+        self.served.requests.append(Request(self.command, self.path, len(data) if body else 0))
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if body:
             self.wfile.write(data)
-        self.served.requests.append(Request(self.command, self.path, len(data) if body else 0))
 
 
 @contextlib.contextmanager

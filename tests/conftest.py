@@ -170,3 +170,13 @@ def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
     asked = any(TRAINERS in Path(arg.split("::")[0]).resolve().parents or Path(arg.split("::")[0]).resolve() == TRAINERS
                 for arg in config.args)
     return True if collection_path == TRAINERS and not asked else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skipped test is a failed one here: whoever follows the README runs every test it collects."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, which this suite does not allow (install the test extra): {report.longrepr}"

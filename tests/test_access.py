@@ -12,7 +12,7 @@ from zarr.storage import LocalStore, WrapperStore
 import nersemble_cube
 from nersemble_cube.compat import NVSDataManager
 from nersemble_cube.cube.access import IncompleteCubeWarning
-from nersemble_cube.errors import SelectionError, StoreError, UsageError
+from nersemble_cube.errors import IncompleteCubeError, SelectionError, StoreError, UsageError
 from nersemble_cube import convert
 
 from conftest import N_FRAMES, decode_pyav
@@ -81,7 +81,7 @@ def test_opening_reads_metadata_and_one_frame_reads_one_chunk(cube):
     assert frame_read.end - frame_read.start < (cube / shard).stat().st_size / 3
 
 
-def test_incomplete_conversion_warns(sample_dir, tmp_path):
+def test_an_unfinished_node_is_an_error_unless_asked_for(sample_dir, tmp_path):
     target = tmp_path / "c.zarr"
     convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"])
     zarr.open_group(str(target), path="mono_flame_avatar/393/sequences/EXP-1-head", mode="r+",
@@ -89,8 +89,14 @@ def test_incomplete_conversion_warns(sample_dir, tmp_path):
     from nersemble_cube.cube.location import locate
     from nersemble_cube.cube.store import consolidate
     consolidate(locate(target))
-    with pytest.warns(IncompleteCubeWarning, match="EXP-1-head"):
+    seq = "mono_flame_avatar/393/sequences/EXP-1-head"
+    with pytest.raises(IncompleteCubeError, match=f"did not finish \\(unfinished: /{seq}\\); run the same"):
         nersemble_cube.open(target)
+    with pytest.raises(IncompleteCubeError, match="EXP-1-head is running or did not finish"):
+        nersemble_cube.read_frame(target, seq, "222200037", 0)
+    with pytest.warns(IncompleteCubeWarning, match="EXP-1-head"):
+        frame = nersemble_cube.open(target, incomplete=True)[seq].images.isel(camera=0, time=0).values
+    np.testing.assert_array_equal(nersemble_cube.FrameReader(target, seq, incomplete=True).read("222200037", 0), frame)
 
 
 def test_complete_cube_opens_without_warnings(cube):

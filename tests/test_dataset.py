@@ -19,7 +19,7 @@ from toolkit import dataset_color_correction, dataset_data
 
 import nersemble_cube
 from nersemble_cube.compat import NeRSembleParticipantDataManager
-from nersemble_cube.errors import SourceError
+from nersemble_cube.errors import SourceError, UsageError
 from nersemble_cube.source import dataset
 from nersemble_cube.source.converters import color
 from nersemble_cube.source.converters.color import TERMS, correct_color, read_color_calibration
@@ -201,7 +201,7 @@ def test_cli_sample_convert_info_and_export(tmp_path):
     made = run_cli("sample", "--dataset", src, "--cameras", "2", "--n-frames", "4", "-p", "104")
     assert made.returncode == 0, made.stderr
     assert (src / "104/sequences/BACKGROUND/image_222200044.jpg").is_file()
-    with pytest.raises(SourceError, match="has no benchmarks"):
+    with pytest.raises(UsageError, match="has no benchmarks"):
         nersemble_cube.convert(src, store, benchmarks=["nvs"])
     dry = run_cli("convert", src, store, "--every-nth", "2", "-c", "222200042", "--dry-run", "--json")
     assert dry.returncode == 0 and not store.exists(), dry.stderr
@@ -229,6 +229,7 @@ def test_cli_sample_convert_info_and_export(tmp_path):
     meta = json.loads((out / "transforms.json").read_text())
     assert [f["timestep_index_original"] for f in meta["frames"]] == [0, 2]
     assert meta["source"]["fps"] == pytest.approx(36.5) and (meta["h"], meta["w"]) == (201, 138)
+    assert meta["source"]["background"] == "none (no mattes: frames as they are)"  # nothing was composited
     ds = nersemble_cube.open(store)["dataset/104/sequences/EXP-1-head"].to_dataset()
     expected = ds.nersemble.color_correct().nersemble.downscale(2).images.sel(camera="222200042", time=2).values
     png = np.array(Image.open(out / meta["frames"][1]["file_path"]))

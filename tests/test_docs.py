@@ -1,9 +1,11 @@
-"""Every Python block of README.md and docs/*.md, run as written against the demo cube.
+"""Every Python block of README.md and docs/*.md, run as a user pastes them: README first, then each page
+in order, all in ONE folder (what one page writes is there for the next: names must not collide).
 
-The blocks of one document run in order in one namespace (later blocks use what earlier ones made),
-in a fresh folder holding what the docs assume: the cube as ``cube.zarr`` and ``~/nersemble.zarr``
-(a copy: some blocks write to it), the demo's source folder as ``nersemble_cube_demo/benchmark``, and a
-full-dataset sample's cube as ``dataset.zarr`` (docs/dataset.md).
+The blocks of one document run in order in one namespace (later blocks use what earlier ones made). The
+folder holds what README.md says the snippets assume: the demo cube as ``cube.zarr`` and
+``~/nersemble.zarr`` (a copy: some blocks write to it), the demo's source folder as
+``nersemble_cube_demo/benchmark``; and what docs/dataset.md tells the reader to make first, a converted
+full-dataset sample as ``dataset.zarr`` (checked below: the page says so).
 """
 
 import re
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]  # the order a reader goes through them
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -28,15 +30,28 @@ def test_the_docs_have_python_blocks():
     assert counts["README.md"] >= 4 and sum(counts.values()) >= 14, counts
 
 
-@pytest.mark.parametrize("doc", [p for p in DOCS if python_blocks(p)], ids=lambda p: p.name)
-def test_every_python_block_runs(doc, cube, sample_dir, dataset_conversion, tmp_path, monkeypatch):
-    work, home = tmp_path / "work", tmp_path / "home"
+@pytest.fixture(scope="module")
+def folder(cube, sample_dir, dataset_conversion, tmp_path_factory):
+    """The one folder every page runs in, and the home folder (``~``)."""
+    root = tmp_path_factory.mktemp("docs")
+    work, home = root / "work", root / "home"
     (work / "nersemble_cube_demo").mkdir(parents=True)
     home.mkdir()
     shutil.copytree(cube, work / "cube.zarr")
     (home / "nersemble.zarr").symlink_to(work / "cube.zarr")
     (work / "nersemble_cube_demo" / "benchmark").symlink_to(sample_dir)
     (work / "dataset.zarr").symlink_to(dataset_conversion[0])
+    return work, home
+
+
+def test_the_pages_say_how_to_make_what_their_snippets_read():
+    assert "run as written in a folder holding your cube as\n`cube.zarr`" in (ROOT / "README.md").read_text()
+    assert "nersemble-cube convert nersemble_cube_demo/dataset dataset.zarr" in (ROOT / "docs/dataset.md").read_text()
+
+
+@pytest.mark.parametrize("doc", [p for p in DOCS if python_blocks(p)], ids=lambda p: p.name)
+def test_every_python_block_runs(doc, folder, monkeypatch):
+    work, home = folder
     monkeypatch.chdir(work)
     monkeypatch.setenv("HOME", str(home))
     namespace = {"__name__": "__main__"}

@@ -202,6 +202,13 @@ def test_euler_xyz_is_intrinsic_x_then_y_then_z():
     np.testing.assert_allclose(euler_xyz([np.pi / 2, np.pi / 2, 0]) @ [0, 0, 1], [1, 0, 0], atol=1e-15)
 
 
+def test_gaussian_avatars_is_told_to_bind_a_flame_tracked_export_to_the_mesh(cube, tmp_path):
+    report = export_nerf(cube, tmp_path / "ga", "mono_flame_avatar/393/EXP-1-head", every_nth=4)
+    assert (tmp_path / "ga" / "canonical_flame_param.npz").is_file()  # GaussianAvatars takes its dynamic reader
+    assert not (tmp_path / "ga" / "points3d.ply").exists()  # which reads no point cloud (ply_path=None)...
+    assert any("train with --bind_to_mesh" in note for note in report.notes)  # ...so the user is told
+
+
 def test_mono_world_frame_keeps_the_cube_poses(cube, tmp_path):
     report = export_nerf(cube, tmp_path / "w", "mono_flame_avatar/393/EXP-1-head", flame_frame=False, every_nth=2)
     db = json.loads((tmp_path / "w" / "transforms.json").read_text())

@@ -4,8 +4,6 @@ import pytest
 
 from conftest import run_cli
 
-pytest.importorskip("matplotlib")
-
 
 def _png(path):
     from matplotlib.image import imread
@@ -26,7 +24,7 @@ def test_contact_sheet_and_rig(cube, tmp_path):
 
 def test_preview_cli_errors(cube, tmp_path):
     res = run_cli("preview", cube, "--sequence", "nvs/999/x", "--out", tmp_path / "p.png")
-    assert res.returncode == 4 and "no sequence 'nvs/999/sequences/x'" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "nvs has no '999'; it has ['388']" in res.stderr and "Traceback" not in res.stderr
     # the short spelling export-nerf accepts works here too
     res = run_cli("preview", cube, "-s", "nvs/388/GLASSES", "--n-frames", "1", "--out", tmp_path / "p.png")
     assert res.returncode == 0 and (tmp_path / "p.png").stat().st_size > 10_000, res.stderr
@@ -46,6 +44,24 @@ def test_show_in_a_notebook_is_upright_and_at_the_frames_aspect(cube):
     assert width / 3 == pytest.approx(1.7 * 1100 / 1604) and height == pytest.approx(2 * 1.7 + 0.4)
     mono = nersemble_cube.open(cube)["mono_flame_avatar/393/sequences/EXP-1-head"].to_dataset()
     assert mono.nersemble.show(frames=1).get_size_inches()[0] >= 3  # one 512x512 camera keeps a readable width
+
+
+def test_plain_xarray_imshow_as_the_readme_calls_it_is_upright_with_square_pixels(cube):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import nersemble_cube
+
+    ds = nersemble_cube.open(cube)["nvs/388/sequences/GLASSES"].to_dataset()
+    frame = ds.images.sel(camera="222200042", time=4)
+    image = frame.plot.imshow(yincrease=False, size=4, aspect=ds.sizes["x"] / ds.sizes["y"])  # README's call
+    ax = image.axes
+    assert ax.get_ylim() == (1603.5, -0.5)  # row 0 at the top
+    box = ax.get_position()
+    width, height = ax.figure.get_size_inches()
+    assert (box.width * width) / (box.height * height) == pytest.approx(1100 / 1604, rel=0.02)  # square pixels
+    plain = frame.plot.imshow()  # without them: upside down (what the README warns of)
+    assert plain.axes.get_ylim() == (-0.5, 1603.5)
 
 
 def test_the_rig_has_one_scale_on_every_axis(cube):

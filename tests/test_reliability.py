@@ -28,7 +28,7 @@ from nersemble_cube import StorageSpec, convert
 from nersemble_cube.cube import store
 from nersemble_cube.cube.access import IncompleteCubeWarning
 from nersemble_cube.cube.lock import writer_lock
-from nersemble_cube.errors import InvalidSubmissionError, SourceError, StoreError
+from nersemble_cube.errors import IncompleteCubeError, InvalidSubmissionError, SourceError, StoreError
 from nersemble_cube.source.converters.flame import read_flame_tracking
 from nersemble_cube.source.converters.pcd import probe_pcd, read_pcd
 from nersemble_cube.submission.validate import validate_submission
@@ -107,8 +107,8 @@ def test_verify_names_the_damage_and_convert_repairs_exactly_it(damaged, cube, s
     assert "damaged: nvs/388/calibration/world_2_cam: chunk" in res.stderr
     assert f"marked for re-conversion: nvs/388/calibration, {SEQ}" in res.stderr
     assert "3 damaged" in res.stdout and res.stderr.strip().splitlines()[-1].startswith("error: ")
-    with pytest.warns(IncompleteCubeWarning, match="nvs/388/calibration"):
-        nersemble_cube.open(damaged)
+    with pytest.raises(IncompleteCubeError, match="nvs/388/calibration"):
+        nersemble_cube.open(damaged)  # marked for repair: not read as data until convert has redone it
 
     report = convert(sample_dir, damaged)
     assert report.written == ["nvs/388/calibration", SEQ]  # only the damaged nodes; SEQ's other cameras kept
@@ -131,10 +131,19 @@ def test_a_killed_overwrite_leaves_a_cube_that_says_so_and_resumes(damaged, cube
     time.sleep(0.3)  # templates rewritten, some tasks running
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    with pytest.warns(IncompleteCubeWarning, match="running or did not finish"):
-        nersemble_cube.open(damaged)
+    with pytest.raises(IncompleteCubeError, match="running or did not finish; run the same nersemble-cube convert"):
+        nersemble_cube.open(damaged)  # nothing half-rewritten is read as data...
+    with pytest.raises(IncompleteCubeError):
+        nersemble_cube.FrameReader(damaged, SEQ)
+    try:  # ...unless asked for: then with a warning, as far as the metadata of the moment can be read
+        with pytest.warns(IncompleteCubeWarning, match="running or did not finish"):
+            nersemble_cube.open(damaged, incomplete=True)
+    except IncompleteCubeError as e:
+        assert "its metadata cannot be read until then" in str(e)
     info = run_cli("info", damaged)
-    assert info.stdout.startswith("INCOMPLETE: a conversion into this cube is running or did not finish")
+    assert (info.returncode, info.stderr) == (0, "") and info.stdout.startswith(
+        "INCOMPLETE: a conversion into this cube is running or did not finish") or \
+        (info.returncode == 4 and "its metadata cannot be read until then" in info.stderr), info
     convert(sample_dir, damaged)
     with warnings.catch_warnings():
         warnings.simplefilter("error", IncompleteCubeWarning)
@@ -465,14 +474,23 @@ def test_ctrl_c_stops_the_tasks_not_yet_done(sample_dir, tmp_path):
     assert not (target.parent / "c.zarr.lock").exists()  # resuming is tested with SIGKILL in test_scale_out
 
 
-def test_the_cli_turns_ctrl_c_into_exit_130(sample_dir, tmp_path):
-    code = ("import sys, nersemble_cube.cli as cli, nersemble_cube.conversion.run as run\n"
-            "def interrupted(*args, **kwargs):\n    raise KeyboardInterrupt\n"
-            "run.convert = interrupted\nsys.argv = ['nersemble-cube', 'convert', sys.argv[1], sys.argv[2]]\ncli.main()\n")
-    res = subprocess.run([sys.executable, "-c", code, str(sample_dir), str(tmp_path / "c.zarr")], capture_output=True,
-                         text=True)
-    assert res.returncode == 130 and "interrupted; run the same command again to finish" in res.stderr
-    assert "Traceback" not in res.stderr
+def test_ctrl_c_in_a_running_convert_exits_130_and_the_same_command_finishes(sample_dir, cube, tmp_path):
+    """SIGINT, as a terminal's Ctrl-C sends it, to a real `nersemble-cube convert` while it writes."""
+    target = tmp_path / "c.zarr"
+    proc = subprocess.Popen([*CLI, "convert", str(sample_dir), str(target), "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((target / "zarr.json").is_file() and '"writing"' in (target / "zarr.json").read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, "convert ended before it began writing"
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted; run the same command again to finish (complete parts are kept)"
+    assert "Traceback" not in stderr and "wrote" not in stdout
+    again = run_cli("convert", sample_dir, target)
+    assert again.returncode == 0, again.stderr
+    assert store_contents(target) == store_contents(cube)
 
 
 def test_a_png_cut_short_is_refused_not_read_half_black(tmp_path):

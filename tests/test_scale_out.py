@@ -26,7 +26,7 @@ SEQ = "nvs/388/sequences/GLASSES"
 
 
 def test_distributed_conversion_equals_the_threaded_one(sample_dir, cube, tmp_path):
-    pytest.importorskip("distributed")
+    import distributed  # noqa: F401 - a runtime dependency
     target = tmp_path / "c.zarr"
     report = convert(sample_dir, target, scheduler="processes", workers=2)
     assert report.written and not report.skipped
@@ -139,8 +139,8 @@ def test_http_store_is_read_only(sample_dir, http_cube):
 
 @pytest.fixture
 def s3(monkeypatch):
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
+    import s3fs  # noqa: F401 - the test extra
+    import moto.server as moto_server
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -163,7 +163,7 @@ def s3(monkeypatch):
 
 
 def test_convert_into_and_read_from_s3(sample_dir, cube, s3):
-    pytest.importorskip("upath")
+    import upath  # noqa: F401 - the test extra
     s3.put(str(sample_dir / "nvs"), "cubes/benchmark/nvs", recursive=True)
     s3.put(str(sample_dir / "mono_flame_avatar/393/calibration"), "cubes/benchmark/mono_flame_avatar/393/calibration",
            recursive=True)
@@ -242,7 +242,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(sample_dir, tmp_path):
 # ---- a second zarr v3 implementation ------------------------------------------------------------------------------
 
 def test_tensorstore_reads_a_frame_the_calibration_and_a_string_coordinate(cube):
-    ts = pytest.importorskip("tensorstore")
+    import tensorstore as ts
     import numcodecs
 
     def array(path):
@@ -291,7 +291,7 @@ def test_verify_reports_a_corrupted_frame(sample_dir, cube, tmp_path):
 
 
 def test_convert_from_a_source_folder_behind_fsspec(sample_dir, cube, tmp_path):
-    pytest.importorskip("upath")
+    import upath  # noqa: F401 - the test extra
     import fsspec
 
     memory = fsspec.filesystem("memory")

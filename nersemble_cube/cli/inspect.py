@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,7 +22,9 @@ def info(store: Store, as_json: Json = False) -> None:
     from ..cube.store import stored_bytes
     from ..cube.summary import summary, summary_facts
 
-    tree = access.open(store, dask=False)  # metadata and coordinates only: no dask graph is needed to describe it
+    with warnings.catch_warnings():  # the summary's first line says INCOMPLETE itself
+        warnings.simplefilter("ignore", access.IncompleteCubeWarning)
+        tree = access.open(store, dask=False, incomplete=True)  # metadata and coordinates: no dask graph needed
     try:
         per_benchmark = {b: stored_bytes(store, b) for b in (*layout.BENCHMARKS, "dataset")}
         total = stored_bytes(store)

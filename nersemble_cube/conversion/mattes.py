@@ -98,7 +98,7 @@ def import_alpha(store_path: str | Path | Location, folder: str | Path | SourceP
         from ..cube.access import find_node
         from ..cube.access import open as open_cube
 
-        find_node(open_cube(target, dask=False), group)  # a SelectionError naming what the cube holds instead
+        find_node(open_cube(target, dask=False, incomplete=True), group)  # a SelectionError naming what the cube holds instead
         raise SelectionError(f"{group} in {target} has no frames (a hold-out sequence); mattes belong to frames") from None
     if ALPHA in node and not overwrite:
         raise StoreError(f"{group} already has alpha mattes; pass overwrite (--overwrite) to replace them")

@@ -10,7 +10,7 @@ import xarray as xr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
-from ..errors import SelectionError, StoreError
+from ..errors import IncompleteCubeError, SelectionError, StoreError
 from ..source.converters.flame import FlameTracking
 from ..source.converters.pcd import colors_as_float
 from .location import Location, locate
@@ -19,7 +19,7 @@ from .store import check_ranges, strict_nodes
 
 
 class IncompleteCubeWarning(UserWarning):
-    """The cube holds a node whose conversion did not finish; convert again to complete it."""
+    """``open(..., incomplete=True)`` of a cube whose conversion did not finish; convert again to complete it."""
 
 
 class _FrameArray(BackendArray):
@@ -64,12 +64,18 @@ def as_tree(cube: xr.DataTree | str | Path | Location, *, dask: bool = True) -> 
     return cube if isinstance(cube, xr.DataTree) else open(cube, dask=dask)
 
 
+def _unfinished(path: Location, nodes: list[str]) -> str:
+    where = f" (unfinished: {', '.join(nodes[:6])}{', ...' if len(nodes) > 6 else ''})" if nodes else ""
+    return (f"{path}: a conversion into this cube is running or did not finish{where}; run the same nersemble-cube "
+            "convert again to finish it (open(..., incomplete=True) reads the finished parts)")
+
+
 def _incomplete_nodes(tree: xr.DataTree) -> list[str]:
     return [node.path for node in tree.subtree if node.attrs.get("complete") is False]
 
 
 def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # noqa: A001
-         storage_options: dict | None = None) -> xr.DataTree:
+         storage_options: dict | None = None, incomplete: bool = False) -> xr.DataTree:
     """Open the cube at ``store`` lazily.
 
     ``store`` is a local path or an fsspec URL: ``s3://bucket/cube.zarr``, ``gs://...``,
@@ -94,8 +100,11 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
 
     Opening reads the consolidated metadata and the small dimension coordinates (serials, frame
     indices, channel names); over http(s) also one byte, to refuse a server that ignores Range requests.
-    Warns with :class:`IncompleteCubeWarning` if a conversion into the store did not finish. Raises
-    :class:`~nersemble_cube.errors.StoreError` if ``store`` is not a cube.
+    Raises :class:`~nersemble_cube.errors.StoreError` if ``store`` is not a cube, and
+    :class:`~nersemble_cube.errors.IncompleteCubeError` if a conversion into it is running or did not finish
+    (its unfinished parts would read as fill values or half-written data); with ``incomplete=True`` such a
+    cube opens with an :class:`IncompleteCubeWarning` naming the unfinished nodes (their ``complete`` attr is
+    False: read only nodes whose ``complete`` is True), as far as its metadata can be read.
 
     Damage never reads as data (cubes of schema 1.1): a chunk whose crc32c does not match raises zarr's
     ``ValueError`` ("checksum do not match"), and a chunk of a complete node that is not in the store
@@ -106,8 +115,17 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
     check_ranges(path)
     # the writer's completion flags are bookkeeping, not data: left out of every node
     zarr_store = path.zarr_store(read_only=True, strict=strict or False)
-    tree = xr.open_datatree(zarr_store, engine="zarr",
-                            chunks={} if dask else None, consolidated=True, zarr_format=3, drop_variables=FLAGS)
+    writing = WRITING in attrs
+    if writing and not incomplete:
+        raise IncompleteCubeError(_unfinished(path, []))
+    try:
+        tree = xr.open_datatree(zarr_store, engine="zarr",
+                                chunks={} if dask else None, consolidated=True, zarr_format=3, drop_variables=FLAGS)
+    except (ValueError, KeyError, FileNotFoundError):
+        if not writing:
+            raise
+        # killed half-way: the consolidated metadata or a node being rewritten may be missing or out of step
+        raise IncompleteCubeError(_unfinished(path, []) + "; its metadata cannot be read until then") from None
     if scale != 1:
         levels = tree.attrs.get("multiscales", [1])
         if scale not in levels:
@@ -119,15 +137,11 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
         tree = tree.drop_nodes("scales")  # the reduced levels open with scale=; they only clutter the tree
     if not dask:
         _read_frames_by_chunk(tree, zarr_store, f"{scale_path(scale)}/" if scale != 1 else "")
-    if WRITING in attrs:
-        warnings.warn(f"{path}: a conversion into this cube is running or did not finish; run nersemble-cube "
-                      "convert again to finish it", IncompleteCubeWarning, stacklevel=2)
-    incomplete = _incomplete_nodes(tree)
-    if incomplete:
-        warnings.warn(
-            f"{path}: conversion did not finish for {', '.join(incomplete)}; run nersemble-cube convert again",
-            IncompleteCubeWarning, stacklevel=2,
-        )
+    unfinished = _incomplete_nodes(tree)
+    if unfinished and not incomplete:
+        raise IncompleteCubeError(_unfinished(path, unfinished))
+    if writing or unfinished:
+        warnings.warn(_unfinished(path, unfinished), IncompleteCubeWarning, stacklevel=2)
     return tree
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SelectionError
+from ..errors import IncompleteCubeError, SelectionError
 from .location import Location, locate
 
 
@@ -18,12 +18,13 @@ class FrameReader:
     so far are kept, so each further frame costs one ranged read and its decode.
 
     ``sequence`` is ``"nvs/388/GLASSES"`` or the node's path ``"nvs/388/sequences/GLASSES"``; ``store`` and
-    ``storage_options`` as for :func:`open`. For a cube that is not being rewritten while it is read.
-    Raises :class:`SelectionError` naming what exists when the sequence or variable is not in the cube.
+    ``storage_options`` as for :func:`open`. Raises :class:`SelectionError` naming what exists when the
+    sequence or variable is not in the cube, and :class:`IncompleteCubeError` when the sequence's conversion has
+    not finished (being rewritten, or interrupted) unless ``incomplete`` (then its frames are read as stored).
     """
 
     def __init__(self, store: str | Path | Location, sequence: str, variable: str = "images",
-                 storage_options: dict | None = None):
+                 storage_options: dict | None = None, incomplete: bool = False):
         import zarr
 
         from .shards import ChunkReader
@@ -40,16 +41,25 @@ class FrameReader:
         except Exception:  # zarr's not-found errors differ between versions: name what is there instead
             from .access import find_node, open
 
-            seq = find_node(open(self.location, dask=False), sequence)
+            if not incomplete and _finished(root, sequence) is False:
+                raise IncompleteCubeError(self._unfinished()) from None
+
+            seq = find_node(open(self.location, dask=False, incomplete=True), sequence)
             if variable not in seq.dataset:
                 held = sorted(seq.dataset.data_vars)
                 raise SelectionError(f"{sequence} has no {variable!r}; " + (f"it has {held}" if held else
                                      "it holds no frames (a hold-out sequence)")) from None
             raise
+        if not incomplete and not _finished(root, sequence):
+            raise IncompleteCubeError(self._unfinished())
         self.n_frames = array.shape[1]
         # the time coordinate: source frame indices, 0..n-1 unless only every n-th frame was converted
         self._positions = None if times == list(range(self.n_frames)) else {t: i for i, t in enumerate(times)}
         self._chunks = ChunkReader(array)
+
+    def _unfinished(self) -> str:
+        return (f"{self.location}: the conversion of {self.sequence} is running or did not finish; run the same "
+                "nersemble-cube convert again to finish it (incomplete=True reads it as it is)")
 
     def read(self, serial: str | int, time: int) -> np.ndarray:
         """Frame ``time`` (the source frame index: the node's ``time`` coordinate) of camera ``serial`` (a string
@@ -76,6 +86,17 @@ class FrameReader:
 
             check_ranges(self.location)  # a checksum failure may be a server that ignores Range requests: say so
             raise
+
+
+def _finished(root, group: str) -> bool | None:
+    """Whether the node ``group`` of the zarr store ``root`` says its conversion finished (attr ``complete``);
+    None where there is no such group."""
+    import zarr
+
+    try:
+        return zarr.open_group(root, path=group, mode="r").attrs.get("complete") is True
+    except (FileNotFoundError, KeyError, ValueError):  # zarr's GroupNotFoundError is both
+        return None
 
 
 def read_frame(store: str | Path | Location, sequence: str, serial: str | int, time: int, variable: str = "images",

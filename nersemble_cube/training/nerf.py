@@ -254,6 +254,11 @@ def _reader_notes(reader: Reader, db: dict, n_frames: int, has_tracking: bool, n
     if n_frames > 1 and not reads_time:
         notes.append(f"{reader.name} reads no time here: the {n_frames} frames of each camera are trained as one "
                      "static scene; export one frame (--frames T:T+1) for a static reconstruction")
+    if reader.name == "gaussian-avatars" and has_tracking:
+        # scene/dataset_readers.py readDynamicNerfInfo (commit 04e4f75) gives no point cloud (ply_path=None):
+        # only a Gaussian model bound to the FLAME mesh starts without one
+        notes.append("GaussianAvatars reads this FLAME-tracked folder with its dynamic reader, which has no point "
+                     "cloud: train with --bind_to_mesh (without it, its Scene fails opening ply_path=None)")
     centres = np.array([f["transform_matrix"] for f in db["frames"]])[:, :3, 3]
     if np.ptp(centres, axis=0).max() < 1e-6:
         notes.append("every frame has the same camera position: GaussianAvatars' camera extent and nerfstudio's "
@@ -429,6 +434,7 @@ def export_nerf(
                     "source_fps": ds.attrs.get("source_fps"), "downscale": downscale,
                     "crop_to_alpha": crop_to_alpha, "reader": reader,
                     "background": "transparent (alpha)" if rgba else
+                    "none (no mattes: frames as they are)" if not has_mask else
                     background if isinstance(background, str) else list(background),
                     "frame": "flame" if flame_frame else "world",
                     "camera_convention": "OpenGL camera_to_world (x right, y up, z back); "
