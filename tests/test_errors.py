@@ -25,7 +25,7 @@ def readme_exit_codes() -> dict[str, int]:
 def test_the_readme_table_lists_every_error_with_its_exit_code():
     classes = errors.user_errors()
     assert {c.__name__: c.exit_code for c in classes} == readme_exit_codes()
-    assert [c.__name__ for c in classes] == ["UsageError", "SelectionError", "SourceError", "StoreError",
+    assert [c.__name__ for c in classes] == ["UsageError", "SelectionError", "SourceError", "StoreError", "IncompleteCubeError",
                                              "VerificationError", "PredictionError", "InvalidSubmissionError"]
     assert errors.SelectionError.exit_code == 2 and errors.VerificationError.exit_code == 4
 
