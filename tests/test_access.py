@@ -183,3 +183,9 @@ def test_frame_reading_does_not_import_xarray_and_the_accessor_still_registers()
             "import xarray; print(hasattr(xarray.Dataset(), 'nersemble'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["[]", "True"]
+
+
+def test_dir_of_the_package_is_its_public_api():
+    names = dir(nersemble_cube)
+    assert names == sorted(nersemble_cube.__all__)
+    assert not {"sys", "importlib", "annotations"} & set(names) and {"open", "FrameReader", "convert"} <= set(names)

@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import zarr
 import pytest
-from conftest import DATASET_FRAMES, DATASET_SEQUENCES, decode_pyav, run_cli, tree_digest
+from conftest import DATASET_FRAMES, DATASET_SEQUENCES, decode_pyav, run_cli, store_contents, tree_digest
 from PIL import Image
 from toolkit import dataset_color_correction, dataset_data
 
@@ -336,9 +336,14 @@ def test_vhap_mattes_import_onto_the_frames_they_were_made_of(folder, tmp_path):
     np.testing.assert_array_equal(ds.images.sel(camera="222200044").values, decoded[[1, 4]])
     mattes = tmp_path / "vhap/alpha_maps"
     _vhap_mattes(mattes, seq_dir, ds.camera.values.tolist())
-    done = run_cli("import-alpha", target, mattes, "-s", "dataset/018/EXP-1-head", "--method", "VHAP bgmv2")
+    before = nersemble_cube.open(target)["dataset/018/sequences/EXP-1-head"].attrs
+    done = run_cli("import-alpha", target, mattes, "-s", "dataset/018/EXP-1-head", "--method", "VHAP bgmv2", "--json")
     assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"store": str(target), "sequence": "dataset/018/sequences/EXP-1-head",
+                                       "cameras": ["222200042", "222200044", "222200046"], "frames": 2}
     ds = nersemble_cube.open(target)["dataset/018/sequences/EXP-1-head"].to_dataset()
+    assert ds.attrs == before  # the node's own attrs (fps, storage, sources, ...) kept: only the mattes are new
+    assert "EXP-1-head: 3 cameras x 2 frames" in run_cli("info", target).stdout
     for serial in ds.camera.values:
         for k, t in enumerate(ds.time.values):
             expected = np.array(Image.open(mattes / f"cam_{serial}_{k:06d}.jpg"))
@@ -346,6 +351,37 @@ def test_vhap_mattes_import_onto_the_frames_they_were_made_of(folder, tmp_path):
     assert ds.alpha.attrs["method"] == "VHAP bgmv2" and "fps=25" in ds.alpha.attrs["frames"]
     again = run_cli("import-alpha", target, mattes, "-s", "dataset/018/EXP-1-head")
     assert again.returncode == 4 and "already has alpha mattes" in again.stderr
+    imported = store_contents(target)
+    replaced = run_cli("import-alpha", target, mattes, "-s", "dataset/018/EXP-1-head", "--method", "VHAP bgmv2",
+                       "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert store_contents(target) == imported
+
+
+@pytest.mark.parametrize("where", ["before the template", "after the first camera"])
+def test_an_interrupted_import_is_finished_by_the_same_command(folder, tmp_path, monkeypatch, where):
+    """A crash inside import-alpha's write window (injected: the template write, or the second camera's task,
+    fails): the cube says which command finishes it, and running it again gives the uninterrupted result."""
+    from nersemble_cube.conversion import mattes as module
+
+    seq, target, clean = "dataset/018/EXP-1-head", tmp_path / "cut.zarr", tmp_path / "clean.zarr"
+    for store in (target, clean):
+        nersemble_cube.convert(folder, store, participants=[18], sequences=["EXP-1-head"], fps=25)
+    serials = nersemble_cube.open(clean)["dataset/018/sequences/EXP-1-head"].camera.values.tolist()
+    _vhap_mattes(tmp_path / "mattes", folder / "018/sequences/EXP-1-head", serials)
+    module.import_alpha(clean, tmp_path / "mattes", seq)
+    with monkeypatch.context() as patch:
+        if where == "before the template":
+            patch.setattr(module.xr.Dataset, "to_zarr", lambda *a, **k: (_ for _ in ()).throw(OSError("killed")))
+        else:
+            real = module.fill_alpha
+            patch.setattr(module, "fill_alpha", lambda *a: real(*a) if a[2] == 0 else (_ for _ in ()).throw(OSError("killed")))
+        with pytest.raises(OSError, match="killed"):
+            module.import_alpha(target, tmp_path / "mattes", seq, workers=1)
+    with pytest.raises(nersemble_cube.errors.IncompleteCubeError, match="run the same nersemble-cube import-alpha again"):
+        nersemble_cube.open(target)
+    module.import_alpha(target, tmp_path / "mattes", seq)  # no overwrite needed: it finishes its own import
+    assert store_contents(target) == store_contents(clean)
 
 
 def test_mattes_that_miss_frames_or_size_write_nothing(folder, tmp_path):

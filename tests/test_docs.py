@@ -44,6 +44,17 @@ def folder(cube, sample_dir, dataset_conversion, tmp_path_factory):
     return work, home
 
 
+def test_the_pictures_are_made_by_the_readmes_commands():
+    """docs/pictures.sh regenerates docs/preview.png and docs/rig.png with exactly the README's commands."""
+    script = (ROOT / "docs/pictures.sh").read_text()
+    shown = re.findall(r"`(nersemble-cube preview cube\.zarr [^`]+)`", (ROOT / "README.md").read_text())
+    assert len(shown) == 2 and all(f"\n{command}\n" in script for command in shown), shown
+    from PIL import Image
+
+    width, height = Image.open(ROOT / "docs/preview.png").size  # 13 cameras x 4 frames, the default --n-frames
+    assert width / height == pytest.approx(13 * 1.7 * 1100 / 1604 / (4 * 1.7 + 0.4), rel=0.02)
+
+
 def test_the_pages_say_how_to_make_what_their_snippets_read():
     assert "run as written in a folder holding your cube as\n`cube.zarr`" in (ROOT / "README.md").read_text()
     assert "nersemble-cube convert nersemble_cube_demo/dataset dataset.zarr" in (ROOT / "docs/dataset.md").read_text()

@@ -30,6 +30,8 @@ from ..source.converters.image import read_gray
 from ..source.mattes import MatteFolder, discover_mattes
 
 ALPHA = "alpha"
+IMPORTING = "importing_alpha"
+"""Node attr while `import-alpha` writes the node's mattes: an import killed half-way is redone by the same command."""
 
 
 @dataclass
@@ -100,7 +102,8 @@ def import_alpha(store_path: str | Path | Location, folder: str | Path | SourceP
 
         find_node(open_cube(target, dask=False, incomplete=True), group)  # a SelectionError naming what the cube holds instead
         raise SelectionError(f"{group} in {target} has no frames (a hold-out sequence); mattes belong to frames") from None
-    if ALPHA in node and not overwrite:
+    interrupted = node.attrs.get(IMPORTING) is True  # an import killed before it finished: redone from the start
+    if ALPHA in node and not (overwrite or interrupted):
         raise StoreError(f"{group} already has alpha mattes; pass overwrite (--overwrite) to replace them")
     mattes = discover_mattes(folder)
     size = tuple(images.shape[2:4])
@@ -119,10 +122,12 @@ def import_alpha(store_path: str | Path | Location, folder: str | Path | SourceP
                  "source": str(mattes.folder), "method": method or "unknown",
                  "frames": f"file k = source frame of ffmpeg's fps={fps:g} filter" if fps else "file k = source frame k"}),
         ALPHA + schema.FLAG_SUFFIX: schema.flag_variable("camera", len(serials), "imported alpha matte"),
-    })
+    }, attrs={**node.attrs.asdict(), "complete": False, IMPORTING: True})  # to_zarr replaces the node's attrs
     with writer_lock(target), runner("threads", workers) as run:
-        store.begin_writing(target)
-        store.set_attrs(target, group, {"complete": False})
+        store.begin_writing(target, "import-alpha")
+        store.set_attrs(target, group, {"complete": False, IMPORTING: True})
+        for name in (ALPHA, ALPHA + schema.FLAG_SUFFIX):  # mattes replaced, or left by an interrupted import
+            store.remove_group(target, f"{group}/{name}")
         template.to_zarr(target.zarr_store(), group=group, mode="a", compute=False, zarr_format=3,
                          consolidated=False, encoding=schema.encoding(template, storage), write_empty_chunks=True)
         store.consolidate(target)
@@ -134,7 +139,8 @@ def import_alpha(store_path: str | Path | Location, folder: str | Path | SourceP
         for _, _, error in run.run(tasks, progress or (lambda n: None)):
             if error is not None:
                 raise error
-        store.mark_complete(target, group)
+        finished = store.open_group(target, group, "r+")
+        finished.attrs.put({**{k: v for k, v in finished.attrs.asdict().items() if k != IMPORTING}, "complete": True})
         store.end_writing(target)
         store.consolidate(target)
     return MatteImport(group, serials, len(times), len(serials) * len(times))

@@ -64,10 +64,11 @@ def as_tree(cube: xr.DataTree | str | Path | Location, *, dask: bool = True) -> 
     return cube if isinstance(cube, xr.DataTree) else open(cube, dask=dask)
 
 
-def _unfinished(path: Location, nodes: list[str]) -> str:
+def _unfinished(path: Location, nodes: list[str], attrs: dict) -> str:
     where = f" (unfinished: {', '.join(nodes[:6])}{', ...' if len(nodes) > 6 else ''})" if nodes else ""
+    command = attrs.get(WRITING, {}).get("command", "convert") if isinstance(attrs.get(WRITING), dict) else "convert"
     return (f"{path}: a conversion into this cube is running or did not finish{where}; run the same nersemble-cube "
-            "convert again to finish it (open(..., incomplete=True) reads the finished parts)")
+            f"{command} again to finish it (open(..., incomplete=True) reads the finished parts)")
 
 
 def _incomplete_nodes(tree: xr.DataTree) -> list[str]:
@@ -117,7 +118,7 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
     zarr_store = path.zarr_store(read_only=True, strict=strict or False)
     writing = WRITING in attrs
     if writing and not incomplete:
-        raise IncompleteCubeError(_unfinished(path, []))
+        raise IncompleteCubeError(_unfinished(path, [], attrs))
     try:
         tree = xr.open_datatree(zarr_store, engine="zarr",
                                 chunks={} if dask else None, consolidated=True, zarr_format=3, drop_variables=FLAGS)
@@ -125,7 +126,7 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
         if not writing:
             raise
         # killed half-way: the consolidated metadata or a node being rewritten may be missing or out of step
-        raise IncompleteCubeError(_unfinished(path, []) + "; its metadata cannot be read until then") from None
+        raise IncompleteCubeError(_unfinished(path, [], attrs) + "; its metadata cannot be read until then") from None
     if scale != 1:
         levels = tree.attrs.get("multiscales", [1])
         if scale not in levels:
@@ -139,9 +140,9 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
         _read_frames_by_chunk(tree, zarr_store, f"{scale_path(scale)}/" if scale != 1 else "")
     unfinished = _incomplete_nodes(tree)
     if unfinished and not incomplete:
-        raise IncompleteCubeError(_unfinished(path, unfinished))
+        raise IncompleteCubeError(_unfinished(path, unfinished, attrs))
     if writing or unfinished:
-        warnings.warn(_unfinished(path, unfinished), IncompleteCubeWarning, stacklevel=2)
+        warnings.warn(_unfinished(path, unfinished, attrs), IncompleteCubeWarning, stacklevel=2)
     return tree
 
 

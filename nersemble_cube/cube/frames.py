@@ -21,6 +21,8 @@ class FrameReader:
     ``storage_options`` as for :func:`open`. Raises :class:`SelectionError` naming what exists when the
     sequence or variable is not in the cube, and :class:`IncompleteCubeError` when the sequence's conversion has
     not finished (being rewritten, or interrupted) unless ``incomplete`` (then its frames are read as stored).
+    That is checked when the reader is made: a reader kept while ``convert --overwrite`` rewrites its sequence
+    reads what is there at each read.
     """
 
     def __init__(self, store: str | Path | Location, sequence: str, variable: str = "images",

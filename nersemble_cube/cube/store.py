@@ -207,7 +207,7 @@ def set_attrs(loc: Location, group: str, attrs: dict) -> None:
 
 @located
 def remove_group(loc: Location, group: str) -> None:
-    """Delete the node ``group`` and everything below it (a half-written sequence)."""
+    """Delete the node ``group`` (or the array of that path) and everything below it (a half-written sequence)."""
     with contextlib.suppress(FileNotFoundError):
         loc.fs.rm(loc.key(group), recursive=True)
 
@@ -268,10 +268,12 @@ def set_flags(loc: Location, group: str, name: str, index: slice | int) -> None:
 
 
 @located
-def begin_writing(loc: Location) -> None:
-    """Record in the root attrs that a conversion is writing the cube (root attr ``writing``), and consolidate,
-    so that a reader of a cube whose writer dies is told so, whatever the consolidated metadata said before."""
-    open_group(loc, "", "r+").attrs[WRITING] = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+def begin_writing(loc: Location, command: str = "convert") -> None:
+    """Record in the root attrs that a conversion is writing the cube (root attr ``writing``, with the
+    ``nersemble-cube`` command that finishes it when run again), and consolidate, so that a reader of a cube
+    whose writer dies is told so, whatever the consolidated metadata said before."""
+    open_group(loc, "", "r+").attrs[WRITING] = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+                                                "command": command}
     consolidate(loc)
 
 
