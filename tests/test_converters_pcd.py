@@ -58,3 +58,18 @@ def test_roundtrip_without_normals(tmp_path):
     np.testing.assert_array_equal(back.positions, cloud.positions)
     assert back.normals is None
     np.testing.assert_array_equal(back.colors, cloud.colors)
+
+
+def test_a_compressed_block_that_decodes_short_is_named(tmp_path):
+    """The LZF block is well formed but holds fewer bytes than its header and the point count say."""
+    import struct
+
+    import imagecodecs
+
+    fixture = (FIXTURES / "open3d_binary_compressed.pcd").read_bytes()
+    header = fixture[: fixture.index(b"DATA binary_compressed\n") + len(b"DATA binary_compressed\n")]
+    raw = 1000 * 7 * 4
+    short = imagecodecs.lzf_encode(bytes(range(256)) * 8)  # 2048 bytes, not 28000
+    (tmp_path / "short.pcd").write_bytes(header + struct.pack("<II", len(short), raw) + short)
+    with pytest.raises(SourceError, match=r"short.pcd: damaged compressed PCD block \(2048 of its 28000 bytes"):
+        read_pcd(tmp_path / "short.pcd")

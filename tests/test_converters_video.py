@@ -80,3 +80,39 @@ def test_a_file_without_a_video_stream_is_named(tmp_path):
     _ffmpeg("-f", "lavfi", "-i", "sine=duration=0.2", "-c:a", "aac", str(audio))
     with pytest.raises(SourceError, match=r"cam_222200042.mp4: no video stream found"):
         probe(audio)
+
+
+def test_an_mp4_with_two_video_streams_is_refused(tmp_path):
+    from imageio_ffmpeg import get_ffmpeg_exe
+
+    path = tmp_path / "cam_222200042.mp4"
+    subprocess.run([get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=0.5",
+                    "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10:duration=0.5", "-map", "0", "-map", "1",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)
+    with pytest.raises(SourceError, match="cam_222200042.mp4: 2 video streams, where a NeRSemble video has one"):
+        probe(path)
+
+
+def _flip_ffmpeg_calls_concealed(video, tmp_path):
+    """A copy of ``video`` with 8 bytes flipped where ffmpeg itself (the oracle, run at -v warning) reports
+    ``corrupt decoded frame`` and no error: damage it conceals and would otherwise decode quietly."""
+    data = video.read_bytes()
+    for offset in range(data.find(b"mdat") + 2000, len(data) - 1000, 499):
+        damaged = bytearray(data)
+        damaged[offset:offset + 8] = bytes(b ^ 0xFF for b in damaged[offset:offset + 8])
+        path = tmp_path / video.name
+        path.write_bytes(damaged)
+        log = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "warning", "-i", str(path), "-f", "null",
+                              "-"], capture_output=True, text=True)
+        if log.returncode == 0 and "corrupt decoded frame" in log.stderr and "rror" not in log.stderr:
+            return path
+    raise AssertionError("no flip that ffmpeg reports only as a warning")
+
+
+def test_a_frame_ffmpeg_calls_corrupt_is_a_source_error(sample_dir, tmp_path):
+    path = _flip_ffmpeg_calls_concealed(sample_dir / "nvs/388/sequences/GLASSES/images/cam_222200040.mp4", tmp_path)
+    info = probe(path)
+    with pytest.raises(SourceError, match=r"cam_222200040.mp4: the decoder reported damage .*corrupt decoded frame"):
+        list(iter_frames(info))
+    # as the benchmark frames go: the sound video itself decodes without a report
+    assert len(list(iter_frames(probe(sample_dir / "nvs/388/sequences/GLASSES/images/cam_222200040.mp4")))) == N_FRAMES

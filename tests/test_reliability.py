@@ -92,6 +92,19 @@ def test_a_missing_shard_is_an_error_not_black_frames(damaged):
         nersemble_cube.open(damaged)[SEQ].alpha.isel(camera=0, time=2).values
 
 
+@pytest.mark.parametrize("size", [0, 1, 4, 16])
+def test_a_shard_cut_short_is_named_by_verify_and_repaired(damaged, cube, sample_dir, size):
+    shard = _shard(damaged, "images", 1)
+    shard.write_bytes(shard.read_bytes()[:size])
+    serial = str(nersemble_cube.open(cube)[SEQ].camera.values[1])
+    with pytest.raises((StoreError, ValueError)):  # never the fill value's black frames
+        nersemble_cube.read_frame(damaged, SEQ, serial, 0)
+    res = run_cli("verify", damaged, "--full")
+    assert res.returncode == 4 and f"damaged: {SEQ}/images: camera {serial} frames 0-{N_FRAMES - 1}" in res.stderr, res.stderr
+    convert(sample_dir, damaged)
+    assert store_contents(damaged) == store_contents(cube)
+
+
 def test_verify_names_the_damage_and_convert_repairs_exactly_it(damaged, cube, sample_dir):
     serials = [str(s) for s in nersemble_cube.open(cube)[SEQ].camera.values]
     shard = _shard(damaged, "images", 1)
@@ -167,6 +180,14 @@ def test_one_lock_per_real_folder(tmp_path):
     with pytest.raises(StoreError, match="a folder stands where the writer's lock goes"):
         with writer_lock(tmp_path / "other.zarr"):
             pass
+
+
+def test_a_symlink_to_a_folder_yet_to_be_made_is_converted_into(sample_dir, tmp_path):
+    (tmp_path / "link.zarr").symlink_to(tmp_path / "disk" / "real.zarr")  # neither disk/ nor real.zarr exist
+    res = run_cli("convert", sample_dir, tmp_path / "link.zarr", "-b", "svfr")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "disk" / "real.zarr" / "svfr").is_dir() and not (tmp_path / "disk" / "real.zarr.lock").exists()
+    assert nersemble_cube.open(tmp_path / "link.zarr")["svfr"].sizes["image"] == 3
 
 
 def test_a_read_only_target_is_one_line(tmp_path, monkeypatch):

@@ -146,6 +146,9 @@ class StrictStore(WrapperStore):
 
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         value = await super().get(key, prototype, byte_range)
+        if value is not None and len(value) == 0 and self._strict(key):  # no chunk or shard is ever 0 bytes
+            raise StoreError(f"{self.url}/{key}: empty (0 bytes: cut short); run nersemble-cube verify, then convert "
+                             "again to repair it")
         if value is None and self._strict(key):
             raise StoreError(f"{self.url}/{key}: missing from the cube (lost or deleted, or never written by an "
                              "unfinished conversion); run nersemble-cube verify, then convert again to repair it")

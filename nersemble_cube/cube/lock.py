@@ -56,7 +56,7 @@ def writer_lock(loc: Location) -> Iterator[None]:
     for _ in range(2):
         try:
             if loc.is_local:
-                loc.path.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(os.path.dirname(key), exist_ok=True)  # beside the folder the path resolves to
                 fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 with os.fdopen(fd, "wb") as f:
                     f.write(me)

@@ -52,6 +52,8 @@ class StorageSpec:
             raise ValueError(f"frames_per_chunk must be >= 1, got {self.frames_per_chunk}")
         if self.codec == "jpegxl" and self.frames_per_chunk != 1:
             raise ValueError("the jpegxl codec stores one frame per chunk (frames_per_chunk=1)")
+        if self.frames_per_shard < 0:
+            raise ValueError(f"frames_per_shard must be >= 0 (0: no sharding), got {self.frames_per_shard}")
         if self.frames_per_shard and self.frames_per_shard % self.frames_per_chunk:
             raise ValueError(f"frames_per_shard ({self.frames_per_shard}) must be a multiple of "
                              f"frames_per_chunk ({self.frames_per_chunk})")

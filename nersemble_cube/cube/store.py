@@ -150,6 +150,8 @@ def prepare_target(loc: Location) -> None:
     """Create the cube root at ``loc`` (with the schema attrs), or accept an existing cube; refuse anything else."""
     if check_target(loc):
         return
+    if loc.is_local and loc.path.is_symlink() and not loc.path.exists():  # a link to a folder yet to be made
+        loc.path.resolve().mkdir(parents=True, exist_ok=True)
     group = zarr.open_group(loc.zarr_store(), mode="a", zarr_format=3, use_consolidated=False)
     group.attrs.update({
         "schema": SCHEMA_NAME,

@@ -37,20 +37,38 @@ class Calibration:
         return Calibration(list(serials), self.world_2_cam[idx], self.intrinsics[idx], self.shared_intrinsics)
 
 
+def _numbers(value, shape: tuple[int, int]) -> bool:
+    """Whether ``value`` is a JSON matrix of ``shape`` holding numbers only (not strings, not booleans)."""
+    return (isinstance(value, list) and len(value) == shape[0]
+            and all(isinstance(row, list) and len(row) == shape[1]
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in value))
+
+
+def _implausible(key: str, m: np.ndarray) -> str | None:
+    """Why ``m`` cannot be a camera's ``world_2_cam`` (a rigid transform) or ``intrinsics`` (a pinhole K)."""
+    if key == "world_2_cam":
+        rotation = m[:3, :3]
+        if not np.allclose(m[3], (0, 0, 0, 1)) or not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-3) \
+                or np.linalg.det(rotation) < 0:
+            return "not a rigid transform (rotation and translation, last row 0 0 0 1)"
+    elif not (m[0, 0] > 0 and m[1, 1] > 0 and np.allclose(m[2], (0, 0, 1)) and m[1, 0] == 0):
+        return "not a pinhole camera matrix (positive focal lengths, last row 0 0 1)"
+    return None
+
+
 def _matrices(path: Path, data: dict, key: str, shape: tuple[int, int]) -> dict[str, np.ndarray]:
     block = data.get(key)
     if not isinstance(block, dict) or not block:
         raise SourceError(f"{path}: malformed camera_params.json, no {key!r} mapping of serial -> matrix")
     out = {}
     for serial, value in block.items():
-        try:
-            m = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            m = None
-        if m is None or m.shape != shape or not np.isfinite(m).all():
-            raise SourceError(
-                f"{path}: malformed camera_params.json, {key}[{serial!r}] is not a finite {shape[0]}x{shape[1]} matrix"
-            )
+        m = np.asarray(value, dtype=np.float64) if _numbers(value, shape) else None
+        if m is None or not np.isfinite(m).all():
+            raise SourceError(f"{path}: malformed camera_params.json, {key}[{serial!r}] is not a finite "
+                              f"{shape[0]}x{shape[1]} matrix of numbers")
+        why = _implausible(key, m)
+        if why:
+            raise SourceError(f"{path}: malformed camera_params.json, {key}[{serial!r}] is {why}; download it again")
         out[str(serial)] = m
     return out
 

@@ -169,6 +169,9 @@ def read_pcd(path: str | Path) -> PointCloud:
             planar = imagecodecs.lzf_decode(body[8:8 + compressed], out=raw) if raw else b""  # an empty cloud
         except Exception as e:  # noqa: BLE001 - any codec failure means a damaged file
             raise SourceError(f"{path}: damaged compressed PCD block ({e})") from None
+        if len(planar) != raw:
+            raise SourceError(f"{path}: damaged compressed PCD block ({len(planar)} of its {raw} bytes decode); "
+                              "download it again")
         records = np.empty(n, dtype)
         offset = 0
         for name in dtype.names:

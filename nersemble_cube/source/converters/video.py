@@ -44,8 +44,21 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+LOG = ["-loglevel", "level+warning"]
+"""ffmpeg's log for decoding: warnings and worse, each line tagged with its level (``[warning]``, ``[error]``),
+because the decoder reports the damage it concealed (``corrupt decoded frame``) as a warning only."""
+_DAMAGE_WARNINGS = ("corrupt decoded frame", "concealing")
+
+
+def _damage(stderr: str) -> list[str]:
+    """The lines of an ffmpeg log (:data:`LOG`) that report damage: every error, and the decoder's warnings
+    about frames it concealed; other warnings (colour-conversion notes and the like) are not damage."""
+    return [ln.strip() for ln in stderr.splitlines()
+            if any(tag in ln for tag in ("[error]", "[fatal]", "[panic]")) or any(w in ln for w in _DAMAGE_WARNINGS)]
+
+
 def _last_error_line(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = _damage(stderr) or [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     return lines[-1] if lines else "ffmpeg failed without a message"
 
 
@@ -67,6 +80,9 @@ def probe(path: str | Path) -> VideoInfo:
             with av.open(str(local), **_OPEN_OPTIONS) as container:
                 if not container.streams.video:
                     raise SourceError(f"{path}: no video stream found; download it again")
+                if len(container.streams.video) > 1:  # ffmpeg would pick the "best", the probe the first: refused
+                    raise SourceError(f"{path}: {len(container.streams.video)} video streams, where a NeRSemble "
+                                      "video has one; download it again")
                 stream = container.streams.video[0]
                 ctx = stream.codec_context
                 n_frames = sum(1 for packet in container.demux(stream) if packet.size and not packet.is_discard)
@@ -126,7 +142,7 @@ def _iter_frames(info: VideoInfo, local: Path, batch: int, reuse: bool, threads:
                  frames: Sequence[int] | None) -> Iterator[np.ndarray]:
     select, expected = _selection(frames, info.n_frames)
     cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *(["-threads", str(threads)] if threads else []),
+        ffmpeg_exe(), "-hide_banner", "-nostdin", *LOG, *(["-threads", str(threads)] if threads else []),
         "-i", str(local),
         "-map", "0:v:0", *select, "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
     ]  # passthrough: every decoded frame once, none duplicated to fill timestamp gaps (as the toolkit reads)
@@ -157,9 +173,10 @@ def _iter_frames(info: VideoInfo, local: Path, batch: int, reuse: bool, threads:
             f"{info.path}: decoding stopped after {done} of {expected} frames ({detail}); "
             "the file is truncated or damaged, download it again"
         )
-    if stderr.strip():  # ffmpeg at -v error prints nothing for a sound file
-        raise SourceError(f"{info.path}: the decoder reported errors ({_last_error_line(stderr)}); the file is "
-                          "damaged, download it again")
+    damage = _damage(stderr)
+    if damage:  # a sound file makes ffmpeg report neither errors nor concealed frames
+        raise SourceError(f"{info.path}: the decoder reported damage in {len(damage)} places ({damage[-1]}) "
+                          f"while decoding its {done} frames; the file is damaged, download it again")
 
 
 def read_frames(info: VideoInfo, indices: list[int]) -> np.ndarray:
@@ -168,12 +185,12 @@ def read_frames(info: VideoInfo, indices: list[int]) -> np.ndarray:
     chosen = "+".join(f"eq(n\\,{i})" for i in indices)
     with local_copy(info.path) as local:
         cmd = [
-            ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(local), "-map", "0:v:0",
+            ffmpeg_exe(), "-hide_banner", "-nostdin", *LOG, "-i", str(local), "-map", "0:v:0",
             "-vf", f"select={chosen}", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
         ]
         proc = subprocess.run(cmd, capture_output=True)
     want = len(indices) * info.height * info.width * 3
-    if proc.returncode != 0 or len(proc.stdout) != want:
+    if proc.returncode != 0 or len(proc.stdout) != want or _damage(proc.stderr.decode(errors="replace")):
         raise SourceError(f"{info.path}: could not decode frames {indices} "
                           f"({_last_error_line(proc.stderr.decode(errors='replace'))}); download it again")
     return np.frombuffer(proc.stdout, np.uint8).reshape(len(indices), info.height, info.width, 3)
