@@ -127,7 +127,12 @@ class NersembleAccessor:
         self._need("images", "intrinsics")
         if int(factor) != factor or factor < 1:
             raise UsageError(f"downscale factor must be a positive integer, got {factor}")
-        return downscale_dataset(self._ds, int(factor))
+        if factor == 1:
+            return self._ds
+        out = downscale_dataset(self._ds, int(factor))
+        previous = int(self._ds.images.attrs.get("downscaled_by", 1))
+        out["images"].attrs["downscaled_by"] = previous * int(factor)
+        return out
 
     def crop(self, box: tuple[int, int, int, int] | dict[str, tuple[int, int]], size: tuple[int, int] | None = None
              ) -> xr.Dataset:
@@ -213,12 +218,20 @@ class NersembleAccessor:
         (bit-equal): ``dtype="uint8"`` as with ``as_uint8=True`` (clipped to 0-255, then truncated);
         ``"float64"`` as without (sRGB in [0, 1], not clipped: values may leave [0, 1]). The new ``images``
         carry attr ``color_corrected`` and ``color_correction`` is dropped (it has been applied: applying it
-        twice is refused); ``alpha`` and the calibration are kept."""
+        twice is refused); ``alpha`` and the calibration are kept. Frames already converted with ``to_float``,
+        ``composite`` or ``downscale`` are refused (a :class:`UsageError`): the correction is defined on the
+        decoded uint8 pixels, so call it first; ``crop`` commutes with it (per-pixel) and may come before."""
         from .source.converters.color import correct_color
 
         if self._ds.get("images") is not None and "color_corrected" in self._ds.images.attrs:
             raise UsageError("these frames are colour-corrected already")
         self._need("images")
+        done = [step for step, yes in (("to_float", self._ds.images.dtype != np.uint8),
+                                       ("composite", "composited_on" in self._ds.images.attrs),
+                                       ("downscale", "downscaled_by" in self._ds.images.attrs)) if yes]
+        if done:  # the correction is defined on the decoded uint8 pixels (the toolkit's order: correct first)
+            raise UsageError(f"color_correct() needs the frames as decoded (uint8, full resolution, not composited); "
+                             f"call it before {' and '.join(done)}")
         if "color_correction" not in self._ds:
             raise SelectionError("this Dataset has no color_correction: only sequences of the full dataset "
                                  "(dataset/...) come with one")

@@ -40,6 +40,7 @@ def test_write_then_read(tmp_path):
     (lambda a: a.__setitem__("jaw", a["jaw"][:-1]), r"'jaw' has shape \(5, 3\), expected \(6, 3\)"),
     (lambda a: a.__setitem__("shape", a["shape"][:, :100]), r"'shape' has shape \(1, 100\), expected \(1, 300\)"),
     (lambda a: a["expression"].__setitem__((2, 5), np.nan), "'expression' contains NaN"),
+    (lambda a: a.__setitem__("frames", a["frames"].reshape(2, 3)), r"'frames' has shape \(2, 3\), expected \(T,\)"),
 ])
 def test_bad_tracking_names_file_and_problem(tmp_path, damage, message):
     arrays = _arrays()

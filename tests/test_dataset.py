@@ -11,6 +11,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import xarray as xr
 import zarr
 import pytest
 from conftest import DATASET_FRAMES, DATASET_SEQUENCES, decode_pyav, run_cli, store_contents, tree_digest
@@ -168,6 +169,29 @@ def test_color_correct_accessor_equals_the_toolkit(cube, dask):
         np.testing.assert_array_equal(as_float.images.sel(camera=serial, time=t).values,
                                       toolkit.correct_color(raw / 255., ccm))
     assert not np.array_equal(corrected.images.values, ds.images.values)
+
+
+@pytest.mark.parametrize("step", ["to_float", "downscale", "crop", "composite"])
+def test_color_correct_in_every_chain_order(cube, step):
+    """Correcting first, then any step, is the toolkit's corrected frame with that step applied; the steps that
+    change pixel values before it (float, area average, compositing) are refused in one line, never cast or
+    corrected wrongly; crop, a per-pixel selection, commutes."""
+    toolkit = dataset_color_correction()
+    ds = nersemble_cube.open(cube[0])["dataset/018/sequences/SEN-07-fond_note_friend"].to_dataset()
+    ds = ds.assign(alpha=xr.full_like(ds.images.isel(channel=0), 200))  # a matte, for composite
+    apply = {"to_float": lambda d: d.nersemble.to_float(), "downscale": lambda d: d.nersemble.downscale(2),
+             "crop": lambda d: d.nersemble.crop((10, 20, 60, 90)), "composite": lambda d: d.nersemble.composite("white")}[step]
+    raw, ccm = ds.images.sel(camera="222200044", time=0), ds.color_correction.sel(camera="222200044").values
+    corrected = ds.images.sel(camera=["222200044"], time=[0]).copy(data=toolkit.correct_color(raw.values, ccm)[None, None])
+    expected = apply(ds.sel(camera=["222200044"], time=[0]).assign(images=corrected)).images.values
+    first = apply(ds.nersemble.color_correct()).images.sel(camera=["222200044"], time=[0]).values
+    np.testing.assert_array_equal(first, expected)
+    if step == "crop":
+        np.testing.assert_array_equal(apply(ds).nersemble.color_correct().images.sel(camera=["222200044"], time=[0]).values,
+                                      expected)
+    else:
+        with pytest.raises(UsageError, match=f"needs the frames as decoded .*; call it before {step}"):
+            apply(ds).nersemble.color_correct()
 
 
 def test_participant_data_manager_side_by_side_with_the_toolkit(folder, cube):

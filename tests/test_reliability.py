@@ -92,6 +92,47 @@ def test_a_missing_shard_is_an_error_not_black_frames(damaged):
         nersemble_cube.open(damaged)[SEQ].alpha.isel(camera=0, time=2).values
 
 
+@pytest.mark.parametrize("document, where", [
+    ("zarr.json", 0.3),  # the root: its attrs
+    ("zarr.json", 0.7),  # the root: inside the consolidated metadata (copies of the node documents)
+    ("nvs/388/zarr.json", 0.5),  # a participant group
+    (f"{SEQ}/zarr.json", 0.5),  # a sequence node
+    (f"{SEQ}/images/zarr.json", 0.5),  # an array
+    ("mono_flame_avatar/393/sequences/EXP-1-head/flame2023_tracking_v2/shape/zarr.json", None),  # data_type misspelt
+])
+def test_damaged_metadata_is_named_by_verify_and_rebuilt_by_convert(damaged, cube, sample_dir, document, where):
+    from nersemble_cube.cube.integrity import check_chunks
+
+    path = damaged / document
+    data = bytearray(path.read_bytes())
+    if where is None:
+        data = data.replace(b"data_type", b"data_txpe")
+    else:
+        data[int(len(data) * where)] ^= 0x20  # a letter's case, a digit, or a character JSON refuses
+    path.write_bytes(bytes(data))
+    try:
+        report = check_chunks(damaged)
+        assert report.metadata and report.chunks == 0, report  # named, and no chunk read through it
+    except StoreError as e:  # the root itself: nothing else can be trusted
+        assert document == "zarr.json" and "damaged metadata (its root zarr.json is not valid JSON); run " \
+            "nersemble-cube convert SOURCE STORE to repair it" in str(e)
+    res = run_cli("verify", damaged)
+    assert res.returncode == 4 and "damaged metadata" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    convert(sample_dir, damaged)  # rebuilds what was damaged from the source, deletes nothing it cannot rebuild
+    assert store_contents(damaged) == store_contents(cube)
+    assert not check_chunks(damaged).metadata
+
+
+def test_damaged_metadata_outside_the_selection_is_refused_untouched(damaged, sample_dir):
+    path = damaged / "mono_flame_avatar/393/calibration/zarr.json"
+    path.write_bytes(path.read_bytes()[:-5])
+    before = {p: p.read_bytes() for p in damaged.rglob("*") if p.is_file()}
+    with pytest.raises(StoreError, match=r"mono_flame_avatar/393/calibration/zarr.json: damaged metadata \(not valid "
+                                         r"JSON\) of a node this conversion does not write"):
+        convert(sample_dir, damaged, benchmarks=["nvs"])
+    assert {p: p.read_bytes() for p in damaged.rglob("*") if p.is_file()} == before
+
+
 @pytest.mark.parametrize("size", [0, 1, 4, 16])
 def test_a_shard_cut_short_is_named_by_verify_and_repaired(damaged, cube, sample_dir, size):
     shard = _shard(damaged, "images", 1)

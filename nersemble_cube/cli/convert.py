@@ -199,6 +199,13 @@ def verify(
 
     with sized_bar("verifying") as (progress, on_start):
         report = check_chunks(store, full=full, progress=progress, on_start=on_start)
+    if report.metadata:
+        if as_json:
+            print_json({"store": store, "damaged_metadata": [str(d) for d in report.metadata]})
+        for damage in report.metadata:
+            err.print(f"damaged metadata: {damage}", highlight=False)
+        raise VerificationError(f"{store}: {len(report.metadata)} damaged metadata documents; run nersemble-cube "
+                                "convert SOURCE STORE to repair them (it writes those nodes again from the source)")
     marked = bool(report.damage) and mark and not locate(store).read_only
     if marked:
         report.marked = mark_for_repair(store, report.damage)

@@ -113,18 +113,26 @@ def check_free_space(target: Location, checked: ConversionPlan, storage: Storage
     if needed <= free:
         return
     others = need([StorageSpec(c) for c in CODECS if c != storage.codec])
-    fits = [f"--codec {s.codec} (~{n / 1e9:.1f} GB{'' if s.lossless else ', lossy: ~45 dB'})"
+    fits = [f"--codec {s.codec} (~{_size(n)}{'' if s.lossless else ', lossy: ~45 dB'})"
             for s, n in others.items() if n <= free]
     if fits:
         hint = f"; {' or '.join(fits)} would fit"
     else:
         smallest = min(others.items(), key=lambda item: item[1], default=None)
-        lossy = f" (the smallest preset, --codec {smallest[0].codec}, needs ~{smallest[1] / 1e9:.1f} GB)" if smallest else ""
+        lossy = f" (the smallest preset, --codec {smallest[0].codec}, needs ~{_size(smallest[1])})" if smallest else ""
         dataset = any(p.source.benchmark == "dataset" for p in checked.participants)
         fewer = "--every-nth, --camera, --sequence, --participant" if dataset else "--benchmark, --participant, --sequence"
         hint = f"; free some space, choose another disk or convert less: {fewer}{lossy}"
-    raise StoreError(f"{target}: the cube needs about {needed / 1e9:.1f} GB with --codec {storage.codec} "
-                     f"but only {free / 1e9:.1f} GB are free{hint}")
+    raise StoreError(f"{target}: the cube needs about {_size(needed)} with --codec {storage.codec} "
+                     f"but only {_size(free)} are free{hint}")
+
+
+def _size(n: float) -> str:
+    """Bytes in words a person reads at a glance: ``1.2 GB``, ``35 MB``, ``640 kB``."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} bytes"
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,16 @@ class ConversionPlan:
     """Full dataset: the metadata tables at its root (file name -> path)."""
 
     @property
+    def nodes(self) -> list[str]:
+        """The cube nodes this conversion writes (each with everything below it): calibration, background,
+        sequence (with its point clouds and tracking) and SVFR nodes."""
+        out = ["svfr"] if self.svfr else []
+        for part in self.participants:
+            out += ([part.group] if part.calibration is not None else []) + \
+                ([part.background_group] if part.backgrounds else []) + [s.group for s in part.sequences]
+        return out
+
+    @property
     def total_items(self) -> int:
         """Progress units of the whole conversion: video frames (images and mattes count separately),
         point clouds, tracking files, SVFR images and background stills."""

@@ -102,6 +102,37 @@ def _scaled_groups(part: ParticipantPlan) -> list[str]:
     return ([part.group] if part.calibration is not None else []) + [s.group for s in part.sequences if s.images]
 
 
+def _repair_metadata(target: Location, checked: ConversionPlan, scales: tuple[int, ...]) -> None:
+    """Make the damaged metadata documents of ``target`` (:func:`~nersemble_cube.cube.integrity.check_metadata`)
+    rebuildable by this conversion, before anything else is written: a damaged root is written afresh, a damaged
+    node (or an array of it) is removed so that it is converted again, a damaged benchmark or participant group
+    document is removed (convert writes it again). Nothing this conversion cannot rebuild is removed: damage
+    outside what it writes is a :class:`StoreError` naming the document and the conversion that repairs it."""
+    from ..cube.integrity import check_metadata
+
+    damage = check_metadata(target)
+    if not damage:
+        return
+    if damage[0].key == "zarr.json":
+        store.rebuild_root(target)
+        damage = check_metadata(target)  # now compared with the consolidated copy no longer there: parse errors only
+    written = checked.nodes
+    for d in damage:
+        parts = d.path.split("/")
+        factor = int(parts[1]) if parts[0] == "scales" and len(parts) > 1 and parts[1].isdigit() else None
+        prefix = "" if factor is None else f"{schema.scale_path(factor)}/"
+        path = d.path.removeprefix(prefix)
+        rebuilt = factor is None or factor in scales
+        node = next((n for n in written if path == n or path.startswith(n + "/")), None)
+        if node is not None and rebuilt:
+            store.remove_group(target, prefix + node)  # converted again, from the source
+        elif rebuilt and (d.path in ("scales", prefix.rstrip("/")) or any(n.startswith(path + "/") for n in written)):
+            store.write_group_document(target, d.path)  # a group above the nodes: its attrs are written again
+        else:
+            raise StoreError(f"{target}/{d.key}: damaged metadata ({d.reason}) of a node this conversion does not "
+                             "write; run nersemble-cube convert SOURCE STORE with a selection that holds it (or none)")
+
+
 def convert(
     source: str | Path | SourcePath,
     target: str | Path | Location,
@@ -175,6 +206,7 @@ def convert(
         if on_plan is not None:
             on_plan(checked)
         store.remove_partial_writes(target)
+        _repair_metadata(target, checked, scales)
         store.prepare_target(target)
         store.begin_writing(target)
         # ffmpeg's default of one decoder thread per core, times the workers, oversubscribes the machine

@@ -19,7 +19,7 @@ from ..errors import StoreError
 from . import store
 from .location import Location, located
 from .lock import writer_lock
-from .schema import FLAG_SUFFIX, POINTCLOUDS
+from .schema import FLAG_SUFFIX, POINTCLOUDS, WRITING
 
 UNIT_ARRAYS = ("images", "alpha")
 """Frame arrays whose damage is repaired per camera (their ``{name}_complete`` flags)."""
@@ -46,6 +46,22 @@ class Damage:
         return f"{self.array}: {self.where}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class MetadataDamage:
+    """A metadata document (``zarr.json``) that cannot be trusted: its ``key`` in the store and the ``reason``."""
+
+    key: str
+    reason: str
+
+    @property
+    def path(self) -> str:
+        """The node or array it describes (``""``: the root)."""
+        return self.key.removesuffix("zarr.json").rstrip("/")
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.reason}"
+
+
 @dataclass
 class IntegrityReport:
     """What :func:`check_chunks` read (``chunks``: regions read, ``arrays``) and found (``damage``), and the
@@ -55,6 +71,8 @@ class IntegrityReport:
     arrays: int = 0
     damage: list[Damage] = field(default_factory=list)
     marked: list[str] = field(default_factory=list)
+    metadata: list[MetadataDamage] = field(default_factory=list)
+    """Damaged metadata documents (:func:`check_metadata`); where there are any, no chunk is read."""
 
     @property
     def ok(self) -> bool:
@@ -128,13 +146,70 @@ def _complete_nodes(group: zarr.Group, path: str = "") -> Iterator[tuple[str, za
             yield from _complete_nodes(member, f"{path}/{name}".lstrip("/"))
 
 
+def _comparable(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k != "consolidated_metadata"}
+
+
+@located
+def check_metadata(loc: Location) -> list[MetadataDamage]:
+    """Check every metadata document of the cube at ``loc``. Each is stored twice: in its own ``zarr.json`` and,
+    for the whole cube, in the root's consolidated metadata, so a document that is not a JSON object zarr can
+    read, or (in a cube no conversion is writing) differs from its consolidated copy, is damaged: the node it
+    belongs to must be written again. A root document that cannot be read is damage of its own (the first and
+    only one returned). Reads every ``zarr.json``; writes nothing."""
+    root = store.root_document(loc)
+    if root is None:
+        return []
+    if root is store.DAMAGED:
+        return [MetadataDamage("zarr.json", "the root document is not valid JSON")]
+    base = loc.key("").rstrip("/")
+    keys = sorted(k for k in loc.fs.find(base) if k.rsplit("/", 1)[-1] == "zarr.json" and k != f"{base}/zarr.json")
+    copies = root.get("consolidated_metadata", {}).get("metadata", {}) if WRITING not in root.get("attributes", {}) \
+        else None  # while writing, the consolidated copy lags the documents
+    found = []
+    zarr_store = loc.zarr_store(read_only=True)
+    for key, raw in (loc.fs.cat(keys, on_error="return") if keys else {}).items():
+        rel = key[len(base) + 1:]
+        damage = _document_damage(raw, rel.removesuffix("/zarr.json"), copies, zarr_store)
+        if damage:
+            found.append(MetadataDamage(rel, damage))
+    return found
+
+
+def _document_damage(raw: bytes | Exception, path: str, copies: dict | None, zarr_store) -> str | None:
+    """Why the document ``raw`` of ``path`` is damaged, or None."""
+    import json
+
+    if isinstance(raw, Exception):
+        return f"unreadable ({type(raw).__name__})"
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "not valid JSON"
+    if not isinstance(doc, dict) or doc.get("zarr_format") != 3 or doc.get("node_type") not in ("group", "array"):
+        return "not a zarr v3 document"
+    if doc["node_type"] == "array":
+        try:  # zarr's own reading of the document (its public API: the array opened, nothing read)
+            zarr.open_array(zarr_store, path=path, mode="r")
+        except Exception as e:  # noqa: BLE001 - zarr refuses the document: its own reasons, one line
+            return f"not valid zarr array metadata ({type(e).__name__})"
+    if copies is not None and path in copies and _comparable(copies[path]) != _comparable(doc):
+        return "differs from its copy in the consolidated metadata"
+    return None
+
+
 @located
 def check_chunks(loc: Location, *, full: bool = True, sample: int = 2, seed: int = 0,
                  progress: Progress | None = None, on_start: Callable[[int], None] | None = None) -> IntegrityReport:
     """Read the chunks of every complete node of the cube at ``loc`` through their checksums: all of them
     (``full``), or ``sample`` random shards (chunks) per array. ``on_start`` gets the number of reads,
-    ``progress`` is called as they are done. Reads only; see :func:`mark_for_repair`."""
+    ``progress`` is called as they are done. Reads only; see :func:`mark_for_repair`. The metadata documents are
+    checked first (:func:`check_metadata`): where any is damaged, the report names them and reads no chunk (a
+    conversion rebuilds those nodes; verify again afterwards)."""
     store.check_cube(loc)
+    metadata = check_metadata(loc)
+    if metadata:
+        return IntegrityReport(metadata=metadata)
     root = zarr.open_group(loc.zarr_store(read_only=True, strict=True), mode="r", use_consolidated=False)
     rng = np.random.default_rng(seed)
     plan = []

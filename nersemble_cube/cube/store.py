@@ -21,13 +21,13 @@ from .schema import (CAMERA_CONVENTION, FLAG_SUFFIX, INTEGRITY, METADATA_COMPLET
 from .storage import StorageSpec
 
 
-_DAMAGED: dict = {}
-"""What :func:`_root_doc` returns for a root document that is not JSON (a flipped byte, a cut)."""
+DAMAGED: dict = {}
+"""What :func:`root_document` returns for a root document that is not JSON (a flipped byte, a cut)."""
 
 
-def _root_doc(loc: Location) -> dict | None:
-    """The root ``zarr.json`` of ``loc``, parsed; None where there is none; :data:`_DAMAGED` where it is not
-    a JSON object."""
+def root_document(loc: Location) -> dict | None:
+    """The root ``zarr.json`` of ``loc``, parsed (with the consolidated metadata); None where there is none;
+    :data:`DAMAGED` where it is not a JSON object."""
     try:
         raw = loc.read_bytes("zarr.json")
     except OSError as e:
@@ -37,13 +37,13 @@ def _root_doc(loc: Location) -> dict | None:
     try:
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return _DAMAGED
-    return doc if isinstance(doc, dict) else _DAMAGED
+        return DAMAGED
+    return doc if isinstance(doc, dict) else DAMAGED
 
 
 def _not_a_cube(loc: Location, doc: dict | None) -> str:
     """Why ``loc`` is not a cube, in words that name the fix."""
-    if doc is _DAMAGED:
+    if doc is DAMAGED:
         return (f"{loc}: damaged metadata (its root zarr.json is not valid JSON); run nersemble-cube convert "
                 "SOURCE STORE to repair it")
     if doc is not None:
@@ -59,14 +59,14 @@ def _not_a_cube(loc: Location, doc: dict | None) -> str:
 @located
 def is_consolidated(loc: Location) -> bool:
     """Whether the zarr v3 store at ``loc`` has consolidated metadata in its root ``zarr.json``."""
-    doc = _root_doc(loc)
+    doc = root_document(loc)
     return doc is not None and "consolidated_metadata" in doc
 
 
 @located
 def check_cube(loc: Location) -> dict:
     """Return the root attrs of the cube at ``loc``; raise :class:`StoreError` if it is none we can read."""
-    return _cube_attrs(loc, _root_doc(loc))
+    return _cube_attrs(loc, root_document(loc))
 
 
 @located
@@ -75,7 +75,7 @@ def strict_nodes(loc: Location) -> tuple[dict, frozenset[str] | None]:
     chunk must be in the store: those its consolidated metadata says are complete, in a cube that stores
     every chunk (root attr ``integrity``) and that no conversion is writing; None where none can be told.
     One read of the root document."""
-    doc = _root_doc(loc)
+    doc = root_document(loc)
     attrs = _cube_attrs(loc, doc)
     if not attrs.get("integrity", {}).get("every_chunk_stored") or WRITING in attrs:
         return attrs, None
@@ -131,18 +131,45 @@ def check_target(loc: Location) -> bool:
             raise StoreError(f"{path}: exists and is not a folder; choose another store path")
         if not any(path.iterdir()):
             return False
-        check_cube(loc)
+        if not damaged_root(loc):
+            check_cube(loc)
         return True
     try:
-        doc = _root_doc(loc)
+        doc = root_document(loc)
         if doc is not None:
-            _cube_attrs(loc, doc)
+            if doc is not DAMAGED or not damaged_root(loc):
+                _cube_attrs(loc, doc)
             return True
         if loc.fs.exists(loc.key("")) and loc.fs.ls(loc.key(""), detail=False):
             raise StoreError(f"{loc}: holds other objects and is not a cube; choose another store URL")
     except (PermissionError, OSError) as e:
         raise StoreError(f"{loc}: cannot be read ({e}); check the URL and credentials") from None
     return False
+
+
+_ROOT_ATTRS = {"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "camera_convention": CAMERA_CONVENTION,
+               "integrity": INTEGRITY, "created_by": f"nersemble-cube {__version__}"}
+
+
+def damaged_root(loc: Location) -> bool:
+    """Whether ``loc`` is a cube whose root document was damaged: its root ``zarr.json`` is not JSON and a top
+    node of a cube (``nvs``, ``mono_flame_avatar``, ``svfr``, ``dataset``) has a ``zarr.json`` of its own. A
+    conversion rebuilds such a root (:func:`rebuild_root`)."""
+    return root_document(loc) is DAMAGED and any(
+        loc.read_bytes(f"{top}/zarr.json") is not None for top in ("nvs", "mono_flame_avatar", "svfr", "dataset"))
+
+
+def write_group_document(loc: Location, group: str, attrs: dict | None = None) -> None:
+    """Write the ``zarr.json`` of the group ``group`` afresh (a group with ``attrs``), replacing a damaged one."""
+    doc = {"attributes": attrs or {}, "zarr_format": 3, "node_type": "group"}
+    loc.fs.pipe_file(loc.key(f"{group}/zarr.json".lstrip("/")), json.dumps(doc, indent=2).encode())
+
+
+def rebuild_root(loc: Location) -> None:
+    """Write a fresh root document for a cube whose root was damaged: the schema attrs, and the reduced levels
+    its ``scales/`` folder holds; the consolidated metadata follows at the next :func:`consolidate`."""
+    levels = sorted({1} | {int(k.rsplit("/", 2)[-2]) for k in loc.fs.glob(loc.key("scales/*/zarr.json"))})
+    write_group_document(loc, "", {**_ROOT_ATTRS, **({"multiscales": levels} if levels != [1] else {})})
 
 
 @located
@@ -153,13 +180,7 @@ def prepare_target(loc: Location) -> None:
     if loc.is_local and loc.path.is_symlink() and not loc.path.exists():  # a link to a folder yet to be made
         loc.path.resolve().mkdir(parents=True, exist_ok=True)
     group = zarr.open_group(loc.zarr_store(), mode="a", zarr_format=3, use_consolidated=False)
-    group.attrs.update({
-        "schema": SCHEMA_NAME,
-        "schema_version": SCHEMA_VERSION,
-        "camera_convention": CAMERA_CONVENTION,
-        "integrity": INTEGRITY,
-        "created_by": f"nersemble-cube {__version__}",
-    })
+    group.attrs.update(_ROOT_ATTRS)
 
 
 @located

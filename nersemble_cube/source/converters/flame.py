@@ -87,7 +87,10 @@ def read_flame_tracking(path: str | Path) -> FlameTracking:
             if missing:
                 raise SourceError(f"{path}: FLAME tracking without keys {missing}; download it again")
             arrays = {"frames": _bounded(path, npz, "frames", MAX_FRAMES * 8)}
-            n = len(arrays["frames"]) if arrays["frames"].ndim == 1 else -1
+            if arrays["frames"].ndim != 1:
+                raise SourceError(f"{path}: FLAME tracking 'frames' has shape {arrays['frames'].shape}, expected "
+                                  "(T,): one frame index per tracked frame; download it again")
+            n = len(arrays["frames"])
             for key, spec in SHAPES.items():  # only the keys the cube stores, each no larger than its shape
                 expected = tuple(max(n, 0) if s == "T" else s for s in spec)
                 arrays[key] = _bounded(path, npz, key, 8 * int(np.prod(expected)))
