@@ -95,9 +95,11 @@ def test_rerun_skips_complete_nodes_and_overwrite_redoes_them(sample_dir, tmp_pa
 def test_incomplete_sequence_is_redone(sample_dir, tmp_path):
     target = tmp_path / "c.zarr"
     convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-1-head"])
+    from nersemble_cube.cube.store import begin_writing
+
+    begin_writing(target)  # as left by a conversion killed while writing the video of camera 0
     group = zarr.open_group(str(target), path="mono_flame_avatar/393/sequences/EXP-1-head", mode="r+",
                             use_consolidated=False)
-    # as left by a conversion killed while writing the video of camera 0
     group.attrs["complete"] = False
     group["images_complete"][0] = False
     group["images"][0, 2] = 0

@@ -55,6 +55,17 @@ def test_the_pictures_are_made_by_the_readmes_commands():
     assert width / height == pytest.approx(13 * 1.7 * 1100 / 1604 / (4 * 1.7 + 0.4), rel=0.02)
 
 
+def test_every_test_the_docs_cite_exists():
+    """A test named in README.md or docs/ (as `test_...`) is defined in tests/: a claim never rests on a test
+    that was renamed or removed."""
+    defined = {m for path in (ROOT / "tests").rglob("test_*.py")
+               for m in re.findall(r"^(?:async )?def (test_\w+)", path.read_text(), flags=re.MULTILINE)}
+    cited = {name for doc in DOCS for name in re.findall(r"\b(test_\w+_\w+_\w+)\b", doc.read_text())  # 3+ words:
+             if not name.endswith("_py")}  # not a key such as nerfstudio's test_filenames
+    files = {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
+    assert cited - defined - files == set()
+
+
 def test_the_pages_say_how_to_make_what_their_snippets_read():
     assert "run as written in a folder holding your cube as\n`cube.zarr`" in (ROOT / "README.md").read_text()
     assert "nersemble-cube convert nersemble_cube_demo/dataset dataset.zarr" in (ROOT / "docs/dataset.md").read_text()

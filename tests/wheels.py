@@ -9,7 +9,9 @@ wheel file itself, so nobody following the README skips these tests.
 
 from __future__ import annotations
 
+import fcntl
 import importlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,10 +33,15 @@ def no_deps(requirement: str, module: str) -> ModuleType:
             raise
     name, version = requirement.split("==")
     folder = CACHE / f"{name}-{version}"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{name}-{version}.lock", "w") as lock:  # test workers (pytest -n) download it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not sorted(folder.glob("*.whl")):
+            fresh = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=CACHE))  # complete before it is visible
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                            "--dest", str(fresh), requirement], check=True)
+            shutil.rmtree(folder, ignore_errors=True)
+            fresh.rename(folder)
     wheels = sorted(folder.glob("*.whl"))
-    if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                        "--dest", str(folder), requirement], check=True)
-        wheels = sorted(folder.glob("*.whl"))
     sys.path.insert(0, str(wheels[0]))
     return importlib.import_module(module)

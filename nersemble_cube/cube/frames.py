@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IncompleteCubeError, SelectionError
+from ..errors import IncompleteCubeError, SelectionError, StoreError
 from .location import Location, locate
 
 
@@ -40,10 +40,10 @@ class FrameReader:
             self.cameras = [str(c) for c in zarr.open_array(root, path=f"{sequence}/camera", mode="r")[:]]
             times = zarr.open_array(root, path=f"{sequence}/time", mode="r")[:].tolist()
             array = zarr.open_array(root, path=f"{sequence}/{variable}", mode="r")
-        except Exception:  # zarr's not-found errors differ between versions: name what is there instead
+        except (FileNotFoundError, KeyError, ValueError) as e:  # not found (zarr's errors are both), or unreadable
             from .access import find_node, open
 
-            if not incomplete and _finished(root, sequence) is False:
+            if not incomplete and (_finished(root, sequence) is False or _being_written(self.location)):
                 raise IncompleteCubeError(self._unfinished()) from None
 
             seq = find_node(open(self.location, dask=False, incomplete=True), sequence)
@@ -51,7 +51,8 @@ class FrameReader:
                 held = sorted(seq.dataset.data_vars)
                 raise SelectionError(f"{sequence} has no {variable!r}; " + (f"it has {held}" if held else
                                      "it holds no frames (a hold-out sequence)")) from None
-            raise
+            raise StoreError(f"{self.location}: the metadata of {sequence}/{variable} cannot be read ({type(e).__name__}); "
+                             "run nersemble-cube verify, then convert SOURCE STORE to repair it") from None
         if not incomplete and not _finished(root, sequence):
             raise IncompleteCubeError(self._unfinished())
         self.n_frames = array.shape[1]
@@ -88,6 +89,16 @@ class FrameReader:
 
             check_ranges(self.location)  # a checksum failure may be a server that ignores Range requests: say so
             raise
+
+
+def _being_written(location: Location) -> bool:
+    """Whether the root attrs of the cube say a conversion is writing it (or was, and did not finish)."""
+    import json
+
+    try:
+        return "writing" in json.loads(location.read_bytes("zarr.json") or b"{}").get("attributes", {})
+    except (ValueError, AttributeError):  # a damaged root document: named by open and verify
+        return False
 
 
 def _finished(root, group: str) -> bool | None:
