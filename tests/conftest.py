@@ -161,6 +161,18 @@ def store_contents(store) -> dict[str, tuple]:
     return out
 
 
+@pytest.fixture(scope="session")
+def nerfstudio_export(cube, tmp_path_factory):
+    """``(folder, report, transforms.json)`` of nvs/388/GLASSES exported for nerfstudio (downscale 2, every 4th frame)."""
+    import json
+
+    from nersemble_cube.training.nerf import export_nerf
+
+    out = tmp_path_factory.mktemp("ns") / "388"
+    report = export_nerf(cube, out, "nvs/388/GLASSES", reader="nerfstudio", downscale=2, every_nth=4)
+    return out, report, json.loads((out / "transforms.json").read_text())
+
+
 TRAINERS = Path(__file__).parent / "trainers"
 """The trainer oracles (PyTorch, nerfstudio's dataparser): the ``trainers`` extra and a command of their own,
 ``pytest tests/trainers``; the README's test command does not collect them."""

@@ -1,16 +1,13 @@
-"""What the reader-contract tests share: the cube's own camera, points on the sample head, the nerfstudio export
-(tests/test_nerf_readers.py checks its keys; tests/trainers/test_nerfstudio.py runs nerfstudio's dataparser on it)."""
+"""What the reader-contract tests share (tests/test_nerf_readers.py and tests/trainers/test_nerfstudio.py): the
+cube's own camera and points on the sample head. The nerfstudio export both read is conftest's ``nerfstudio_export``."""
 
-import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import nersemble_cube
 from nersemble_cube.source import layout
 from nersemble_cube.source.sample import head_centre
-from nersemble_cube.training.nerf import export_nerf
 
 NVS = "nvs/388/sequences/GLASSES"
 
@@ -41,10 +38,3 @@ def frame_identity(db: dict, cube, file_path: str) -> tuple[str, int]:
     t_index, c_index = map(int, Path(file_path).stem.split("_"))
     serials = nersemble_cube.open(cube)["nvs/388/calibration"].camera.values.tolist()
     return serials[c_index], db["source"]["source_frames"][t_index]
-
-
-@pytest.fixture(scope="module")
-def nerfstudio_export(cube, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ns") / "388"
-    report = export_nerf(cube, out, "nvs/388/GLASSES", reader="nerfstudio", downscale=2, every_nth=4)
-    return out, report, json.loads((out / "transforms.json").read_text())

@@ -20,6 +20,25 @@ def test_help_lists_the_commands():
     assert version.returncode == 0 and version.stdout.strip() == f"nersemble-cube {nersemble_cube.__version__}"
 
 
+def test_one_grammar_for_every_command():
+    """Placeholders are upper case, a sequence is -s/--sequence, counts are --n-frames, the composite colour is
+    --background, and every command that reports a result speaks --json."""
+    from nersemble_cube.cli import app
+    from typer.main import get_command
+
+    commands = get_command(app).commands
+    for name, command in commands.items():
+        args = [p for p in command.params if p.param_type_name == "argument"]
+        assert all(p.metavar and p.metavar.isupper() for p in args), name
+        options = {o for p in command.params for o in p.opts}
+        assert "--frames" not in options or name == "export-nerf", name  # a START:STOP range there, counts elsewhere
+        assert "--composite" not in options, name
+        if "--sequence" in options:
+            assert "-s" in options, name
+    for name in ("convert", "verify", "info", "template", "export", "export-nerf", "import-alpha", "validate"):
+        assert "--json" in {o for p in commands[name].params for o in p.opts}, name
+
+
 def test_choices_are_usage_errors_that_list_the_valid_values(cube, tmp_path):
     for args, valid in ((("preview", cube, "--alpha", "bogus", "-o", tmp_path / "p.png"), "overlay"),
                         (("preprocess", cube, tmp_path / "o.zarr", "--background", "purple"), "white"),

@@ -242,9 +242,10 @@ def test_refusals(cube, tmp_path):
 
 def test_cli(cube, tmp_path, cluster_address):
     res = run_cli("export-nerf", cube, tmp_path / "o", "-s", "nvs/388/GLASSES", "--fps", "25", "--camera", "222200042",
-                  "--downscale", "4", "--frames", f"1:{N_FRAMES}", "--scheduler", cluster_address)
+                  "--downscale", "4", "--frames", f"1:{N_FRAMES}", "--scheduler", cluster_address, "--json")
     assert res.returncode == 0, res.stderr
-    assert "1 camera x 2 frames (source frames [1, 4])" in res.stdout
+    facts = json.loads(res.stdout)
+    assert (facts["cameras"], facts["frames"], facts["folder"]) == (["222200042"], [1, 4], str(tmp_path / "o"))
     db = json.loads((tmp_path / "o" / "transforms.json").read_text())
     assert {(f["camera_id"], f["w"], f["h"]) for f in db["frames"]} == {("222200042", 275, 401)}
     bad = run_cli("export-nerf", cube, tmp_path / "p", "-s", "nvs/388/GLASSES", "--fps", "25", "--every-nth", "2")

@@ -23,7 +23,7 @@ from nersemble_cube.source.sample import head_centre
 from nersemble_cube.training.nerf import export_nerf
 
 from conftest import run_cli
-from nerf_geometry import NVS, cube_camera, frame_identity, head_points, nerfstudio_export, project  # noqa: F401 (a fixture)
+from nerf_geometry import NVS, cube_camera, frame_identity, head_points, project
 
 MONO = "mono_flame_avatar/393/sequences/EXP-1-head"
 

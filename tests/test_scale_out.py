@@ -139,8 +139,8 @@ def test_http_store_is_read_only(sample_dir, http_cube):
 
 @pytest.fixture
 def s3(monkeypatch):
-    import s3fs  # noqa: F401 - the test extra
     import moto.server as moto_server
+    import s3fs
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -152,8 +152,6 @@ def s3(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-0123456789")
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    import s3fs
-
     s3fs.S3FileSystem.clear_instance_cache()
     fs = s3fs.S3FileSystem()
     fs.mkdir("cubes")

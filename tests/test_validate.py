@@ -1,5 +1,6 @@
 """Offline validation finds each kind of defect, agrees with the toolkit's reader, and never extracts unsafe paths."""
 
+import json
 import io
 import subprocess
 import zipfile
@@ -131,11 +132,13 @@ def test_not_a_zip(tmp_path):
 def test_cli_template_export_validate(full_cube, tmp_path):
     # nvs: 15 videos of 2 frames (mono's 80 videos are exported through the library in test_export)
     run = run_cli
-    res = run("template", full_cube, tmp_path / "pred.zarr", "-b", "nvs")
+    res = run("template", full_cube, tmp_path / "pred.zarr", "-b", "nvs", "--json")
     assert res.returncode == 0, res.stderr
-    assert "prediction store for 15 videos (30 frames) written" in res.stdout
+    assert json.loads(res.stdout) == {"store": str(tmp_path / "pred.zarr"), "benchmark": "nvs", "videos": 15, "frames": 30}
     res = run("export", tmp_path / "pred.zarr", tmp_path / "sub.zip", "-b", "nvs")
     assert res.returncode == 5 and "frames never written" in res.stderr and "Traceback" not in res.stderr
+    res = run("export", tmp_path / "pred.zarr", tmp_path / "sub.zip", "-b", "nvs", "--partial")  # nothing rendered
+    assert res.returncode == 5 and "nothing to export: " in res.stderr and "{" not in res.stderr, res.stderr
     from nersemble_cube.submission.template import write_frames
     for p, s in layout.NVS_IDS_AND_SEQUENCES:
         for c in layout.NVS_HOLD_OUT_SERIALS:
@@ -148,3 +151,8 @@ def test_cli_template_export_validate(full_cube, tmp_path):
     _rewrite(tmp_path / "sub.zip", tmp_path / "bad.zip", drop=["388/GLASSES/cam_222200037.mp4"])
     res = run("validate", tmp_path / "bad.zip", "-b", "nvs", "--cube", full_cube)
     assert res.returncode == 6 and "missing_files (1):" in res.stdout
+    assert "(1 kind of issue, listed above)" in res.stderr
+    res = run("validate", tmp_path / "bad.zip", "-b", "nvs", "--cube", full_cube, "--partial", "--json")  # export --partial's zip
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["valid"] and report["left_out"] == ["388/GLASSES/cam_222200037.mp4"] and report["checked"] == 14

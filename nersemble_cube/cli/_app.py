@@ -158,7 +158,7 @@ def print_json(data: dict) -> None:
 Benchmark = Annotated[Optional[list[BenchmarkChoice]], typer.Option(
     "--benchmark", "-b", help="Only this benchmark; repeat for several.")]
 Participant = Annotated[Optional[list[int]], typer.Option("--participant", "-p", help="Only this participant id; repeatable.")]
-Store = Annotated[str, typer.Argument(help="A cube written by nersemble-cube convert (a path or an fsspec URL).")]
+Store = Annotated[str, typer.Argument(metavar="STORE", help="A cube written by nersemble-cube convert (a path or an fsspec URL).")]
 Sequence = Annotated[str, typer.Option(
     "--sequence", "-s", help="BENCHMARK/PARTICIPANT/SEQUENCE: nvs/388/GLASSES (or the node path "
                              "nvs/388/sequences/GLASSES), dataset/018/EXP-1-head.")]

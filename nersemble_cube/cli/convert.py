@@ -55,10 +55,10 @@ def _selection(benchmark, participant, sequence, camera, every_nth, fps) -> dict
 @app.command()
 @user_errors
 def convert(
-    source: Annotated[str, typer.Argument(help="Folder written by nersemble-benchmark-download or by "
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Folder written by nersemble-benchmark-download or by "
                                           "nersemble-data download (the full dataset); a path or an fsspec URL "
                                           "such as s3://bucket/benchmark.")],
-    store: Annotated[str, typer.Argument(help="Cube to write: a new path, an empty folder, an existing cube, or an "
+    store: Annotated[str, typer.Argument(metavar="STORE", help="Cube to write: a new path, an empty folder, an existing cube, or an "
                                          "fsspec URL (s3://bucket/cube.zarr, gs://..., memory://...).")],
     benchmark: Benchmark = None,
     participant: Participant = None,
@@ -229,7 +229,7 @@ def verify(
 @user_errors
 def import_alpha(
     store: Store,
-    folder: Annotated[str, typer.Argument(help="Folder of mattes named cam_<serial>_<index>.jpg or .png (VHAP's "
+    folder: Annotated[str, typer.Argument(metavar="FOLDER", help="Folder of mattes named cam_<serial>_<index>.jpg or .png (VHAP's "
                                           "<sequence>/alpha_maps).")],
     sequence: Sequence,
     fps: Annotated[float, typer.Option(

@@ -17,7 +17,7 @@ NFrames = Annotated[int, typer.Option("--n-frames", "-n", min=1, help="Frames pe
 @app.command()
 @user_errors
 def sample(
-    folder: Annotated[Path, typer.Argument(help="Where to write the sample benchmark folder.")],
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write the sample benchmark folder.")],
     benchmark: Benchmark = None,
     participant: Annotated[Optional[list[int]], typer.Option(
         "--participant", "-p", help="Participant id of any benchmark (default 388, 393, 17); repeatable. Without "
@@ -70,7 +70,7 @@ def _sample_dataset(folder: Path, benchmark, participant: list[int] | None, n_fr
 @app.command()
 @user_errors
 def demo(
-    folder: Annotated[Path, typer.Argument(help="Working folder for the sample and its cube.")] = Path("nersemble_cube_demo"),
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Working folder for the sample and its cube.")] = Path("nersemble_cube_demo"),
     n_frames: NFrames = 8,
 ) -> None:
     """End to end on the shipped sample: write a benchmark folder, convert it, open it lazily, read a frame."""

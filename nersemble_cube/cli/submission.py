@@ -19,8 +19,8 @@ Partial = Annotated[bool, typer.Option("--partial", help="A submission that may 
 @app.command()
 @user_errors
 def template(
-    cube: Annotated[str, typer.Argument(help="The cube converted from the benchmark folder (a path or an fsspec URL).")],
-    store: Annotated[Path, typer.Argument(help="New zarr store for the predictions.")],
+    cube: Annotated[str, typer.Argument(metavar="CUBE", help="The cube converted from the benchmark folder (a path or an fsspec URL).")],
+    store: Annotated[Path, typer.Argument(metavar="STORE", help="New zarr store for the predictions.")],
     benchmark: Annotated[VideoBenchmark, typer.Option(
         "--benchmark", "-b", help="The benchmark (svfr predictions are meshes: no template).")],
     as_json: Json = False,
@@ -41,7 +41,7 @@ def template(
 @app.command()
 @user_errors
 def export(
-    predictions: Annotated[Path, typer.Argument(help="Prediction zarr store (from `template`, filled; svfr: meshes).")],
+    predictions: Annotated[Path, typer.Argument(metavar="PREDICTIONS", help="Prediction zarr store (from `template`, filled; svfr: meshes).")],
     zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Submission zip to write.")],
     benchmark: Annotated[BenchmarkChoice, BenchmarkOption],
     partial: Partial = False,
@@ -85,5 +85,6 @@ def validate(
     else:
         out.print(report.format(), highlight=False)
     if not report.valid:
-        raise InvalidSubmissionError(f"{zip_path} is not a valid {benchmark.value} submission "
-                                     f"({plural(len(report.issues), 'kind')} of issues, listed above)")
+        kinds = len(report.issues)
+        raise InvalidSubmissionError(f"{zip_path} is not a valid {benchmark.value} submission ({plural(kinds, 'kind')} "
+                                     f"of {'issue' if kinds == 1 else 'issues'}, listed above)")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nerf_geometry import NVS, cube_camera, frame_identity, head_points, nerfstudio_export, project  # noqa: F401 (a fixture)
+from nerf_geometry import NVS, cube_camera, frame_identity, head_points, project
 from wheels import NERFSTUDIO, no_deps
 
 
