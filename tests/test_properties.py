@@ -9,6 +9,7 @@ from pathlib import Path
 
 import imagecodecs
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -172,3 +173,41 @@ def test_the_validator_reports_any_zip_and_raises_only_for_a_non_zip(tmp_path, e
         unsafe = sorted(n for n, _, _ in entries if is_unsafe(n))
         assert sorted(report.issues.get("unsafe_paths", [])) == unsafe
     assert [p.name for p in Path(tmp_path).iterdir()] == ["sub.zip"]  # nothing extracted beside it
+
+
+# ---- metadata documents ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def metadata_cube(cube, tmp_path_factory):
+    """A copy of the session's cube (metadata documents only: chunks are not read here) and its documents."""
+    import shutil
+
+    copy = tmp_path_factory.mktemp("meta") / "cube.zarr"
+    shutil.copytree(cube, copy, ignore=lambda folder, names: [n for n in names if n == "c"])
+    return copy, sorted(p for p in copy.rglob("zarr.json") if p.parent != copy)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pick=st.integers(0, 10**6), at=st.floats(0, 1, exclude_max=True), bit=st.integers(0, 7))
+def test_any_flipped_bit_in_a_metadata_document_is_named_or_changes_nothing(metadata_cube, pick, at, bit):
+    """One flipped bit anywhere in any node's or array's zarr.json: verify's metadata check names exactly that
+    document, unless the document still means the same (``1e5`` read as ``1E5``)."""
+    import json
+
+    from nersemble_cube.cube.integrity import check_metadata
+
+    root, documents = metadata_cube
+    path = documents[pick % len(documents)]
+    original = path.read_bytes()
+    flipped = bytearray(original)
+    flipped[int(at * len(original))] ^= 1 << bit
+    path.write_bytes(bytes(flipped))
+    try:
+        named = [d.key for d in check_metadata(root)]
+        try:
+            same = json.loads(bytes(flipped)) == json.loads(original)
+        except ValueError:
+            same = False
+        assert named == ([] if same else [str(path.relative_to(root))]), (path, named)
+    finally:
+        path.write_bytes(original)
