@@ -50,14 +50,15 @@ def test_nvs_manager_matches_the_toolkit(toolkit, sample_dir, cube):
     np.testing.assert_array_equal(colors, colors_as_float(ref.colors))
 
 
-def test_scale_resizes_like_the_toolkit(cube):
-    from PIL import Image
-
+def test_scale_resizes_like_the_toolkit(toolkit, sample_dir, cube):
+    """The toolkit's own load_all_images(scale=...), resizing with the real elias."""
     ours = compat.NVSDataManager(cube, 388)
-    (small,) = ours.load_all_images("GLASSES", "222200042", as_uint8=True, every_nth_frame=10, scale=0.25)
-    full = ours.load_image("GLASSES", "222200042", 0, as_uint8=True)
-    expected = np.array(Image.fromarray(full).resize((275, 401), resample=Image.Resampling.BILINEAR))
-    np.testing.assert_array_equal(small, expected)
+    theirs = toolkit.NVSDataManager(str(sample_dir), 388)
+    for kwargs in ({"scale": 0.25}, {"scale": 0.5, "as_uint8": True}):
+        mine, toolkits = ours.load_all_images("GLASSES", "222200042", **kwargs), theirs.load_all_images("GLASSES", "222200042", **kwargs)
+        assert len(mine) == len(toolkits) and mine[0].shape == toolkits[0].shape and mine[0].dtype == toolkits[0].dtype
+        for a, b in zip(mine, toolkits):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_mono_manager_tracking(toolkit, sample_dir, cube):

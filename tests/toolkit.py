@@ -2,11 +2,12 @@
 
 ``nersemble_benchmark.data.submission_data`` needs mediapy, imageio, trimesh and environs (installed
 by the test extra) and, through ``benchmark_data``, ``util.video`` and ``util.metadata``, open3d,
-dreifus, elias and cv2, which it does not use for submissions: those are replaced by empty stand-ins
-here (cv2 only when OpenCV is not installed). mediapy is
-pointed at imageio-ffmpeg's ffmpeg binary (the same one nersemble-cube uses). ``resize_img`` (elias's, which
-the toolkits call with its defaults) is stood in for by what elias 0.4.19 does with them: Pillow bilinear to
-``int(size * scale + 0.5)``.
+dreifus and elias. open3d and dreifus, which it does not use for submissions, are replaced by empty stand-ins
+here (cv2 too, only when OpenCV is not installed). elias is the real one (0.4.19, a wheel like the toolkits':
+its ``resize_img``, ``load_json``, ...), less two imports its ``util.io`` and ``config`` make at the top that
+nothing here uses: ``pillow_avif`` (an AVIF plugin) and ``elias.config`` (dataclass configs on dacite, which
+the toolkits only subclass). mediapy is pointed at imageio-ffmpeg's ffmpeg binary (the same one nersemble-cube
+uses).
 
 The full dataset's toolkit (``nersemble_data``) is imported the same way: its colour correction runs on
 colour-science (installed by the test extra), its ``VideoFrameLoader`` on OpenCV.
@@ -16,11 +17,10 @@ from __future__ import annotations
 
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 
-from wheels import DATASET_TOOLKIT, TOOLKIT, no_deps
+from wheels import DATASET_TOOLKIT, ELIAS, TOOLKIT, no_deps
 
 
 def _stub(name: str, **attrs) -> types.ModuleType:
@@ -31,18 +31,8 @@ def _stub(name: str, **attrs) -> types.ModuleType:
     return module
 
 
-def _resize_img(img: np.ndarray, scale: float) -> np.ndarray:
-    """elias.util.io.resize_img(img, scale) with its defaults (bilinear, Pillow)."""
-    from PIL import Image
-
-    size = (int(img.shape[1] * scale + 0.5), int(img.shape[0] * scale + 0.5))
-    return np.array(Image.fromarray(img).resize(size, resample=Image.Resampling.BILINEAR))
-
-
 def _stub_dependencies() -> None:
-    """Stand-ins for open3d, dreifus and elias (and cv2 when OpenCV is not installed)."""
-    import json
-
+    """Stand-ins for open3d and dreifus (and cv2 when OpenCV is not installed); the real elias."""
     def matrix(m, **kwargs):  # dreifus Pose / Intrinsics: ndarray subclasses; plain arrays do here
         return np.asarray(m, dtype=np.float64)
     _stub("open3d")
@@ -54,11 +44,9 @@ def _stub_dependencies() -> None:
     _stub("dreifus.camera", CameraCoordinateConvention=types.SimpleNamespace(OPEN_CV="OPEN_CV"),
           PoseType=types.SimpleNamespace(WORLD_2_CAM="WORLD_2_CAM"))
     _stub("dreifus.matrix", Pose=matrix, Intrinsics=matrix)
-    _stub("elias")
+    _stub("pillow_avif")
     _stub("elias.config", Config=object)
-    _stub("elias.util", load_json=lambda p: json.loads(Path(p).read_text()),
-          ensure_directory_exists_for_file=lambda p: Path(p).parent.mkdir(parents=True, exist_ok=True))
-    _stub("elias.util.io", resize_img=_resize_img, load_img=lambda p: np.zeros(1))
+    no_deps(ELIAS, "elias.util.io")
 
 
 def submission_data():

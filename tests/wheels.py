@@ -22,6 +22,7 @@ CACHE = Path(tempfile.gettempdir()) / "nersemble-cube-test-wheels"
 TOOLKIT = "nersemble_benchmark==0.2.0"
 DATASET_TOOLKIT = "nersemble_data==0.0.6"
 NERFSTUDIO = "nerfstudio==1.1.5"
+ELIAS = "elias==0.4.19"  # what both toolkits resize images with
 
 
 def no_deps(requirement: str, module: str) -> ModuleType:
