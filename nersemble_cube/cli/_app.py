@@ -167,5 +167,4 @@ Scheduler = Annotated[str, typer.Option(
     help="Where tasks run: threads (here), processes (a local dask.distributed cluster of --workers processes) "
          "or a dask scheduler address such as tcp://host:8786 (its workers must reach the same paths).")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON for scripts.")]
-Background_ = Annotated[Background, typer.Option("--background", help="Composite onto this colour.")]
 
