@@ -223,6 +223,23 @@ def test_a_killed_overwrite_leaves_a_cube_that_says_so_and_resumes(damaged, cube
     assert store_contents(damaged) == store_contents(cube)
 
 
+def test_of_two_writers_started_together_exactly_one_wins(sample_dir, cube, tmp_path):
+    """Two `nersemble-cube convert` processes into one store, started at once (one through a symlink): one
+    converts, the other is refused by the lock while it writes, and the cube is what one conversion writes."""
+    (tmp_path / "link.zarr").symlink_to(tmp_path / "c.zarr", target_is_directory=True)
+    procs = [subprocess.Popen([*CLI, "convert", str(sample_dir), str(tmp_path / name), "-b", "nvs", "--workers", "1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in ("c.zarr", "link.zarr")]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 4], results
+    loser = next(err for code, err in results if code == 4)
+    assert "another nersemble-cube convert" in loser and "is writing this cube" in loser
+    expected = {k: v for k, v in store_contents(cube).items() if k == "" or k.startswith("nvs")}
+    got = store_contents(tmp_path / "c.zarr")
+    assert {k: v for k, v in got.items() if k != ""} == {k: v for k, v in expected.items() if k != ""}
+
+
 def test_one_lock_per_real_folder(tmp_path):
     real = tmp_path / "cube.zarr"
     real.mkdir()
