@@ -107,15 +107,18 @@ def test_a_missing_shard_is_an_error_not_black_frames(damaged):
     ("nvs/388/zarr.json", 0.5),  # a participant group
     (f"{SEQ}/zarr.json", 0.5),  # a sequence node
     (f"{SEQ}/images/zarr.json", 0.5),  # an array
-    ("mono_flame_avatar/393/sequences/EXP-1-head/flame2023_tracking_v2/shape/zarr.json", None),  # data_type misspelt
+    ("mono_flame_avatar/393/sequences/EXP-1-head/flame2023_tracking_v2/shape/zarr.json", (b"data_type", b"data_txpe")),
+    ("zarr.json", (b'"schema":', b'"schemA":')),  # a root attr's name: still JSON, no longer a cube's attrs
+    ("zarr.json", (b'"integrity":', b'"integrjty":')),  # the one that makes missing chunks an error
 ])
 def test_damaged_metadata_is_named_by_verify_and_rebuilt_by_convert(damaged, cube, sample_dir, document, where):
     from nersemble_cube.cube.integrity import check_chunks
 
     path = damaged / document
     data = bytearray(path.read_bytes())
-    if where is None:
-        data = data.replace(b"data_type", b"data_txpe")
+    if isinstance(where, tuple):
+        assert where[0] in data
+        data = data.replace(*where, 1)
     else:
         data[int(len(data) * where)] ^= 0x20  # a letter's case, a digit, or a character JSON refuses
     path.write_bytes(bytes(data))
@@ -123,8 +126,8 @@ def test_damaged_metadata_is_named_by_verify_and_rebuilt_by_convert(damaged, cub
         report = check_chunks(damaged)
         assert report.metadata and report.chunks == 0, report  # named, and no chunk read through it
     except StoreError as e:  # the root itself: nothing else can be trusted
-        assert document == "zarr.json" and "damaged metadata (its root zarr.json is not valid JSON); run " \
-            "nersemble-cube convert SOURCE STORE to repair it" in str(e)
+        assert document == "zarr.json" and "damaged metadata (its root" in str(e) and \
+            "; run nersemble-cube convert SOURCE STORE to repair it" in str(e), e
     if document == f"{SEQ}/images/zarr.json":
         with pytest.raises(StoreError, match="cannot be read|not valid"):  # never a traceback of zarr's parser
             nersemble_cube.FrameReader(damaged, SEQ)

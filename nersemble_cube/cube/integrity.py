@@ -160,8 +160,8 @@ def check_metadata(loc: Location) -> list[MetadataDamage]:
     root = store.root_document(loc)
     if root is None:
         return []
-    if root is store.DAMAGED:
-        return [MetadataDamage("zarr.json", "the root document is not valid JSON")]
+    if store.root_damage(root):
+        return [MetadataDamage("zarr.json", store.root_damage(root))]
     base = loc.key("").rstrip("/")
     keys = sorted(k for k in loc.fs.find(base) if k.rsplit("/", 1)[-1] == "zarr.json" and k != f"{base}/zarr.json")
     copies = root.get("consolidated_metadata", {}).get("metadata", {}) if WRITING not in root.get("attributes", {}) \

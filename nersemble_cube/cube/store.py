@@ -41,11 +41,31 @@ def root_document(loc: Location) -> dict | None:
     return doc if isinstance(doc, dict) else DAMAGED
 
 
+_ROOT_KEYS = {"schema", "schema_version", "camera_convention", "integrity", "created_by", "multiscales", WRITING}
+"""The attrs a cube's root may hold: any other key is a damaged one (a flipped letter)."""
+_TOP_NODES = ("nvs", "mono_flame_avatar", "svfr", "dataset")
+
+
+def root_damage(doc: dict | None) -> str | None:
+    """What is damaged in a cube's root document ``doc`` (:func:`root_document`): not JSON, or attrs that no cube
+    writes in a document whose consolidated metadata lists a cube's nodes; None for a sound root or none at all."""
+    if doc is DAMAGED:
+        return "its root zarr.json is not valid JSON"
+    if not doc or doc.get("node_type") != "group":
+        return None
+    attrs = doc.get("attributes") if isinstance(doc.get("attributes"), dict) else {}
+    listed = doc.get("consolidated_metadata") or {}
+    has_nodes = any(top in (listed.get("metadata") or {}) for top in _TOP_NODES)
+    wrong = sorted(set(attrs) - _ROOT_KEYS) + (["schema"] if attrs.get("schema") != SCHEMA_NAME else []) + \
+        (["camera_convention"] if "camera_convention" in attrs and attrs["camera_convention"] != CAMERA_CONVENTION else [])
+    return f"its root attributes are damaged ({', '.join(wrong)})" if wrong and has_nodes else None
+
+
 def _not_a_cube(loc: Location, doc: dict | None) -> str:
     """Why ``loc`` is not a cube, in words that name the fix."""
-    if doc is DAMAGED:
-        return (f"{loc}: damaged metadata (its root zarr.json is not valid JSON); run nersemble-cube convert "
-                "SOURCE STORE to repair it")
+    damage = root_damage(doc)
+    if damage:
+        return f"{loc}: damaged metadata ({damage}); run nersemble-cube convert SOURCE STORE to repair it"
     if doc is not None:
         return f"{loc}: a zarr store, but not a nersemble-cube store (no schema={SCHEMA_NAME!r} in its root attrs)"
     if loc.is_local and not loc.path.exists():
@@ -87,7 +107,7 @@ def strict_nodes(loc: Location) -> tuple[dict, frozenset[str] | None]:
 def _cube_attrs(loc: Location, doc: dict | None) -> dict:
     """The root attrs in the root document ``doc`` of ``loc``, checked as :func:`check_cube` says."""
     attrs = doc.get("attributes", {}) if doc and doc.get("node_type") == "group" else None
-    if attrs is None or attrs.get("schema") != SCHEMA_NAME:
+    if attrs is None or attrs.get("schema") != SCHEMA_NAME or root_damage(doc):
         raise StoreError(_not_a_cube(loc, doc))
     major = str(attrs.get("schema_version", "")).split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
@@ -137,7 +157,7 @@ def check_target(loc: Location) -> bool:
     try:
         doc = root_document(loc)
         if doc is not None:
-            if doc is not DAMAGED or not damaged_root(loc):
+            if not damaged_root(loc):
                 _cube_attrs(loc, doc)
             return True
         if loc.fs.exists(loc.key("")) and loc.fs.ls(loc.key(""), detail=False):
@@ -152,11 +172,11 @@ _ROOT_ATTRS = {"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "camera_
 
 
 def damaged_root(loc: Location) -> bool:
-    """Whether ``loc`` is a cube whose root document was damaged: its root ``zarr.json`` is not JSON and a top
-    node of a cube (``nvs``, ``mono_flame_avatar``, ``svfr``, ``dataset``) has a ``zarr.json`` of its own. A
-    conversion rebuilds such a root (:func:`rebuild_root`)."""
-    return root_document(loc) is DAMAGED and any(
-        loc.read_bytes(f"{top}/zarr.json") is not None for top in ("nvs", "mono_flame_avatar", "svfr", "dataset"))
+    """Whether ``loc`` is a cube whose root document was damaged (:func:`root_damage`) and a top node of a cube
+    (``nvs``, ``mono_flame_avatar``, ``svfr``, ``dataset``) has a ``zarr.json`` of its own. A conversion rebuilds
+    such a root (:func:`rebuild_root`)."""
+    return root_damage(root_document(loc)) is not None and any(
+        loc.read_bytes(f"{top}/zarr.json") is not None for top in _TOP_NODES)
 
 
 def write_group_document(loc: Location, group: str, attrs: dict | None = None) -> None:
