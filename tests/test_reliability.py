@@ -148,6 +148,33 @@ def test_damaged_metadata_outside_the_selection_is_refused_untouched(damaged, sa
     assert {p: p.read_bytes() for p in damaged.rglob("*") if p.is_file()} == before
 
 
+def test_the_default_verify_reads_two_shards_per_array_and_no_mark_changes_nothing(damaged, cube):
+    """`verify` without --full reads min(2, shards) regions of every array of every complete node; with --no-mark
+    it names damage and writes nothing."""
+    import math
+
+    from nersemble_cube.cube.integrity import check_chunks
+
+    def groups(group):  # every group of the cube, walked independently of verify's own code
+        yield group
+        for _, child in group.groups():
+            yield from groups(child)
+
+    expected = arrays = 0
+    for group in groups(zarr.open_group(str(cube), mode="r", use_consolidated=False)):
+        if group.attrs.get("complete") is True:
+            for _, arr in group.arrays():
+                block = arr.shards or arr.chunks
+                expected += min(2, math.prod(-(-n // b) if n else 0 for n, b in zip(arr.shape, block)))
+                arrays += 1
+    report = check_chunks(cube, full=False)
+    assert (report.chunks, report.arrays, report.damage) == (expected, arrays, [])
+    _shard(damaged, "images", 0).write_bytes(b"")
+    res = run_cli("verify", damaged, "--full", "--no-mark")
+    assert res.returncode == 4 and "damaged: " in res.stderr and "marked for re-conversion" not in res.stderr
+    assert zarr.open_group(str(damaged), path=SEQ, mode="r").attrs["complete"] is True  # nothing written
+
+
 @pytest.mark.parametrize("size", [0, 1, 4, 16])
 def test_a_shard_cut_short_is_named_by_verify_and_repaired(damaged, cube, sample_dir, size):
     shard = _shard(damaged, "images", 1)
