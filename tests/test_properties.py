@@ -211,3 +211,24 @@ def test_any_flipped_bit_in_a_metadata_document_is_named_or_changes_nothing(meta
         assert named == ([] if same else [str(path.relative_to(root))]), (path, named)
     finally:
         path.write_bytes(original)
+
+
+def test_a_users_own_root_attr_is_not_damage(metadata_cube):
+    """Keys one character away from those nersemble-cube writes are damage; a user's own annotation is not."""
+    import json
+
+    from nersemble_cube.cube.integrity import check_metadata
+    from nersemble_cube.cube.store import check_cube
+
+    root, _ = metadata_cube
+    original = (root / "zarr.json").read_bytes()
+    try:
+        for key, damaged in (("lab_notes", False), ("schemb", True), ("created_bx", True)):
+            doc = json.loads(original)
+            doc["attributes"][key] = "x"
+            (root / "zarr.json").write_text(json.dumps(doc))
+            assert [d.key for d in check_metadata(root)] == (["zarr.json"] if damaged else []), key
+            if not damaged:
+                assert check_cube(root)["lab_notes"] == "x"
+    finally:
+        (root / "zarr.json").write_bytes(original)

@@ -41,14 +41,22 @@ def root_document(loc: Location) -> dict | None:
     return doc if isinstance(doc, dict) else DAMAGED
 
 
-_ROOT_KEYS = {"schema", "schema_version", "camera_convention", "integrity", "created_by", "multiscales", WRITING}
-"""The attrs a cube's root may hold: any other key is a damaged one (a flipped letter)."""
+_ROOT_KEYS = {"schema", "schema_version", "camera_convention", "integrity", "created_by", "multiscales", "preprocessing",
+              WRITING}
+"""The attrs nersemble-cube writes at a cube's root: a key one character away from one of them is a damaged one (a
+flipped byte); other keys are the user's own."""
+
+
+def _misspelt(key: str) -> bool:
+    return key not in _ROOT_KEYS and any(len(key) == len(k) and sum(a != b for a, b in zip(key, k)) == 1
+                                         for k in _ROOT_KEYS)
 _TOP_NODES = ("nvs", "mono_flame_avatar", "svfr", "dataset")
 
 
 def root_damage(doc: dict | None) -> str | None:
-    """What is damaged in a cube's root document ``doc`` (:func:`root_document`): not JSON, or attrs that no cube
-    writes in a document whose consolidated metadata lists a cube's nodes; None for a sound root or none at all."""
+    """What is damaged in a cube's root document ``doc`` (:func:`root_document`): not JSON, or (in a document whose
+    consolidated metadata lists a cube's nodes) a wrong ``schema`` or ``camera_convention`` or a misspelt key of
+    the attrs nersemble-cube writes; None for a sound root or none at all."""
     if doc is DAMAGED:
         return "its root zarr.json is not valid JSON"
     if not doc or doc.get("node_type") != "group":
@@ -56,7 +64,7 @@ def root_damage(doc: dict | None) -> str | None:
     attrs = doc.get("attributes") if isinstance(doc.get("attributes"), dict) else {}
     listed = doc.get("consolidated_metadata") or {}
     has_nodes = any(top in (listed.get("metadata") or {}) for top in _TOP_NODES)
-    wrong = sorted(set(attrs) - _ROOT_KEYS) + (["schema"] if attrs.get("schema") != SCHEMA_NAME else []) + \
+    wrong = sorted(k for k in attrs if _misspelt(k)) + (["schema"] if attrs.get("schema") != SCHEMA_NAME else []) + \
         (["camera_convention"] if "camera_convention" in attrs and attrs["camera_convention"] != CAMERA_CONVENTION else [])
     return f"its root attributes are damaged ({', '.join(wrong)})" if wrong and has_nodes else None
 
