@@ -45,6 +45,12 @@ def cube(sample_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cube_contents(cube) -> dict:
+    """:func:`store_contents` of the session's cube, read once (what a repaired or resumed copy must equal)."""
+    return store_contents(cube)
+
+
+@pytest.fixture(scope="session")
 def cluster_address() -> str:
     """A running dask.distributed scheduler (2 single-thread workers in this process, over TCP so that CLI
     subprocesses reach it) for --scheduler ADDRESS."""

@@ -111,7 +111,7 @@ def test_a_missing_shard_is_an_error_not_black_frames(damaged):
     ("zarr.json", (b'"schema":', b'"schemA":')),  # a root attr's name: still JSON, no longer a cube's attrs
     ("zarr.json", (b'"integrity":', b'"integrjty":')),  # the one that makes missing chunks an error
 ])
-def test_damaged_metadata_is_named_by_verify_and_rebuilt_by_convert(damaged, cube, sample_dir, document, where):
+def test_damaged_metadata_is_named_by_verify_and_rebuilt_by_convert(damaged, cube, sample_dir, document, where, cube_contents):
     from nersemble_cube.cube.integrity import check_chunks
 
     path = damaged / document
@@ -134,7 +134,7 @@ def test_damaged_metadata_is_named_by_verify_and_rebuilt_by_convert(damaged, cub
     res = run_cli("verify", damaged)
     assert res.returncode == 4 and "damaged metadata" in res.stderr and "Traceback" not in res.stderr, res.stderr
     convert(sample_dir, damaged)  # rebuilds what was damaged from the source, deletes nothing it cannot rebuild
-    assert store_contents(damaged) == store_contents(cube)
+    assert store_contents(damaged) == cube_contents
     assert not check_chunks(damaged).metadata
 
 
@@ -169,14 +169,16 @@ def test_the_default_verify_reads_two_shards_per_array_and_no_mark_changes_nothi
                 arrays += 1
     report = check_chunks(cube, full=False)
     assert (report.chunks, report.arrays, report.damage) == (expected, arrays, [])
-    _shard(damaged, "images", 0).write_bytes(b"")
-    res = run_cli("verify", damaged, "--full", "--no-mark")
-    assert res.returncode == 4 and "damaged: " in res.stderr and "marked for re-conversion" not in res.stderr
+    _flip(damaged / "nvs/388/calibration/world_2_cam/c/0/0/0", 3)  # one chunk: the sample always reads it
+    res = run_cli("verify", damaged, "--no-mark")
+    assert res.returncode == 4 and "damaged: nvs/388/calibration/world_2_cam: chunk" in res.stderr, res.stderr
+    assert "marked for re-conversion" not in res.stderr
+    assert zarr.open_group(str(damaged), path="nvs/388/calibration", mode="r").attrs["complete"] is True
     assert zarr.open_group(str(damaged), path=SEQ, mode="r").attrs["complete"] is True  # nothing written
 
 
 @pytest.mark.parametrize("size", [0, 1, 4, 16])
-def test_a_shard_cut_short_is_named_by_verify_and_repaired(damaged, cube, sample_dir, size):
+def test_a_shard_cut_short_is_named_by_verify_and_repaired(damaged, cube, sample_dir, size, cube_contents):
     shard = _shard(damaged, "images", 1)
     shard.write_bytes(shard.read_bytes()[:size])
     serial = str(nersemble_cube.open(cube)[SEQ].camera.values[1])
@@ -185,10 +187,10 @@ def test_a_shard_cut_short_is_named_by_verify_and_repaired(damaged, cube, sample
     res = run_cli("verify", damaged, "--full")
     assert res.returncode == 4 and f"damaged: {SEQ}/images: camera {serial} frames 0-{N_FRAMES - 1}" in res.stderr, res.stderr
     convert(sample_dir, damaged)
-    assert store_contents(damaged) == store_contents(cube)
+    assert store_contents(damaged) == cube_contents
 
 
-def test_verify_names_the_damage_and_convert_repairs_exactly_it(damaged, cube, sample_dir):
+def test_verify_names_the_damage_and_convert_repairs_exactly_it(damaged, cube, sample_dir, cube_contents):
     serials = [str(s) for s in nersemble_cube.open(cube)[SEQ].camera.values]
     shard = _shard(damaged, "images", 1)
     _flip(shard, len(shard.read_bytes()) // 2)  # somewhere in the frames of camera 1
@@ -209,7 +211,7 @@ def test_verify_names_the_damage_and_convert_repairs_exactly_it(damaged, cube, s
     report = convert(sample_dir, damaged)
     assert report.written == ["nvs/388/calibration", SEQ]  # only the damaged nodes; SEQ's other cameras kept
     assert report.items == 2 * N_FRAMES  # camera 1's images and camera 0's alpha, decoded again
-    assert store_contents(damaged) == store_contents(cube)
+    assert store_contents(damaged) == cube_contents
     res = run_cli("verify", damaged, "--full", "--no-mark", "--json")  # the repaired cube is sound, every chunk read
     assert res.returncode == 0, res.stderr
     facts = json.loads(res.stdout)
@@ -218,7 +220,7 @@ def test_verify_names_the_damage_and_convert_repairs_exactly_it(damaged, cube, s
 
 # ---- a writer that dies ----------------------------------------------------------------------------------------
 
-def test_a_killed_overwrite_leaves_a_cube_that_says_so_and_resumes(damaged, cube, sample_dir):
+def test_a_killed_overwrite_leaves_a_cube_that_says_so_and_resumes(damaged, cube, sample_dir, cube_contents):
     proc = subprocess.Popen([*CLI, "convert", str(sample_dir), str(damaged), "--overwrite", "--workers", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     root = damaged / "zarr.json"
@@ -250,10 +252,10 @@ def test_a_killed_overwrite_leaves_a_cube_that_says_so_and_resumes(damaged, cube
     with warnings.catch_warnings():
         warnings.simplefilter("error", IncompleteCubeWarning)
         nersemble_cube.open(damaged)
-    assert store_contents(damaged) == store_contents(cube)
+    assert store_contents(damaged) == cube_contents
 
 
-def test_of_two_writers_started_together_exactly_one_wins(sample_dir, cube, tmp_path):
+def test_of_two_writers_started_together_exactly_one_wins(sample_dir, cube, tmp_path, cube_contents):
     """Two `nersemble-cube convert` processes into one store, started at once (one through a symlink): one
     converts, the other is refused by the lock while it writes, and the cube is what one conversion writes."""
     (tmp_path / "link.zarr").symlink_to(tmp_path / "c.zarr", target_is_directory=True)
@@ -265,7 +267,7 @@ def test_of_two_writers_started_together_exactly_one_wins(sample_dir, cube, tmp_
     assert codes == [0, 4], results
     loser = next(err for code, err in results if code == 4)
     assert "another nersemble-cube convert" in loser and "is writing this cube" in loser
-    expected = {k: v for k, v in store_contents(cube).items() if k == "" or k.startswith("nvs")}
+    expected = {k: v for k, v in cube_contents.items() if k == "" or k.startswith("nvs")}
     got = store_contents(tmp_path / "c.zarr")
     assert {k: v for k, v in got.items() if k != ""} == {k: v for k, v in expected.items() if k != ""}
 
@@ -602,7 +604,7 @@ def test_ctrl_c_stops_the_tasks_not_yet_done(sample_dir, tmp_path):
     assert not (target.parent / "c.zarr.lock").exists()  # resuming is tested with SIGKILL in test_scale_out
 
 
-def test_ctrl_c_in_a_running_convert_exits_130_and_the_same_command_finishes(sample_dir, cube, tmp_path):
+def test_ctrl_c_in_a_running_convert_exits_130_and_the_same_command_finishes(sample_dir, cube, tmp_path, cube_contents):
     """SIGINT, as a terminal's Ctrl-C sends it, to a real `nersemble-cube convert` while it writes."""
     target = tmp_path / "c.zarr"
     proc = subprocess.Popen([*CLI, "convert", str(sample_dir), str(target), "--workers", "1"],
@@ -618,7 +620,7 @@ def test_ctrl_c_in_a_running_convert_exits_130_and_the_same_command_finishes(sam
     assert "Traceback" not in stderr and "wrote" not in stdout
     again = run_cli("convert", sample_dir, target)
     assert again.returncode == 0, again.stderr
-    assert store_contents(target) == store_contents(cube)
+    assert store_contents(target) == cube_contents
 
 
 def test_a_png_cut_short_is_refused_not_read_half_black(tmp_path):
@@ -633,7 +635,7 @@ def test_a_png_cut_short_is_refused_not_read_half_black(tmp_path):
         read_png(tmp_path / "rgb.png", (512, 512))
 
 
-def test_damaged_points_are_repaired_cloud_by_cloud(damaged, cube, sample_dir):
+def test_damaged_points_are_repaired_cloud_by_cloud(damaged, cube, sample_dir, cube_contents):
     from nersemble_cube.cube.integrity import check_chunks, mark_for_repair
 
     group = f"{SEQ}/pointclouds"
@@ -646,4 +648,4 @@ def test_damaged_points_are_repaired_cloud_by_cloud(damaged, cube, sample_dir):
     assert zarr.open_array(str(damaged), path=f"{group}/cloud_complete", mode="r")[:].tolist() == [False, False]
     redone = convert(sample_dir, damaged, benchmarks=["nvs"])
     assert redone.written == [group] and redone.items == 2  # the two clouds of that chunk, nothing else
-    assert store_contents(damaged) == store_contents(cube)
+    assert store_contents(damaged) == cube_contents

@@ -25,12 +25,12 @@ from conftest import CLI, store_contents
 SEQ = "nvs/388/sequences/GLASSES"
 
 
-def test_distributed_conversion_equals_the_threaded_one(sample_dir, cube, tmp_path):
+def test_distributed_conversion_equals_the_threaded_one(sample_dir, cube, tmp_path, cube_contents):
     import distributed  # noqa: F401 - a runtime dependency
     target = tmp_path / "c.zarr"
     report = convert(sample_dir, target, scheduler="processes", workers=2)
     assert report.written and not report.skipped
-    assert store_contents(target) == store_contents(cube)
+    assert store_contents(target) == cube_contents
 
 
 def test_tasks_on_a_running_cluster_share_their_machines_cores():
@@ -200,7 +200,7 @@ def _convert_cmd(source, target) -> list[str]:
 
 
 @pytest.mark.parametrize("seed", [1, 2])  # two kill points; the killed --overwrite test adds a third
-def test_sigkill_at_a_random_point_then_rerun_equals_an_uninterrupted_conversion(sample_dir, cube, tmp_path, seed):
+def test_sigkill_at_a_random_point_then_rerun_equals_an_uninterrupted_conversion(sample_dir, cube, tmp_path, seed, cube_contents):
     target = tmp_path / "c.zarr"
     # kill once a random share of the cube's files exists (progress, not time, so any machine speed works)
     total = sum(1 for p in cube.rglob("*") if p.is_file())
@@ -210,10 +210,10 @@ def test_sigkill_at_a_random_point_then_rerun_equals_an_uninterrupted_conversion
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the conversion finished before it could be killed"
-    assert store_contents(target) != store_contents(cube)
+    assert store_contents(target) != cube_contents
     rerun = subprocess.run(_convert_cmd(sample_dir, target), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert store_contents(target) == store_contents(cube)
+    assert store_contents(target) == cube_contents
     assert not list(target.rglob("*.partial"))
     assert not (tmp_path / "c.zarr.lock").exists()
 
@@ -288,7 +288,7 @@ def test_verify_reports_a_corrupted_frame(sample_dir, cube, tmp_path):
     assert f"mismatch: {SEQ}/images camera {serial} frames" in bad.stderr
 
 
-def test_convert_from_a_source_folder_behind_fsspec(sample_dir, cube, tmp_path):
+def test_convert_from_a_source_folder_behind_fsspec(sample_dir, cube, tmp_path, cube_contents):
     import upath  # noqa: F401 - the test extra
     import fsspec
 
@@ -297,6 +297,6 @@ def test_convert_from_a_source_folder_behind_fsspec(sample_dir, cube, tmp_path):
     try:
         target = tmp_path / "c.zarr"
         convert("memory://remote/benchmark", target)
-        assert store_contents(target) == store_contents(cube)
+        assert store_contents(target) == cube_contents
     finally:
         memory.rm("/remote", recursive=True)
