@@ -1,6 +1,6 @@
 """The full NeRSemble dataset (``nersemble-data download``'s layout): discovery, conversion, colour correction,
 the toolkit's ``NeRSembleParticipantDataManager`` and the CLI, checked against the toolkit itself
-(``nersemble_data`` 0.0.6, colour-science), PyAV decodes and Pillow's JPEG decode."""
+(``nersemble_data`` 0.0.6, colour-science), PyAV decodes and the JPEG decodes of Pillow and OpenCV."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 
+import cv2
 import numpy as np
 import xarray as xr
 import zarr
@@ -136,6 +137,8 @@ def test_convert_writes_frames_calibration_backgrounds_and_metadata(folder, cube
     for serial in background.camera.values:
         jpeg = (folder / f"030/sequences/BACKGROUND/image_{serial}.jpg").read_bytes()
         np.testing.assert_array_equal(background.sel(camera=serial).values, np.array(Image.open(io.BytesIO(jpeg))))
+        bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)  # OpenCV, as the toolkit reads them
+        np.testing.assert_array_equal(background.sel(camera=serial).values, bgr[..., ::-1])
     table = tree["dataset"].attrs["metadata"]["metadata_sequences.csv"]
     assert table["columns"][:3] == ["ID", "wears_glasses", "BACKGROUND"] and [r[0] for r in table["rows"]] == ["18", "30"]
     assert tree_digest(folder) == before  # the source is only read
