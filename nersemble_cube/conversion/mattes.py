@@ -139,8 +139,7 @@ def import_alpha(store_path: str | Path | Location, folder: str | Path | SourceP
         for _, _, error in run.run(tasks, progress or (lambda n: None)):
             if error is not None:
                 raise error
-        finished = store.open_group(target, group, "r+")
-        finished.attrs.put({**{k: v for k, v in finished.attrs.asdict().items() if k != IMPORTING}, "complete": True})
+        store.mark_complete(target, group, remove=(IMPORTING,))
         store.end_writing(target)
         store.consolidate(target)
     return MatteImport(group, serials, len(times), len(serials) * len(times))

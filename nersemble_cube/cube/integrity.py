@@ -188,14 +188,18 @@ def _document_damage(raw: bytes | Exception, path: str, copies: dict | None, zar
         return "not valid JSON"
     if not isinstance(doc, dict) or doc.get("zarr_format") != 3 or doc.get("node_type") not in ("group", "array"):
         return "not a zarr v3 document"
+    if copies is not None and path in copies:  # equal to the copy zarr consolidated from a sound document: sound
+        if _comparable(copies[path]) == _comparable(doc):
+            return None
+        reason = "differs from its copy in the consolidated metadata"
+    else:
+        reason = None
     if doc["node_type"] == "array":
         try:  # zarr's own reading of the document (its public API: the array opened, nothing read)
             zarr.open_array(zarr_store, path=path, mode="r")
         except Exception as e:  # noqa: BLE001 - zarr refuses the document: its own reasons, one line
             return f"not valid zarr array metadata ({type(e).__name__})"
-    if copies is not None and path in copies and _comparable(copies[path]) != _comparable(doc):
-        return "differs from its copy in the consolidated metadata"
-    return None
+    return reason
 
 
 @located

@@ -112,7 +112,9 @@ def remote_failure(url: str, error: BaseException) -> StoreError | None:
                           "anonymous access: storage_options={'anon': True}")
     if isinstance(error, TimeoutError) or "Timeout" in "".join(names):
         return StoreError(f"{url}: timed out; check the address and the network")
-    if isinstance(error, (ConnectionError, OSError)) or "ClientConnectorError" in names:
+    if isinstance(error, PermissionError):  # what s3fs makes of AccessDenied: the credentials lack a right
+        return StoreError(f"{url}: access denied ({' '.join(str(error).split())}); check what the credentials may read")
+    if isinstance(error, OSError) or "ClientConnectorError" in names:
         return StoreError(f"{url}: cannot connect ({' '.join(str(error).split())}); check the address and the network")
     return None
 

@@ -159,14 +159,12 @@ def check_target(loc: Location) -> bool:
             raise StoreError(f"{path}: exists and is not a folder; choose another store path")
         if not any(path.iterdir()):
             return False
-        if not damaged_root(loc):
-            check_cube(loc)
+        _check_existing(loc, root_document(loc))
         return True
     try:
         doc = root_document(loc)
         if doc is not None:
-            if not damaged_root(loc):
-                _cube_attrs(loc, doc)
+            _check_existing(loc, doc)
             return True
         if loc.fs.exists(loc.key("")) and loc.fs.ls(loc.key(""), detail=False):
             raise StoreError(f"{loc}: holds other objects and is not a cube; choose another store URL")
@@ -179,12 +177,13 @@ _ROOT_ATTRS = {"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "camera_
                "integrity": INTEGRITY, "created_by": f"nersemble-cube {__version__}"}
 
 
-def damaged_root(loc: Location) -> bool:
-    """Whether ``loc`` is a cube whose root document was damaged (:func:`root_damage`) and a top node of a cube
-    (``nvs``, ``mono_flame_avatar``, ``svfr``, ``dataset``) has a ``zarr.json`` of its own. A conversion rebuilds
-    such a root (:func:`rebuild_root`)."""
-    return root_damage(root_document(loc)) is not None and any(
-        loc.read_bytes(f"{top}/zarr.json") is not None for top in _TOP_NODES)
+def _check_existing(loc: Location, doc: dict | None) -> None:
+    """Accept the existing store ``loc`` (root document ``doc``) as a target: a cube, or a cube whose root document
+    was damaged (:func:`root_damage`) while a top node of a cube (``nvs``, ``mono_flame_avatar``, ``svfr``,
+    ``dataset``) keeps a ``zarr.json`` of its own: a conversion rebuilds that root (:func:`rebuild_root`). Anything
+    else raises :class:`StoreError`."""
+    if root_damage(doc) is None or not any(loc.read_bytes(f"{top}/zarr.json") is not None for top in _TOP_NODES):
+        _cube_attrs(loc, doc)
 
 
 def write_group_document(loc: Location, group: str, attrs: dict | None = None) -> None:
@@ -245,9 +244,14 @@ def count_flags(loc: Location, group: str, name: str) -> int:
 
 
 @located
-def mark_complete(loc: Location, group: str) -> None:
-    """Set ``complete = True`` on ``group``; called only after every array of it is written."""
-    open_group(loc, group, "r+").attrs["complete"] = True
+def mark_complete(loc: Location, group: str, remove: tuple[str, ...] = ()) -> None:
+    """Set ``complete = True`` on ``group`` (and drop its attrs ``remove``: bookkeeping of the write); called only
+    after every array of it is written."""
+    attrs = open_group(loc, group, "r+").attrs
+    if remove:
+        attrs.put({**{k: v for k, v in attrs.asdict().items() if k not in remove}, "complete": True})
+    else:
+        attrs["complete"] = True
 
 
 @located
