@@ -131,6 +131,19 @@ def _pattern(n: int, height: int, width: int, seed: int) -> np.ndarray:
     return np.clip(v, 0, 255).astype(np.uint8)
 
 
+@pytest.fixture(scope="session")
+def realistic_video(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """``(mp4, decoded frames)``: 3 frames of the benchmarks' realistic content (benchmarks/realistic.py:
+    scikit-image photos drifting under sensor noise) at 1604x1100, encoded like the real mp4s (CRF 11, ~67 KB
+    per frame) and decoded by PyAV: what a converter stores."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import realistic
+
+    mp4 = tmp_path_factory.mktemp("realistic") / "cam.mp4"
+    realistic.encode(mp4, realistic.frames(3, seed=100), crf=11)
+    return mp4, decode_pyav(mp4)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
