@@ -8,6 +8,9 @@ folder holds what README.md says the snippets assume: the demo cube as ``cube.za
 full-dataset sample as ``dataset.zarr`` (checked below: the page says so).
 """
 
+import ast
+import contextlib
+import io
 import re
 import shutil
 from pathlib import Path
@@ -71,11 +74,89 @@ def test_the_pages_say_how_to_make_what_their_snippets_read():
     assert "nersemble-cube convert nersemble_cube_demo/dataset dataset.zarr" in (ROOT / "docs/dataset.md").read_text()
 
 
+DTYPES = ("uint8", "float32", "float64")
+SHAPE = re.compile(r"^\((?P<dims>[\w ,]+)\)")
+
+
+def stated_results(code: str) -> list[tuple[int, str, str]]:
+    """``(line, what, comment)`` for every line of ``code`` whose comment states a result this test can check:
+    an assignment (``what`` is the first name assigned) or a bare expression (``what`` is its source) whose
+    comment opens with a shape ``(dims)``, a dtype or a type name; and ``print(...)`` whose comment is what it
+    prints (``what`` is ``"print"``)."""
+    tree = ast.parse(code)
+    lines = code.splitlines()
+    out = []
+    for node in tree.body:
+        if node.lineno != node.end_lineno or "#" not in lines[node.lineno - 1]:
+            continue
+        comment = lines[node.lineno - 1].split("#", 1)[1].strip()
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and ast.unparse(node.value.func) == "print":
+            out.append((node.lineno, "print", comment))
+        elif SHAPE.match(comment) or comment.split(" ")[0].rstrip(",;:") in (*DTYPES, "xarray.DataTree"):
+            if isinstance(node, ast.Assign):
+                target = node.targets[0]
+                out.append((node.lineno, ast.unparse(target.elts[0] if isinstance(target, ast.Tuple) else target),
+                            comment))
+            elif isinstance(node, ast.Expr):
+                out.append((node.lineno, ast.unparse(node.value), comment))
+    return out
+
+
+def check_stated(value, comment: str) -> None:
+    """``value`` is what ``comment`` says: the dims (names for a labelled array, the named ones only counted
+    for a plain array) and sizes of a leading ``(dims)``, the dtype named, ``in [0, 1]``, ``xarray.DataTree``.
+    A Dataset's frames (``images``) are what a dtype is stated of."""
+    import numpy as np
+    import xarray as xr
+
+    if isinstance(value, xr.Dataset) and not comment.startswith("xarray"):
+        value = value.images
+
+    shape = SHAPE.match(comment)
+    if shape:
+        dims = [d.strip() for d in shape["dims"].split(",")]
+        assert len(dims) == value.ndim, (dims, value.shape)
+        for i, dim in enumerate(dims):
+            if dim.isdigit():
+                assert value.shape[i] == int(dim), (dims, value.shape)
+            elif isinstance(value, xr.DataArray):
+                assert value.dims[i] == dim, (dims, value.dims)
+    words = re.findall(r"[\w.]+", comment)
+    for dtype in DTYPES:
+        if dtype in words[:len(dims) + 2 if shape else 1]:
+            assert value.dtype == np.dtype(dtype), (comment, value.dtype)
+    if "in [0, 1]" in comment:
+        assert 0 <= float(np.min(value)) and float(np.max(value)) <= 1
+    if comment.startswith("xarray.DataTree"):
+        assert isinstance(value, xr.DataTree)
+
+
+def test_the_stated_results_parser_finds_what_the_readme_states():
+    code = "\n".join(code for _, code in python_blocks(ROOT / "README.md"))
+    found = {(what, comment.split(",")[0]) for _, what, comment in stated_results(code)}
+    assert {("frame", "(y"), ("svfr", "(512"), ("image", "float64 in [0"), ("points", "float32"),
+            ("tree", "xarray.DataTree"), ("print", "VALID: nvs_submission.zip as a nvs submission (3 entries checked)")} <= found
+
+
 @pytest.mark.parametrize("doc", [p for p in DOCS if python_blocks(p)], ids=lambda p: p.name)
-def test_every_python_block_runs(doc, folder, monkeypatch):
+def test_every_python_block_runs_and_gives_what_its_comments_state(doc, folder, monkeypatch):
+    """Each block runs; a value whose comment states its shape, dims, dtype or type has them, and a print
+    prints what its comment shows."""
     work, home = folder
     monkeypatch.chdir(work)
     monkeypatch.setenv("HOME", str(home))
     namespace = {"__name__": "__main__"}
     for line, code in python_blocks(doc):
-        exec(compile(code, f"{doc.relative_to(ROOT)}:{line}", "exec"), namespace)  # noqa: S102 - our own docs
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, f"{doc.relative_to(ROOT)}:{line}", "exec"), namespace)  # noqa: S102 - our own docs
+        for offset, what, comment in stated_results(code):
+            where = f"{doc.name}:{line + offset - 1}"
+            if what == "print":
+                assert comment in printed.getvalue().splitlines(), (where, printed.getvalue())
+            else:
+                value = namespace[what] if what.isidentifier() else eval(what, namespace)  # noqa: S307
+                try:
+                    check_stated(value, comment)
+                except AssertionError as error:
+                    raise AssertionError(f"{where}: `# {comment}` does not hold: {error}") from None
