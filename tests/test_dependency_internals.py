@@ -58,3 +58,22 @@ def test_distributed_progress_bar_hook_exists():
 
     assert "self._draw_bar(**response)" in inspect.getsource(ProgressBar.listen)
     assert {"remaining", "all"} <= set(inspect.signature(TextProgressBar._draw_bar).parameters)
+
+
+def test_zarr_words_a_checksum_mismatch_as_the_integrity_check_expects(cube, tmp_path):
+    """integrity.py tells a chunk whose bytes changed from other unreadable chunks by zarr's ValueError text."""
+    import shutil
+
+    from nersemble_cube.cube.shards import is_checksum_mismatch
+
+    shutil.copytree(cube / "nvs/388/calibration", tmp_path / "calibration")
+    chunk = tmp_path / "calibration/world_2_cam/c/0/0/0"
+    data = bytearray(chunk.read_bytes())
+    data[3] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    try:
+        zarr.open_array(str(tmp_path / "calibration/world_2_cam"), mode="r")[...]
+    except ValueError as error:
+        assert is_checksum_mismatch(error), error
+    else:
+        raise AssertionError("zarr read a chunk whose bytes changed")

@@ -177,6 +177,30 @@ def test_the_default_verify_reads_two_shards_per_array_and_no_mark_changes_nothi
     assert zarr.open_group(str(damaged), path=SEQ, mode="r").attrs["complete"] is True  # nothing written
 
 
+def test_a_chunk_verify_may_not_read_is_an_error_not_damage(damaged, monkeypatch):
+    """Permissions or the network failing a read say nothing about the bytes: verify stops with that error
+    (one line) and marks nothing, instead of calling the chunk damaged and having its node converted again."""
+    from nersemble_cube.cube.integrity import check_chunks, mark_for_repair
+
+    real = zarr.storage.LocalStore.get
+
+    async def refused(self, key, *args, **kwargs):
+        if key.startswith("nvs/388/calibration/world_2_cam/c"):
+            raise PermissionError(13, "Permission denied")
+        return await real(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", refused)
+    with pytest.raises(StoreError, match=r"nvs/388/calibration/world_2_cam: cannot be read \(Permission denied\); "
+                                         r"not damage: fix access, then verify again"):
+        check_chunks(damaged)
+    monkeypatch.undo()
+    _flip(damaged / "nvs/388/calibration/world_2_cam/c/0/0/0", 3)
+    report = check_chunks(damaged)  # the same chunk damaged: named as such, and marked
+    assert [(d.array, d.reason) for d in report.damage] == [
+        ("nvs/388/calibration/world_2_cam", "checksum mismatch (the chunk's bytes changed)")]
+    assert mark_for_repair(damaged, report.damage) == ["nvs/388/calibration"]
+
+
 @pytest.mark.parametrize("size", [0, 1, 4, 16])
 def test_a_shard_cut_short_is_named_by_verify_and_repaired(damaged, cube, sample_dir, size, cube_contents):
     shard = _shard(damaged, "images", 1)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..cluster import Progress
 from ..cube import schema, store
+from ..cube.integrity import DAMAGE_ERRORS
 from ..cube.location import Location, locate
 from ..errors import VerificationError
 from ..source.converters.image import read_jpeg, read_png
@@ -54,7 +55,7 @@ def _compare(report: VerifyReport, what: str, read_stored: Callable[[], np.ndarr
     report.checked += 1
     try:
         stored = read_stored()
-    except Exception as e:  # noqa: BLE001 - any failure to read the cube is what verification reports
+    except DAMAGE_ERRORS as e:  # a damaged or missing chunk (permissions, the network: raised as they are)
         report.mismatches.append(f"{what}: unreadable in the cube ({str(e)[:100]}); run nersemble-cube verify --full")
         return
     if stored.shape != source.shape:

@@ -17,7 +17,8 @@ import zarr
 from ..cluster import Progress
 from ..errors import StoreError
 from . import store
-from .location import Location, located
+from .location import Location, located, remote_failure
+from .shards import is_checksum_mismatch
 from .lock import writer_lock
 from .schema import FLAG_SUFFIX, POINTCLOUDS, WRITING
 
@@ -94,21 +95,34 @@ def _inner(arr: zarr.Array, region: tuple[slice, ...]) -> Iterator[tuple[slice, 
         yield tuple(slice(a, min(a + c, s.stop)) for a, c, s in zip(start, arr.chunks, region))
 
 
+DAMAGE_ERRORS = (ValueError, RuntimeError, StoreError)
+"""What reading a damaged chunk raises: zarr's crc32c codec and shard index refusing their bytes
+(``ValueError``), a decompressor or image decoder refusing its input (imagecodecs, numcodecs:
+``RuntimeError``), the strict store's missing or empty chunk or shard (:class:`StoreError`). Anything else (a
+permission, the network) is not damage: :func:`_read` makes it the error it is."""
+
+
 def _reason(error: Exception) -> str:
-    text = str(error)
-    if "checksum" in text.lower():
+    if is_checksum_mismatch(error):
         return "checksum mismatch (the chunk's bytes changed)"
     if isinstance(error, StoreError):
         return "missing (a lost or deleted file)"
-    return f"unreadable ({type(error).__name__}: {text[:120]})"
+    return f"unreadable ({type(error).__name__}: {str(error)[:120]})"
 
 
-def _read_error(arr: zarr.Array, region: tuple[slice, ...]) -> str | None:
-    """Why ``region`` of ``arr`` cannot be read, or None if it can."""
+def _read(arr: zarr.Array, url: str, region: tuple[slice, ...]) -> Exception | None:
+    """Read ``region`` of ``arr`` (at ``url``): None, or the damage error it raised. An
+    error that is not damage (permissions, the network) is raised as the one-line StoreError it is, since
+    no chunk can be judged while the cube cannot be read."""
     try:
         arr[region]
-    except Exception as error:  # noqa: BLE001
-        return _reason(error)
+    except DAMAGE_ERRORS as error:
+        return error
+    except OSError as error:
+        remote = remote_failure(url, error) if "://" in url else None  # credentials, timeouts: their own words
+        raise remote or StoreError(
+            f"{url}: cannot be read ({error.strerror or type(error).__name__}); not damage: fix access, then "
+            "verify again") from error
     return None
 
 
@@ -122,16 +136,15 @@ def _describe(arr: zarr.Array, region: tuple[slice, ...], cameras: list[str] | N
     return "chunk " + " ".join(f"{d or 'dim'} {s.start}:{s.stop}" for d, s in zip(dims or [""] * len(region), region))
 
 
-def _check_array(arr: zarr.Array, path: str, regions: list[tuple[slice, ...]], cameras: list[str] | None,
+def _check_array(arr: zarr.Array, url: str, path: str, regions: list[tuple[slice, ...]], cameras: list[str] | None,
                  report: IntegrityReport, progress: Progress) -> None:
     for region in regions:
         report.chunks += 1
-        try:
-            arr[region]
-        except Exception as error:  # noqa: BLE001 - every way a chunk fails to read is damage to report
+        error = _read(arr, url, region)
+        if error is not None:
             chunks = list(_inner(arr, region)) if arr.shards else []
-            found = [Damage(path, c, _describe(arr, c, cameras), reason) for c in chunks
-                     if (reason := _read_error(arr, c)) is not None]
+            found = [Damage(path, c, _describe(arr, c, cameras), _reason(inner)) for c in chunks
+                     if (inner := _read(arr, url, c)) is not None]
             if not found or len(found) == len(chunks):  # the whole shard (missing, or its index damaged)
                 found = [Damage(path, region, _describe(arr, region, cameras), _reason(error))]
             report.damage += found
@@ -197,7 +210,7 @@ def _document_damage(raw: bytes | Exception, path: str, copies: dict | None, zar
     if doc["node_type"] == "array":
         try:  # zarr's own reading of the document (its public API: the array opened, nothing read)
             zarr.open_array(zarr_store, path=path, mode="r")
-        except Exception as e:  # noqa: BLE001 - zarr refuses the document: its own reasons, one line
+        except (ValueError, TypeError, KeyError) as e:  # how zarr refuses a document's keys, types and values
             return f"not valid zarr array metadata ({type(e).__name__})"
     return reason
 
@@ -218,10 +231,9 @@ def check_chunks(loc: Location, *, full: bool = True, sample: int = 2, seed: int
     rng = np.random.default_rng(seed)
     plan = []
     for node_path, node in _complete_nodes(root):
-        try:  # serials name the damaged frames; a damaged camera coordinate is reported as an array below
-            cameras = [str(c) for c in node["camera"][:]] if "camera" in node else None
-        except Exception:  # noqa: BLE001
-            cameras = None
+        camera = node["camera"] if "camera" in node else None  # its serials name the damaged frames
+        cameras = None if camera is None or _read(camera, f"{loc}/{node_path}/camera", (slice(None),)) else \
+            [str(c) for c in camera[:]]  # a damaged camera coordinate is reported as an array below
         for name, arr in node.arrays():
             regions = _regions(arr)
             if not full and len(regions) > sample:
@@ -232,7 +244,7 @@ def check_chunks(loc: Location, *, full: bool = True, sample: int = 2, seed: int
         on_start(sum(len(p[2]) for p in plan))
     report = IntegrityReport(arrays=len(plan))
     for arr, path, regions, cameras in plan:
-        _check_array(arr, path, regions, cameras, report, progress or (lambda n: None))
+        _check_array(arr, f"{loc}/{path}", path, regions, cameras, report, progress or (lambda n: None))
     return report
 
 
@@ -246,7 +258,7 @@ def _clear_clouds(loc: Location, node: zarr.Group, damage: Damage) -> bool:
         points = damage.region[0]
         for i in np.flatnonzero((offset < points.stop) & (offset + count > points.start)):
             flags[int(i)] = False
-    except Exception:  # noqa: BLE001 - damaged bookkeeping: rewrite the node
+    except (*DAMAGE_ERRORS, KeyError):  # damaged or missing bookkeeping: rewrite the node
         return False
     chunks = node[damage.array.rpartition("/")[2]].chunks
     index = "/".join(str(s.start // c) for s, c in zip(damage.region, chunks))

@@ -59,12 +59,22 @@ def _decode(codecs: tuple, data, spec: ArraySpec) -> np.ndarray:
     return data.as_numpy_array()
 
 
+_CHECKSUM_MESSAGE = "Stored and computed checksum do not match"
+"""How zarr's ``Crc32cCodec`` (and its shard index) words the ``ValueError`` of a chunk whose bytes changed;
+:func:`_checked` says the same (tests/test_dependency_internals.py pins zarr's wording)."""
+
+
+def is_checksum_mismatch(error: BaseException) -> bool:
+    """``error`` is a crc32c check refusing a chunk's bytes (zarr's codec or this module's reader)."""
+    return isinstance(error, ValueError) and str(error).startswith(_CHECKSUM_MESSAGE)
+
+
 def _checked(data: np.ndarray) -> np.ndarray:
     """The bytes before a crc32c codec's 4-byte little-endian trailer, once the checksum matches them (the
     ``ValueError`` zarr's ``Crc32cCodec`` raises otherwise)."""
     inner, stored = data[:-4], int.from_bytes(data[-4:].tobytes(), "little")
     if google_crc32c.value(inner) != stored:
-        raise ValueError(f"Stored and computed checksum do not match: the chunk's crc32c is {stored:#010x}")
+        raise ValueError(f"{_CHECKSUM_MESSAGE}: the chunk's crc32c is {stored:#010x}")
     return inner
 
 

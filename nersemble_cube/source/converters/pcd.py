@@ -167,7 +167,7 @@ def read_pcd(path: str | Path) -> PointCloud:
             raise SourceError(f"{path}: truncated or damaged compressed PCD block")
         try:
             planar = imagecodecs.lzf_decode(body[8:8 + compressed], out=raw) if raw else b""  # an empty cloud
-        except Exception as e:  # noqa: BLE001 - any codec failure means a damaged file
+        except imagecodecs.LzfError as e:  # the block's bytes are not LZF
             raise SourceError(f"{path}: damaged compressed PCD block ({e})") from None
         if len(planar) != raw:
             raise SourceError(f"{path}: damaged compressed PCD block ({len(planar)} of its {raw} bytes decode); "
