@@ -4,6 +4,7 @@ import json
 
 import imagecodecs
 import numpy as np
+from scipy.spatial.transform import Rotation
 import pytest
 
 import nersemble_cube
@@ -181,8 +182,10 @@ def test_mono_export_with_flame_tracking_at_half_rate(cube, tmp_path):
         assert not params["rotation"].any() and not params["translation"].any()  # the pose is in the camera
         assert set(params.files) >= {"translation", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "shape", "expr"}
         # a point of the unposed FLAME mesh, seen by the exported camera, lands where the cube's camera sees
-        # the same point posed as the toolkit's FlameProvider poses it: scale * R_xyz(rotation) v + translation
-        posed = float(tracking.scale[0, 0]) * model_points @ euler_xyz(tracking.rotation[t]).T + tracking.translation[t]
+        # the same point posed as the toolkit's FlameProvider poses it: scale * R v + translation, R from dreifus'
+        # Pose.from_euler(rotation, translation, 'XYZ'), i.e. scipy's Rotation.from_euler('XYZ', rotation)
+        rotation = Rotation.from_euler("XYZ", tracking.rotation[t]).as_matrix()
+        posed = float(tracking.scale[0, 0]) * model_points @ rotation.T + tracking.translation[t]
         exported = world_2_cam_from_opengl(f["transform_matrix"])
         np.testing.assert_allclose(_project(k, exported, model_points), _project(k, w2c, posed), atol=1e-6)
     # the val split is empty with one camera, as in VHAP
@@ -196,6 +199,11 @@ def _project(k, w2c, points):
 
 
 def test_euler_xyz_is_intrinsic_x_then_y_then_z():
+    """As dreifus' Pose.from_euler(..., 'XYZ'), which the toolkit's FlameProvider poses FLAME with, computes it:
+    scipy's intrinsic 'XYZ' rotation."""
+    angles = np.random.default_rng(0).uniform(-np.pi, np.pi, (50, 3))
+    np.testing.assert_allclose([euler_xyz(a) for a in angles], Rotation.from_euler("XYZ", angles).as_matrix(),
+                               atol=1e-12)
     np.testing.assert_allclose(euler_xyz([0, 0, np.pi / 2]), [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-15)
     np.testing.assert_allclose(euler_xyz([np.pi / 2, 0, 0]), [[1, 0, 0], [0, 0, -1], [0, 1, 0]], atol=1e-15)
     # the order: Rx(90) @ Ry(90) takes z to x (Ry(90) @ Rx(90) would take it to -y)

@@ -3,6 +3,7 @@ rules and the zip validator hold for generated inputs, damaged ones included, no
 
 import io
 import os
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -88,18 +89,21 @@ def test_pcd_round_trip_in_every_layout(tmp_path, cloud, layout):
        damage=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=4),
        cut=st.integers(0, 10_000))
 def test_damaged_pcd_files_read_right_or_raise_source_error(tmp_path, cloud, layout, damage, cut):
-    """Overwritten bytes and truncation anywhere: the parser returns a cloud of the header's size or raises
-    SourceError (never another exception, never more points than the header)."""
+    """Overwritten bytes and truncation anywhere: the parser returns a cloud of exactly the (possibly damaged)
+    header's POINTS, positions and every other field alike, or raises SourceError (never another exception)."""
     data = bytearray(_pcd_bytes(cloud, layout))
     for offset, value in damage:
         data[offset % len(data)] = value
     path = tmp_path / "frame_00000.pcd"
-    path.write_bytes(bytes(data[: max(1, len(data) - cut % len(data))]))
+    data = bytes(data[: max(1, len(data) - cut % len(data))])
+    path.write_bytes(data)
     try:
         back = read_pcd(path)
     except SourceError:
         return
-    assert back.positions.shape[1] == 3 and back.positions.dtype == np.float32
+    points = int(re.search(rb"^POINTS (\d+)$", data, re.MULTILINE)[1])  # read: the header had a POINTS line
+    assert back.positions.shape == (points, 3) and back.positions.dtype == np.float32
+    assert all(f is None or len(f) == points for f in (back.normals, back.colors))
 
 
 @settings(max_examples=200, deadline=None)
