@@ -310,12 +310,79 @@ def export_nerf(
     this machine's ``out``); ``on_start`` gets the number of files, ``progress`` is called as each is written. ``out`` must not exist or be empty; the
     folder is written as ``{out}.partial`` and renamed to ``out`` once complete.
     """
-    import dask
-
-    if reader not in READERS:
-        raise UsageError(f"reader {reader!r}: choose one of {', '.join(READERS)}")
     if scheduler is not None:
         check_scheduler(scheduler)
+    target, image_format, out = _checked_arguments(reader, image_format, downscale, out)
+    tree = as_tree(cube)
+    group = sequence_group(sequence)
+    try:
+        node = tree[group]
+    except KeyError:
+        raise SelectionError(f"{group}: no such sequence in the cube") from None
+    ds = _prepared(node.to_dataset(inherit=False), group, target, cameras=cameras, every_nth=every_nth, fps=fps,
+                   start=start, stop=stop, color_correct=color_correct, crop_to_alpha=crop_to_alpha,
+                   background=background, downscale=downscale)
+    has_tracking = tracking_node(2) in node.children
+    if flame_frame is None:
+        flame_frame = has_tracking
+    elif flame_frame and not has_tracking:
+        raise SelectionError(f"{group}: no FLAME tracking, so there is no FLAME frame; export in the world frame")
+    benchmark, participant = group.split("/")[:2]
+    all_serials = tree[calibration_path(benchmark, int(participant))].dataset.camera.values.tolist()
+    frames = ds.time.values.astype(int).tolist()
+    has_mask, rgba = "alpha" in ds, target.rgba and "alpha" in ds
+
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "images").mkdir(parents=True)
+    tracking = flame_tracking(node, 2) if has_tracking else None
+    flame_paths = _write_flame(tmp, tracking, frames, flame_frame) if has_tracking and target.flame_params else None
+    db, writes = _frame_writes(ds, tmp, target, image_format, all_serials, tracking if flame_frame else None,
+                               flame_paths)
+    report = NerfExport(out, frames, ds.camera.values.tolist())
+    if target.ply_key is not None and POINTCLOUDS in node.children and not flame_frame:
+        steps = node[POINTCLOUDS].dataset.timestep.values.tolist()
+        first = min(steps, key=lambda s: (abs(s - frames[0]), s))
+        _write_ply(tmp / "points3d.ply", *load_pointcloud(node, first))
+        if target.ply_key:
+            db[target.ply_key] = "points3d.ply"
+        report.notes.append(f"points3d.ply: the point cloud of timestep {first}")
+
+    if on_start:
+        on_start(len(writes))
+    n_workers = workers or usable_cores()
+    # a few frames per worker at a time: dask would otherwise read frames far ahead of the writes
+    # (the matte feeds both the composite and the mask), and memory would grow with the sequence
+    step = FRAMES_IN_FLIGHT_PER_WORKER * n_workers * (2 if has_mask else 1)
+    with computing(scheduler, n_workers, progress, "write-") as compute:
+        report.files = sum(int(sum(compute(*writes[i:i + step]))) for i in range(0, len(writes), step))
+    background_note = "transparent (alpha)" if rgba else "none (no mattes: frames as they are)" if not has_mask \
+        else background if isinstance(background, str) else list(background)
+    _complete_db(db, target, frames, source={
+        "cube_sequence": group, "source_frames": frames, "fps": ds.attrs.get("fps"),
+        "source_fps": ds.attrs.get("source_fps"), "downscale": downscale, "crop_to_alpha": crop_to_alpha,
+        "reader": reader, "background": background_note, "frame": "flame" if flame_frame else "world",
+        "camera_convention": "OpenGL camera_to_world (x right, y up, z back); = inv(world_2_cam) @ diag(1, -1, -1, 1)",
+        "cy": "from the bottom row (VHAP: h - cy)" if target.cy_from_bottom else "from the top row"})
+    _reader_notes(target, db, len(frames), has_tracking, report.notes)
+    parts = _split_files(db, target.split if has_tracking else target.split_without_flame, report.notes)
+    for part in (db, *parts.values()):
+        part["frames"] = [{k: v for k, v in f.items() if k not in ("_t", "_c")} for f in part["frames"]]
+    for name, part in parts.items():
+        (tmp / f"transforms_{name}.json").write_text(json.dumps(part, indent=2))
+    (tmp / "transforms.json").write_text(json.dumps(db, indent=2))
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    return report
+
+
+def _checked_arguments(reader: str, image_format: str | None, downscale: int, out: str | Path
+                       ) -> tuple[Reader, str, Path]:
+    """The reader's description, the image format (default: the reader's first) and the output folder, once
+    each is checked (UsageError / StoreError naming the fix)."""
+    if reader not in READERS:
+        raise UsageError(f"reader {reader!r}: choose one of {', '.join(READERS)}")
     target = READERS[reader]
     image_format = image_format or target.formats[0]
     if image_format not in target.formats:
@@ -326,13 +393,15 @@ def export_nerf(
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StoreError(f"{out}: exists and is not an empty folder; choose a new output folder")
-    tree = as_tree(cube)
-    group = sequence_group(sequence)
-    try:
-        node = tree[group]
-    except KeyError:
-        raise SelectionError(f"{group}: no such sequence in the cube") from None
-    ds = node.to_dataset(inherit=False)
+    return target, image_format, out
+
+
+def _prepared(ds: xr.Dataset, group: str, target: Reader, *, cameras: list[str] | None, every_nth: int | None,
+              fps: float | None, start: int, stop: int | None, color_correct: bool, crop_to_alpha: int | None,
+              background: str | tuple[int, int, int], downscale: int) -> xr.Dataset:
+    """The sequence's Dataset as the export writes it, lazily: the cameras and frames chosen, colour-corrected,
+    cropped, composited (unless the reader takes RGBA) and downscaled, in the order the docstring of
+    :func:`export_nerf` gives."""
     if "images" not in ds:
         raise SelectionError(f"{group}: this sequence has no video (a hold-out sequence); nothing to export")
     if cameras:
@@ -345,46 +414,37 @@ def export_nerf(
         if "color_correction" not in ds:
             raise SelectionError(f"{group}: no colour correction in the cube (only full-dataset sequences have one)")
         ds = ds.nersemble.color_correct()
-    has_mask = "alpha" in ds
     if crop_to_alpha is not None:
-        if not has_mask:
+        if "alpha" not in ds:
             raise SelectionError(f"{group}: no alpha mattes in the cube, so there is no foreground to crop to")
         ds = ds.nersemble.crop_to_alpha(crop_to_alpha)
-    rgba = target.rgba and has_mask
-    if has_mask and not rgba:
+    if "alpha" in ds and not target.rgba:
         ds = ds.nersemble.composite(background)
-    if downscale > 1:
-        ds = ds.nersemble.downscale(downscale)
-    has_tracking = tracking_node(2) in node.children
-    if flame_frame is None:
-        flame_frame = has_tracking
-    elif flame_frame and not has_tracking:
-        raise SelectionError(f"{group}: no FLAME tracking, so there is no FLAME frame; export in the world frame")
-    benchmark, participant = group.split("/")[:2]
-    all_serials = tree[calibration_path(benchmark, int(participant))].dataset.camera.values.tolist()
-    serials = ds.camera.values.tolist()
-    frames = ds.time.values.astype(int).tolist()
-    h, w = ds.sizes["y"], ds.sizes["x"]
+    return ds.nersemble.downscale(downscale) if downscale > 1 else ds
 
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "images").mkdir(parents=True)
-    write_masks = has_mask and target.mask_key is not None
+
+def _frame_writes(ds: xr.Dataset, tmp: Path, target: Reader, image_format: str, all_serials: list[str],
+                  tracking, flame_paths: list[str] | None) -> tuple[dict, list]:
+    """The transforms database with one entry per (camera, frame) of ``ds``, and the delayed writes of their
+    images (and masks) under ``tmp``. ``tracking`` (FLAME frame exports) poses each frame's camera in the FLAME
+    model's frame of its timestep."""
+    import dask
+
+    rgba = target.rgba and "alpha" in ds
+    write_masks = "alpha" in ds and target.mask_key is not None
     if write_masks:
         (tmp / "fg_masks").mkdir()
+    image_blocks = ds.images.data.to_delayed()
+    mask_blocks = ds.alpha.data.to_delayed() if "alpha" in ds else None
+    k_all, w2c_all = ds.intrinsics.values, ds.world_2_cam.values
+    h, w = ds.sizes["y"], ds.sizes["x"]
     db: dict = {"frames": []}
     writes = []
-    image_blocks = ds.images.data.to_delayed()
-    mask_blocks = ds.alpha.data.to_delayed() if has_mask else None
-    k_all, w2c_all = ds.intrinsics.values, ds.world_2_cam.values
-    tracking = flame_tracking(node, 2) if has_tracking else None
-    write_flame = has_tracking and target.flame_params
-    flame_paths = _write_flame(tmp, tracking, frames, flame_frame) if write_flame else None
-    for c, serial in enumerate(serials):
+    for c, serial in enumerate(ds.camera.values.tolist()):
         c_index = all_serials.index(serial)
-        for i, t in enumerate(frames):
+        for i, t in enumerate(ds.time.values.astype(int).tolist()):
             w2c = w2c_all[c]
-            if flame_frame:
+            if tracking is not None:
                 w2c = flame_frame_w2c(w2c, tracking.rotation[t], tracking.translation[t], float(tracking.scale[0, 0]))
             item = _frame_item(target, i, t, c_index, serial, k_all[c], w2c, h, w, image_format, write_masks)
             if flame_paths:
@@ -403,51 +463,20 @@ def export_nerf(
                 writes.append(dask.delayed(_write_image, pure=True)(mask_blocks[c, i, 0, 0],
                                                                       str(tmp / item[target.mask_key]), "png",
                                                                       dask_key_name=f"write-mask-{c}-{i}"))
-    report = NerfExport(out, frames, serials)
-    if target.ply_key is not None and POINTCLOUDS in node.children and not flame_frame:
-        steps = node[POINTCLOUDS].dataset.timestep.values.tolist()
-        first = min(steps, key=lambda s: (abs(s - frames[0]), s))
-        _write_ply(tmp / "points3d.ply", *load_pointcloud(node, first))
-        if target.ply_key:
-            db[target.ply_key] = "points3d.ply"
-        report.notes.append(f"points3d.ply: the point cloud of timestep {first}")
+    return db, writes
 
-    if on_start:
-        on_start(len(writes))
-    n_workers = workers or usable_cores()
-    # a few frames per worker at a time: dask would otherwise read frames far ahead of the writes
-    # (the matte feeds both the composite and the mask), and memory would grow with the sequence
-    step = FRAMES_IN_FLIGHT_PER_WORKER * n_workers * (2 if has_mask else 1)
-    with computing(scheduler, n_workers, progress, "write-") as compute:
-        report.files = sum(int(sum(compute(*writes[i:i + step]))) for i in range(0, len(writes), step))
-    for key in INTRINSIC_KEYS:  # top level only where every frame agrees: nerfstudio applies it to all
+
+def _complete_db(db: dict, target: Reader, frames: list[int], source: dict) -> None:
+    """The database's top-level keys: intrinsics every frame shares (nerfstudio applies them to all), the
+    reader's own keys, instant-ngp's box, the timestep and camera indices, and ``source`` (provenance)."""
+    for key in INTRINSIC_KEYS:
         if len({f[key] for f in db["frames"]}) == 1:
             db[key] = db["frames"][0][key]
     db.update(target.top_level)
-    if reader == "instant-ngp":
+    if source["reader"] == "instant-ngp":
         centre = scene_centre(np.array([f["transform_matrix"] for f in db["frames"]]))
         centre = np.zeros(3) if centre is None else centre
         db["aabb"] = [(centre - INSTANT_NGP_BOX / 2).tolist(), (centre + INSTANT_NGP_BOX / 2).tolist()]
     db["timestep_indices"] = list(range(len(frames)))
     db["camera_indices"] = sorted({f["_c"] for f in db["frames"]})
-    db["source"] = {"cube_sequence": group, "source_frames": frames, "fps": ds.attrs.get("fps"),
-                    "source_fps": ds.attrs.get("source_fps"), "downscale": downscale,
-                    "crop_to_alpha": crop_to_alpha, "reader": reader,
-                    "background": "transparent (alpha)" if rgba else
-                    "none (no mattes: frames as they are)" if not has_mask else
-                    background if isinstance(background, str) else list(background),
-                    "frame": "flame" if flame_frame else "world",
-                    "camera_convention": "OpenGL camera_to_world (x right, y up, z back); "
-                                         "= inv(world_2_cam) @ diag(1, -1, -1, 1)",
-                    "cy": "from the bottom row (VHAP: h - cy)" if target.cy_from_bottom else "from the top row"}
-    _reader_notes(target, db, len(frames), has_tracking, report.notes)
-    parts = _split_files(db, target.split if has_tracking else target.split_without_flame, report.notes)
-    for part in (db, *parts.values()):
-        part["frames"] = [{k: v for k, v in f.items() if k not in ("_t", "_c")} for f in part["frames"]]
-    for name, part in parts.items():
-        (tmp / f"transforms_{name}.json").write_text(json.dumps(part, indent=2))
-    (tmp / "transforms.json").write_text(json.dumps(db, indent=2))
-    if out.exists():
-        out.rmdir()
-    tmp.rename(out)
-    return report
+    db["source"] = source
