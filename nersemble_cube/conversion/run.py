@@ -213,24 +213,7 @@ def convert(
         where = nodes.Target(target, root, storage, overwrite, run.threads_per_task)
         schedule = _Schedule(target, report, progress)
         try:
-            if checked.metadata:
-                store.set_attrs(target, dataset.BENCHMARK, {"metadata": read_metadata(checked.metadata)})
-            for part in checked.participants:
-                src = part.source
-                store.set_attrs(target, schema.participant_path(src.benchmark, src.participant_id),
-                                {"benchmark": src.benchmark, "participant_id": src.participant_id})
-                if part.calibration is not None:
-                    schedule.take(nodes.calibration(where, part))
-                if part.backgrounds:
-                    schedule.take(nodes.background(where, part))
-                for seq in part.sequences:
-                    frames = schedule.take(nodes.frames(where, seq))
-                    if seq.pointclouds:
-                        schedule.take(nodes.pointclouds(where, seq, frames.fresh))
-                    for version in seq.tracking:
-                        schedule.take(nodes.tracking(where, seq, version, frames.fresh))
-            if checked.svfr:
-                schedule.take(nodes.svfr(where, checked.svfr))
+            _schedule_nodes(where, checked, schedule)
             store.consolidate(target)  # the nodes being rewritten read as incomplete from here on
             schedule.run(run)
             for part in checked.participants:
@@ -244,3 +227,27 @@ def convert(
         finally:
             store.consolidate(target)
     return report
+
+
+def _schedule_nodes(where: nodes.Target, checked: ConversionPlan, schedule: _Schedule) -> None:
+    """Create every node of the plan (participants' attrs, calibration, backgrounds, frames, point clouds,
+    tracking, SVFR images) and queue their tasks on ``schedule``; nothing runs yet."""
+    target = where.store
+    if checked.metadata:
+        store.set_attrs(target, dataset.BENCHMARK, {"metadata": read_metadata(checked.metadata)})
+    for part in checked.participants:
+        src = part.source
+        store.set_attrs(target, schema.participant_path(src.benchmark, src.participant_id),
+                        {"benchmark": src.benchmark, "participant_id": src.participant_id})
+        if part.calibration is not None:
+            schedule.take(nodes.calibration(where, part))
+        if part.backgrounds:
+            schedule.take(nodes.background(where, part))
+        for seq in part.sequences:
+            frames = schedule.take(nodes.frames(where, seq))
+            if seq.pointclouds:
+                schedule.take(nodes.pointclouds(where, seq, frames.fresh))
+            for version in seq.tracking:
+                schedule.take(nodes.tracking(where, seq, version, frames.fresh))
+    if checked.svfr:
+        schedule.take(nodes.svfr(where, checked.svfr))
