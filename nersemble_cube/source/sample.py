@@ -11,11 +11,11 @@ with the stored calibration onto the pixel that shows it).
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 
 from ..cluster import Progress
@@ -23,6 +23,7 @@ from . import layout
 from .converters.flame import FlameTracking, write_flame_tracking
 from .converters.image import write_png
 from .converters.pcd import PointCloud, write_pcd
+from .converters.video import ffmpeg_exe
 
 HEAD_RADIUS = 0.11  # metres
 CAMERA_DISTANCE = 1.0  # metres from the head centre
@@ -163,14 +164,19 @@ def encode_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
     """Write ``frames`` ((y, x, 3) uint8 RGB) as an H.264 yuv420p mp4 at ``fps``, the way the real videos are coded."""
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]
-    writer = imageio_ffmpeg.write_frames(
-        str(path), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
-        macro_block_size=1, output_params=["-crf", _SAMPLE_CRF],
-    )
-    writer.send(None)
-    for frame in frames:
-        writer.send(np.ascontiguousarray(frame))
-    writer.close()
+    # ffmpeg itself, not imageio-ffmpeg's writer: that one starts ffmpeg with a Python preexec_fn, which can hang
+    # the forked child of a process with threads (seen with Python 3.13; the sample writes videos from threads)
+    cmd = [ffmpeg_exe(), "-y", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgb24",
+           "-r", f"{fps:.02f}", "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-v", "warning",
+           "-crf", _SAMPLE_CRF, str(path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    try:
+        for frame in frames:
+            proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+    finally:
+        proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg could not write {path}")
 
 
 def _write_camera(folder: Path, benchmark: str, p_id: int, seq: str, serial: str,
