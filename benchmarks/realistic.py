@@ -12,7 +12,8 @@ yuv420p at the CRF whose first 24 frames land nearest 67 KB per frame (about CRF
 discards noise of this size at the CRFs used for smooth content). The folder is the nvs sample
 (``write_sample``: layout, calibration, mattes) with these videos in place of its images; with ``--dataset``
 the full-dataset sample (``write_dataset_sample`` at full size: participant 18, EXP-1-head) with videos of
-3208x2200 at the CRF nearest :data:`DATASET_TARGET_BYTES`.
+3208x2200 at the CRF nearest :data:`DATASET_TARGET_BYTES` showing what the dataset's cameras see
+(:func:`head_frames`: a static backdrop, a moving textured head, noise): what inter-frame coding exploits.
 """
 
 from __future__ import annotations
@@ -76,6 +77,36 @@ def frames(n: int, seed: int, size: tuple[int, int] = (HEIGHT, WIDTH)) -> Iterat
         yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
 
+def head_frames(n: int, seed: int, size: tuple[int, int] = DATASET_SIZE) -> Iterator[np.ndarray]:
+    """``n`` frames ``(height, width, 3)`` uint8 like the full dataset's: a STATIC backdrop (the mosaic, still, as
+    the studio behind a fixed camera) and a textured head (an ellipse over a third of the frame's height, its
+    own mosaic texture, shaded) moving and turning slowly in front of it, plus sensor noise on everything."""
+    height, width = size
+    backdrop = mosaic(seed, 0, size).astype(np.float32)
+    ry, rx = 0.17 * height, 0.13 * width
+    texture = mosaic(seed + 7, 8, (int(2.4 * ry), int(2.4 * rx))).astype(np.float32)
+    rng = np.random.default_rng(seed + 1)
+    y, x = np.mgrid[0:int(2 * ry) + 4, 0:int(2 * rx) + 4].astype(np.float32)
+    for t in range(n):
+        cy = 0.45 * height + 0.02 * height * np.sin(t / 11)  # a few pixels per frame, sub-pixel
+        cx = 0.5 * width + 0.03 * width * np.sin(t / 17 + 1)
+        y0, x0 = int(cy - ry) - 2, int(cx - rx) - 2
+        dy, dx = (y + y0 - cy) / ry, (x + x0 - cx) / rx
+        inside = np.clip((1 - np.sqrt(dy ** 2 + dx ** 2)) * 40, 0, 1)[..., None]  # a soft edge over ~2 px
+        turn = 3.0 * np.sin(t / 23)  # the texture slides inside the head: it turns
+        ty, tx = y + 4 + 0.5 * np.sin(t / 19), x + 4 + turn
+        iy, ix = np.clip(ty.astype(int), 0, texture.shape[0] - 2), np.clip(tx.astype(int), 0, texture.shape[1] - 2)
+        fy, fx = (ty - np.floor(ty))[..., None], (tx - np.floor(tx))[..., None]
+        skin = (texture[iy, ix] * (1 - fx) + texture[iy, ix + 1] * fx) * (1 - fy) + \
+               (texture[iy + 1, ix] * (1 - fx) + texture[iy + 1, ix + 1] * fx) * fy
+        shade = np.clip(1.1 - 0.5 * (dy ** 2 + dx ** 2), 0.4, 1.1)[..., None]
+        frame = backdrop.copy()
+        window = frame[y0:y0 + y.shape[0], x0:x0 + y.shape[1]]
+        window[:] = window * (1 - inside) + skin * shade * inside
+        frame += rng.normal(0, NOISE_SIGMA, frame.shape).astype(np.float32)
+        yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+
+
 def encode(path: Path, video: Iterator[np.ndarray], crf: int, size: tuple[int, int] = (HEIGHT, WIDTH)) -> int:
     """Encode ``video`` (frames of ``size``, height x width) to ``path`` as H.264 yuv420p at ``crf``; returns
     the file's bytes."""
@@ -92,7 +123,7 @@ def encode(path: Path, video: Iterator[np.ndarray], crf: int, size: tuple[int, i
 
 
 def choose_crf(folder: Path, probe_frames: int = 24, size: tuple[int, int] = (HEIGHT, WIDTH),
-               target: int = TARGET_BYTES) -> tuple[int, float]:
+               target: int = TARGET_BYTES, content=frames) -> tuple[int, float]:
     """The CRF whose encode of the first ``probe_frames`` frames (of ``size``) lands nearest ``target`` bytes
     per frame (bisection over :data:`CRF_RANGE`), and that size in bytes per frame."""
     probe = folder / "crf-probe.mp4"
@@ -100,7 +131,7 @@ def choose_crf(folder: Path, probe_frames: int = 24, size: tuple[int, int] = (HE
 
     def per_frame(crf: int) -> float:
         if crf not in sizes:
-            sizes[crf] = encode(probe, frames(probe_frames, 0, size), crf, size) / probe_frames
+            sizes[crf] = encode(probe, content(probe_frames, 0, size), crf, size) / probe_frames
         return sizes[crf]
 
     lo, hi = CRF_RANGE
@@ -137,10 +168,10 @@ def realistic_dataset_sample(folder: Path, n_frames: int, cameras: int = 16) -> 
     if done.exists():
         return folder
     write_dataset_sample(folder, (18,), ("EXP-1-head",), n_frames=1, n_cameras=cameras, downscale=1)
-    crf, per_frame = choose_crf(folder, 8, DATASET_SIZE, DATASET_TARGET_BYTES)
+    crf, per_frame = choose_crf(folder, 24, DATASET_SIZE, DATASET_TARGET_BYTES, head_frames)
     videos = sorted((folder / "018" / "sequences" / "EXP-1-head" / "images").glob("cam_*.mp4"))
     for i, mp4 in enumerate(videos):
-        per_frame = encode(mp4, frames(n_frames, 100 + i, DATASET_SIZE), crf, DATASET_SIZE) / n_frames
+        per_frame = encode(mp4, head_frames(n_frames, 100 + i, DATASET_SIZE), crf, DATASET_SIZE) / n_frames
     done.write_text(f"crf {crf}, {per_frame / 1e3:.1f} KB per frame (last camera)\n")
     return folder
 

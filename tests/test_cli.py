@@ -109,7 +109,7 @@ def test_sample_then_convert_then_info(tmp_path):
     (("convert", "{dataset}", "{tmp}/c.zarr", "-s", "EXP-9"), 3, "it holds: 018 (EXP-1-head, SEN-07-fond_note_friend)"),
     # option mistakes are usage errors (2), typer's included, one line at any terminal width
     (("convert", "{sample}", "{tmp}/c.zarr", "--every-nth", "2"), 2, "apply to a full-dataset folder"),
-    (("convert", "{sample}", "{tmp}/c.zarr", "--codec", "gzip"), 2, "unknown codec 'gzip'; choose from zstd"),
+    (("convert", "{sample}", "{tmp}/c.zarr", "--codec", "gzip"), 2, "'gzip' is not one of 'zstd', 'lz4', 'none', 'jpegxl', 'h264', 'hevc', 'copy'"),
     (("convert", "{sample}", "{tmp}/c.zarr", "--frames-per-shard", "-5"), 2, "--frames-per-shard"),
     (("convert", "{sample}", "{tmp}/c.zarr", "--scheduler", "nowhere"), 2, "--scheduler is threads, processes"),
     (("validate", "{tmp}/nope.zip", "-b", "nvs"), 2, "nope.zip' does not exist"),

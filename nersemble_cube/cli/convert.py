@@ -9,8 +9,10 @@ import typer
 
 from ..cube.presets import CODECS
 from ..errors import VerificationError
-from ._app import (Benchmark, Json, Participant, Scheduler, Sequence, Store, Workers, app, err, out, print_json,
+from ._app import (Benchmark, choices, Json, Participant, Scheduler, Sequence, Store, Workers, app, err, out, print_json,
                    sized_bar, user_errors)
+
+CodecChoice = choices("CodecChoice", CODECS)
 
 if TYPE_CHECKING:
     from ..conversion.plan import ConversionPlan
@@ -72,12 +74,18 @@ def convert(
     fps: Annotated[Optional[float], typer.Option(
         min=0.001, help="Full dataset: keep the frames ffmpeg's fps filter picks at this rate (the frames VHAP "
                         "extracts, e.g. 25).")] = None,
-    codec: Annotated[str, typer.Option(
-        help=f"Codec preset: {', '.join(CODECS)} (zstd, lz4, none are lossless; jpegxl is lossy, see --distance).")] = "zstd",
+    codec: Annotated[CodecChoice, typer.Option(
+        help="Codec preset (zstd, lz4, none are lossless; jpegxl is lossy, see --distance; "
+             "h264 and hevc store chunks of --frames-per-chunk frames as video, see --crf; copy stores the "
+             "mp4s' own packets, bit-equal, where their keyframes are regular).")] = CodecChoice.zstd,
     level: Annotated[int, typer.Option(help="Compression level of zstd / lz4.")] = 3,
     distance: Annotated[float, typer.Option(help="jpegxl: Butteraugli distance (0.6 ~45 dB on camera footage, 1 ~42 dB, 0 lossless).")] = 0.6,
     effort: Annotated[int, typer.Option(min=1, max=9, help="jpegxl: encoder effort, 1-9 (more: smaller, slower to write).")] = 5,
-    frames_per_chunk: Annotated[int, typer.Option(min=1, help="Frames per chunk along time (1: fastest random access).")] = 1,
+    crf: Annotated[int, typer.Option(min=0, max=51, help="h264 / hevc: the encoder's CRF (14: ~43 dB on camera footage; lower: better, larger).")] = 14,
+    preset: Annotated[str, typer.Option(help="h264 / hevc: the encoder's preset (ultrafast ... veryslow: slower writes, smaller chunks).")] = "medium",
+    frames_per_chunk: Annotated[Optional[int], typer.Option(
+        min=1, help="Frames per chunk along time (default 1: fastest random access; h264 / hevc: 16, one GOP; "
+                    "copy: the source's GOP).")] = None,
     frames_per_shard: Annotated[int, typer.Option(min=0, help="Frames per shard file (0: no sharding, a file per chunk).")] = 32,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo parts that are already complete.")] = False,
     workers: Workers = None,
@@ -102,7 +110,7 @@ def convert(
     from ..cube.storage import StorageSpec
 
     try:
-        storage = StorageSpec(codec, level, frames_per_chunk, frames_per_shard, distance, effort)
+        storage = StorageSpec(codec.value, level, frames_per_chunk, frames_per_shard, distance, effort, crf, preset)
         check_scheduler(scheduler)
         factors = tuple(int(f) for f in scales.split(","))
         if any(f < 1 for f in factors):
@@ -147,6 +155,7 @@ def _print_estimate(source: str, store: str, storage, overwrite: bool, scales: t
     from ..conversion.estimate import estimate
     from ..conversion.plan import plan
     from ..cube.location import locate
+    from ..cube.storage import StorageSpec
     from ..cube.summary import plural
     from ..source.files import as_path
 
@@ -168,7 +177,8 @@ def _print_estimate(source: str, store: str, storage, overwrite: bool, scales: t
               (f" and {plural(guess.stills, 'background still')}" if guess.stills else ""), highlight=False)
     for codec, n in guess.bytes.items():
         mark = " (chosen)" if codec == storage.codec else ""
-        lossy = "" if codec in ("zstd", "lz4", "none") else ", lossy ~45 dB"
+        quality = StorageSpec(codec).quality
+        lossy = f", {quality}" if quality else ""
         fits = "" if guess.free is None else (", fits" if n <= guess.free else ", does NOT fit")
         out.print(f"  --codec {codec}{mark}: ~{n / 1e9:.3g} GB, at least ~{_duration(wall[codec])} with "
                   f"{plural(workers, 'worker')}{lossy}{fits}", highlight=False)

@@ -22,17 +22,28 @@ SAMPLED_SEQUENCES = 24
 like them per pixel (the full dataset has ~9.4 K sequences, and decoding a frame of each would take long)."""
 
 
-def _sample_frame(info: VideoInfo, index: int = 8) -> np.ndarray:
-    """Frame ``index`` (or the last) of ``info``: past the first keyframe, whose extra detail would overstate
-    what the later frames take."""
+def _sample_frames(info: VideoInfo, index: int = 8, count: int = 1) -> np.ndarray:
+    """``count`` frames ``(count, y, x, channel)`` of ``info`` from frame ``index`` (fewer at its end; from the
+    last if it is shorter): past the first keyframe, whose extra detail would overstate what the later frames take."""
+    start = max(0, min(index, info.n_frames - count))
     frames = iter_frames(info, batch=1)
-    frame = None
+    kept = []
     try:
-        for i, batch in zip(range(min(index, info.n_frames - 1) + 1), frames):
-            frame = batch[0]
-        return frame
+        for i, batch in zip(range(start + count), frames):
+            if i >= start:
+                kept.append(batch[0].copy())
+        return np.stack(kept)
     finally:
         frames.close()
+
+
+VIDEO_SAMPLE = 4
+"""Frames a video preset is sized with: a keyframe and predicted frames, extrapolated to its GOP."""
+
+
+def _file_bytes_per_frame(info: VideoInfo) -> float:
+    """What the copy preset stores per frame: the mp4's bytes over its frames."""
+    return info.path.stat().st_size / max(info.n_frames, 1)
 
 
 def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: Callable[[str], bool] = lambda g: False,
@@ -53,14 +64,20 @@ def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: C
     step = max(1, -(-len(todo) // SAMPLED_SEQUENCES))
     per_pixel: dict[tuple[StorageSpec, str], list[float]] = {}
     sized: dict[str, dict[tuple[StorageSpec, str], float]] = {}
+    video = any(spec.video for spec in storages)
     for seq in todo[::step]:
-        frames = {"images": _sample_frame(seq.images[0])}
+        frames = {"images": _sample_frames(seq.images[0], count=VIDEO_SAMPLE if video else 1)}
         if seq.alpha:
-            frames["alpha"] = _sample_frame(seq.alpha[0])[..., 0]
+            frames["alpha"] = _sample_frames(seq.alpha[0])[..., 0]
         sized[seq.group] = {}
         for spec in storages:
-            for name, frame in frames.items():
-                n = encoded_size(frame, spec.for_mattes() if name == "alpha" else spec)
+            for name, sample in frames.items():
+                spec_here = spec.for_mattes() if name == "alpha" else spec
+                frame = sample[0]
+                if spec_here.codec == "copy":
+                    n = _file_bytes_per_frame(seq.images[0])
+                else:
+                    n = encoded_size(frame, spec_here, sample[1:]) if spec_here.video else encoded_size(frame, spec_here)
                 sized[seq.group][spec, name] = n
                 per_pixel.setdefault((spec, name), []).append(n / (frame.shape[0] * frame.shape[1]))
     totals = dict.fromkeys(storages, 0)
@@ -113,8 +130,7 @@ def check_free_space(target: Location, checked: ConversionPlan, storage: Storage
     if needed <= free:
         return
     others = need([StorageSpec(c) for c in CODECS if c != storage.codec])
-    fits = [f"--codec {s.codec} (~{_size(n)}{'' if s.lossless else ', lossy: ~45 dB'})"
-            for s, n in others.items() if n <= free]
+    fits = [f"--codec {s.codec} (~{_size(n)}{s.quality and ', ' + s.quality})" for s, n in others.items() if n <= free]
     if fits:
         hint = f"; {' or '.join(fits)} would fit"
     else:
@@ -152,7 +168,8 @@ class Estimate:
 
     def wall_seconds(self, codec: str, workers: int) -> float:
         """A lower bound on the conversion's wall time with ``workers`` tasks on as many cores."""
-        return (self.decoded * self.decode_seconds + self.frames * self.encode_seconds[codec]) / max(workers, 1)
+        decode = 0.0 if codec == "copy" else self.decoded * self.decode_seconds  # copy: packets, not pictures
+        return (decode + self.frames * self.encode_seconds[codec]) / max(workers, 1)
 
 
 def _timings(info: VideoInfo, presets: list[StorageSpec], sample: int = 8) -> tuple[float, dict[str, float]]:
@@ -172,8 +189,14 @@ def _timings(info: VideoInfo, presets: list[StorageSpec], sample: int = 8) -> tu
     encode = {}
     for spec in presets:
         t0 = time.perf_counter()
-        encoded_size(first, spec)
-        encode[spec.codec] = time.perf_counter() - t0
+        if spec.codec == "copy":  # packets are copied, not encoded
+            encode[spec.codec] = 0.0
+        elif spec.video:  # a GOP of copies of the frame: its encode time per frame
+            encoded_size(first, spec, np.stack([first] * (VIDEO_SAMPLE - 1)))
+            encode[spec.codec] = (time.perf_counter() - t0) / VIDEO_SAMPLE
+        else:
+            encoded_size(first, spec)
+            encode[spec.codec] = time.perf_counter() - t0
     return decode, encode
 
 

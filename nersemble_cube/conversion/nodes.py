@@ -23,9 +23,11 @@ from ..cube import scales, schema, store
 from ..cube.integrity import REWRITE
 from ..cube.location import Location
 from ..cube.storage import StorageSpec
+from ..errors import SourceError, UsageError
 from ..source import layout
+from ..source.converters.video import gop_length
 from .plan import ParticipantPlan, SequencePlan
-from .tasks import cloud_layout, fill_background, fill_clouds, fill_svfr, fill_video, write_small_node
+from .tasks import cloud_layout, copy_video, fill_background, fill_clouds, fill_svfr, fill_video, write_small_node
 
 
 @dataclass(frozen=True)
@@ -129,26 +131,45 @@ def frames(t: Target, seq: SequencePlan) -> NodeWork:
         store.write_node(t.store, seq.group, ds)
         return NodeWork(seq.group, fresh=True)
     ref = seq.images[0]
+    storage = _copy_spec(t.storage, seq) if t.storage.codec == "copy" else t.storage
     videos = {"images": seq.images, "alpha": seq.alpha}
     names = [v for v in videos if videos[v]]
     sources = {name: {s: t.relative(i.path) for s, i in zip(src.serials, videos[name])} for name in names}
     n_frames = seq.n_frames
     ds = schema.sequence_template(
         src.benchmark, src.participant_id, src.sequence, seq.calibration, n_frames, ref.height, ref.width,
-        seq.fps, bool(seq.alpha), t.storage, sources, seq.time, seq.color,
+        seq.fps, bool(seq.alpha), storage, sources, seq.time, seq.color,
     )
-    ds.attrs["storage"] = t.storage.to_attrs()
+    ds.attrs["storage"] = storage.to_attrs()
     ds.attrs.update(seq.selection or {})
     flags = None if t.overwrite else _resumable_flags(t.store, seq.group, ds, names)
     fresh = flags is None
     if fresh:
-        store.write_node(t.store, seq.group, ds, t.storage, compute=False)
+        store.write_node(t.store, seq.group, ds, storage, compute=False)
         flags = {name: np.zeros(len(videos[name]), bool) for name in names}
-    per_write = t.storage.shard_frames(n_frames)
-    tasks = [Task(f"{seq.group}/{name}/{c}", n_frames, fill_video,
+    per_write = storage.shard_frames(n_frames)
+    tasks = [Task(f"{seq.group}/{name}/{c}", n_frames, copy_video, (t.store, seq.group, c, info))
+             if name == "images" and storage.codec == "copy" else
+             Task(f"{seq.group}/{name}/{c}", n_frames, fill_video,
                   (t.store, seq.group, name, c, info, per_write, t.decoder_threads, seq.frames))
              for name in names for c, info in enumerate(videos[name]) if not flags[name][c]]
     return NodeWork(seq.group, tasks, seq.frame_items - sum(task.items for task in tasks), fresh=fresh, note=seq.note)
+
+
+def _copy_spec(storage: StorageSpec, seq: SequencePlan) -> StorageSpec:
+    """The ``copy`` spec of a sequence: chunks of its videos' common group of pictures (read from the files)."""
+    if seq.frames is not None:
+        raise UsageError(f"{seq.group}: --codec copy stores the mp4s' packets, so it keeps every frame; drop "
+                         "--every-nth / --fps, or use --codec h264")
+    gops = {info.path.name: gop_length(info) for info in seq.images}
+    if len(set(gops.values())) > 1:
+        raise SourceError(f"{seq.group}: the cameras' keyframes fall every {sorted(set(gops.values()))} frames, "
+                          "and a chunk grid has one length; use --codec h264 (re-encoded, lossy) or zstd")
+    gop = next(iter(gops.values()))
+    if storage.frames_per_chunk not in (0, gop):
+        raise UsageError(f"{seq.group}: --frames-per-chunk {storage.frames_per_chunk} with --codec copy, but the "
+                         f"videos' keyframes fall every {gop} frames; leave --frames-per-chunk out")
+    return storage.with_gop(gop)
 
 
 def _appendable_timesteps(target: Location, seq: SequencePlan) -> list[int] | None:

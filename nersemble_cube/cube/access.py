@@ -55,8 +55,12 @@ class _FrameArray(BackendArray):
         if any(r is None or r[1] <= r[0] or r[0] // c != (r[1] - 1) // c for r, c in zip(ranges, size)):
             return np.asarray(self._array[key])  # empty, strided or across chunks: zarr's own path
         corner = [a - a % c for (a, _), c in zip(ranges, size)]
-        chunk = self._reader.chunk(tuple(o // c for o, c in zip(corner, size)))
-        return chunk[tuple(a - o if index else slice(a - o, b - o) for (a, b), o, index in zip(ranges, corner, is_index))]
+        coords = tuple(o // c for o, c in zip(corner, size))
+        within = tuple(a - o if index else slice(a - o, b - o) for (a, b), o, index in zip(ranges, corner, is_index))
+        if len(size) > 2 and size[0] == 1 and ranges[1][1] - ranges[1][0] == 1:  # one frame of a camera: a video
+            frame = self._reader.frame(coords, ranges[1][0] - corner[1])[None, None]  # chunk decodes only up to it
+            return frame[(within[0], 0 if is_index[1] else slice(0, 1), *within[2:])]
+        return self._reader.chunk(coords)[within]
 
 
 def as_tree(cube: xr.DataTree | str | Path | Location, *, dask: bool = True) -> xr.DataTree:

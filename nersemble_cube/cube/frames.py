@@ -83,7 +83,7 @@ class FrameReader:
         per_chunk = self._chunks.chunk_shape[1]
         coords = (self.cameras.index(serial), time // per_chunk) + (0,) * (len(self._chunks.chunk_shape) - 2)
         try:
-            return self._chunks.chunk(coords)[0, time % per_chunk]
+            return self._chunks.frame(coords, time % per_chunk)
         except ValueError:
             from .store import check_ranges
 

@@ -40,6 +40,8 @@ from zarr.core.dtype import UInt64
 from zarr.core.indexing import _morton_order  # zarr 3.1 to 3.4 alike: the (n, ndim) coordinates in Morton order
 from zarr.core.sync import sync
 
+from .codecs.video import Decoding, VideoCodec
+
 _EMPTY = np.uint64(2**64 - 1)
 """Offset and length of a chunk a shard does not hold."""
 
@@ -157,28 +159,48 @@ class ChunkReader(_Layout):
         super().__init__(array)
         self._indexes: dict[tuple[int, ...], np.ndarray | None] = {}
         self._decode = _direct_decoder(self.codecs, self.spec)
+        self._video = self.codecs[0] if isinstance(self.codecs[0], VideoCodec) and self.direct and \
+            len(self.codecs) == 2 and self.checksummed else None
+        self._decoding: tuple[tuple[int, ...], Decoding | None] | None = None
+        """The video chunk last read from and its decoder (None: a chunk the store does not hold)."""
 
     def chunk(self, coords: tuple[int, ...]) -> np.ndarray:
         """The decoded chunk at chunk-grid position ``coords``: a new, writable array of ``chunk_shape`` (the
         fill value where the store holds no such chunk). The lossless presets decompress straight into it."""
         if not self.direct:
             return self.array[tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, self.chunk_shape))]
-        if self.sharding is None:
-            data = sync(self.array.store.get(self.key(coords), default_buffer_prototype()))
-            data = None if data is None else data.as_numpy_array()
-        else:
-            shard = tuple(i // p for i, p in zip(coords, self.per_shard))
-            if shard not in self._indexes:
-                self._indexes[shard] = self._index(shard)
-            index = self._indexes[shard]
-            offset, length = (_EMPTY, _EMPTY) if index is None else index[tuple(i % p for i, p in zip(coords, self.per_shard))]
-            data = None if offset == _EMPTY else self._read_range(self.key(shard), int(offset), int(length))
+        data = self._stored(coords)
         if data is None:
             return np.full(self.chunk_shape, self.fill_value, dtype=self.array.dtype)
         if self._decode is not None:
             return self._decode(data)
         chunk = _decode(self.codecs, default_buffer_prototype().buffer.from_array_like(data), self.spec)
         return chunk if chunk.flags.writeable else chunk.copy()  # a codec that hands back its own buffer
+
+    def frame(self, coords: tuple[int, ...], k: int) -> np.ndarray:
+        """``chunk(coords)[0, k]`` (a new, writable array): frame ``k`` of the chunk along ``time``. A video chunk
+        is decoded only as far as frame ``k``, continuing the decoder of the last chunk read when it is the same
+        chunk and a later frame (reads in order then cost one frame each)."""
+        if self._video is None:
+            return self.chunk(coords)[0, k]
+        if self._decoding is None or self._decoding[0] != coords:
+            data = self._stored(coords)
+            decoding = None if data is None else self._video.decoding(_checked(data), self.chunk_shape)
+            self._decoding = (coords, decoding)
+        frame = None if self._decoding[1] is None else self._decoding[1].frame(k)
+        return np.full(self.chunk_shape[2:], self.fill_value, np.uint8) if frame is None else frame
+
+    def _stored(self, coords: tuple[int, ...]) -> np.ndarray | None:
+        """The stored bytes (uint8) of the chunk at ``coords``, None where the store holds no such chunk."""
+        if self.sharding is None:
+            data = sync(self.array.store.get(self.key(coords), default_buffer_prototype()))
+            return None if data is None else data.as_numpy_array()
+        shard = tuple(i // p for i, p in zip(coords, self.per_shard))
+        if shard not in self._indexes:
+            self._indexes[shard] = self._index(shard)
+        index = self._indexes[shard]
+        offset, length = (_EMPTY, _EMPTY) if index is None else index[tuple(i % p for i, p in zip(coords, self.per_shard))]
+        return None if offset == _EMPTY else self._read_range(self.key(shard), int(offset), int(length))
 
     def _read_range(self, key: str, offset: int, length: int) -> np.ndarray | None:
         """``length`` bytes at ``offset`` of the shard ``key`` (its index says it holds them): one plain read of
@@ -242,19 +264,55 @@ class ShardWriter(_Layout):
     def _shard(self, block: np.ndarray) -> list[np.ndarray]:
         """A shard's bytes as parts: its chunks in Morton order, then the index. Chunks past the array's end are
         absent."""
+        def chunk(coords: tuple[int, ...]) -> list[np.ndarray] | None:
+            corner = tuple(i * c for i, c in zip(coords, self.chunk_shape))
+            if any(x >= n for x, n in zip(corner, block.shape)):
+                return None
+            return self._chunk(block[tuple(slice(x, x + c) for x, c in zip(corner, self.chunk_shape))])
+
+        return self._assemble(chunk)
+
+    def _assemble(self, chunk: Callable[[tuple[int, ...]], list[np.ndarray] | None]) -> list[np.ndarray]:
+        """A shard's parts from ``chunk(coords)``: the parts of the chunk at ``coords`` within the shard, None where
+        the shard holds none."""
         index = np.full(self.per_shard + (2,), _EMPTY, dtype="<u8")
         parts, offset = [], 0
         for coords in map(tuple, _morton_order(self.per_shard).tolist()):
-            corner = tuple(i * c for i, c in zip(coords, self.chunk_shape))
-            if any(x >= n for x, n in zip(corner, block.shape)):
+            stored = chunk(coords)
+            if stored is None:
                 continue
-            chunk = self._chunk(block[tuple(slice(x, x + c) for x, c in zip(corner, self.chunk_shape))])
-            length = sum(len(p) for p in chunk)
+            length = sum(len(p) for p in stored)
             index[coords] = (offset, length)
-            parts += chunk
+            parts += stored
             offset += length
         parts.append(_encode(tuple(self.sharding.index_codecs), index, self.index_spec))
         return parts
+
+    def write_encoded(self, start: tuple[int, ...], chunks: list[bytes]) -> None:
+        """Store chunks already encoded by the array's serializer (``copy``: a source's packets) one after the
+        other along ``time`` from ``start`` (a corner on the shard grid of a one-camera-per-chunk array), each
+        followed by its crc32c; whole shards, or to the array's end."""
+        per = self.per_shard[1] if self.sharding else 1
+        if start[1] % (per * self.chunk_shape[1]) or any(start[2:]) or self.chunk_shape[0] != 1:
+            raise ValueError(f"chunks from {start} do not start a shard of {self.outer}")
+        first = start[1] // self.chunk_shape[1]
+
+        def parts(data: bytes) -> list[np.ndarray]:
+            raw = np.frombuffer(data, np.uint8)
+            return [raw, np.frombuffer(google_crc32c.value(raw).to_bytes(4, "little"), np.uint8)]
+
+        for s in range(0, len(chunks), per):
+            shard = (start[0], (first + s) // per) + (0,) * (len(start) - 2)
+            if self.sharding:
+                group = chunks[s:s + per]
+                stored = self._assemble(lambda c, g=group: parts(g[c[1]]) if c[1] < len(g) else None)
+            else:
+                stored = parts(chunks[s])
+            if self.root is not None:
+                _write_file(self.root / self.key(shard), stored)
+            else:
+                value = default_buffer_prototype().buffer.from_array_like(np.concatenate(stored))
+                sync(self.array.store.set(self.key(shard), value))
 
 
 def _write_file(path: Path, parts: list[np.ndarray]) -> None:

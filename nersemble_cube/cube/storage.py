@@ -3,7 +3,8 @@
 A store records the :class:`StorageSpec` it was written with (``attrs["storage"]`` of each
 sequence), so it says how it was made. ``zstd`` (the default), ``lz4`` and ``none`` are lossless:
 frames read back bit-equal. ``jpegxl`` is a lossy image codec for stores near the mp4s' size
-(:class:`~.codecs.jpegxl.JpegXlCodec`).
+(:class:`~.codecs.jpegxl.JpegXlCodec`); ``h264`` and ``hevc`` store chunks of frames along ``time`` as closed-GOP
+video, and ``copy`` the source's own packets, bit-equal to decoding the mp4 (:class:`~.codecs.video.VideoCodec`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from .codecs.jpegxl import JpegXlCodec
-from .presets import CODECS, LOSSLESS, CodecName  # noqa: F401 - re-exported
+from .codecs.video import ENCODERS, VideoCodec, encode, pack
+from .presets import CODECS, LOSSLESS, VIDEO, VIDEO_FRAMES_PER_CHUNK, CodecName  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)
@@ -25,43 +27,78 @@ class StorageSpec:
     ``codec``: ``"zstd"`` (zstd at ``level``, the default), ``"lz4"`` (blosc-lz4 at ``level``,
     fastest to decode), ``"none"``, or ``"jpegxl"`` (lossy JPEG-XL at Butteraugli ``distance`` and encoder
     ``effort``; the defaults 0.6 and 5 keep ~45 dB PSNR against the decoded mp4 on camera-like footage at
-    ~2.8x its bytes with libjxl 0.12, ~3.2x with 0.11: docs/performance.md).
+    ~2.8x its bytes with libjxl 0.12, ~3.2x with 0.11: docs/performance.md), ``"h264"`` / ``"hevc"`` (lossy
+    closed-GOP video of ``frames_per_chunk`` frames per chunk, libx264 / libx265 at ``crf`` with encoder
+    ``preset``), or ``"copy"`` (each chunk one GOP of the source mp4's own packets: bit-equal, the mp4's bytes;
+    its keyframes must fall every ``frames_per_chunk`` frames, which by default is read from the source).
     Alpha mattes are stored lossless whatever the codec (:meth:`for_mattes`).
     ``frames_per_chunk``: frames of one camera per chunk along ``time`` (1 = one frame per chunk,
-    the fastest random access; image codecs need 1). ``frames_per_shard``: chunks are grouped into
+    the fastest random access; image codecs need 1; default 1, or :data:`VIDEO_FRAMES_PER_CHUNK` for
+    h264 / hevc, 0 for copy: the source's GOP). ``frames_per_shard``: chunks are grouped into
     zarr v3 shards of this many frames (one file per camera and shard; 0 = no sharding, one file per
     chunk). A single-frame read still fetches only that frame's bytes (plus the shard index).
     """
 
     codec: CodecName = "zstd"
     level: int = 3
-    frames_per_chunk: int = 1
+    frames_per_chunk: int | None = None
     frames_per_shard: int = 32
     distance: float = 0.6
     effort: int = 5
+    crf: int = 14
+    preset: str = "medium"
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
             raise ValueError(f"unknown codec {self.codec!r}; choose from {', '.join(CODECS)}")
+        if self.frames_per_chunk is None:
+            default = {"h264": VIDEO_FRAMES_PER_CHUNK, "hevc": VIDEO_FRAMES_PER_CHUNK, "copy": 0}.get(self.codec, 1)
+            object.__setattr__(self, "frames_per_chunk", default)
+        if self.codec == "copy" and self.frames_per_chunk == 0:
+            return  # the GOP is read from the source: with_gop() gives the spec the conversion uses
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf {self.crf} is not a libx264 / libx265 CRF; choose 0 to 51 (lower: better)")
         levels = {"zstd": range(-7, 23), "lz4": range(0, 10)}.get(self.codec)
         if levels is not None and self.level not in levels:
             raise ValueError(f"level {self.level} is not a {self.codec} level; choose {levels.start} to {levels.stop - 1}")
         if not 1 <= self.effort <= 9:
             raise ValueError(f"effort {self.effort} is not a JPEG-XL effort; choose 1 to 9")
-        if self.frames_per_chunk < 1:
+        if self.frames_per_chunk < 1 and self.codec != "copy":
             raise ValueError(f"frames_per_chunk must be >= 1, got {self.frames_per_chunk}")
         if self.codec == "jpegxl" and self.frames_per_chunk != 1:
             raise ValueError("the jpegxl codec stores one frame per chunk (frames_per_chunk=1)")
         if self.frames_per_shard < 0:
             raise ValueError(f"frames_per_shard must be >= 0 (0: no sharding), got {self.frames_per_shard}")
         if self.frames_per_shard and self.frames_per_shard % self.frames_per_chunk:
-            raise ValueError(f"frames_per_shard ({self.frames_per_shard}) must be a multiple of "
-                             f"frames_per_chunk ({self.frames_per_chunk})")
+            if self.codec not in VIDEO:
+                raise ValueError(f"frames_per_shard ({self.frames_per_shard}) must be a multiple of "
+                                 f"frames_per_chunk ({self.frames_per_chunk})")
+            # video: whole GOPs per shard, about as many frames as asked
+            shard = max(1, round(self.frames_per_shard / self.frames_per_chunk)) * self.frames_per_chunk
+            object.__setattr__(self, "frames_per_shard", shard)
 
     @property
     def lossless(self) -> bool:
         return self.codec in LOSSLESS
 
+    @property
+    def quality(self) -> str:
+        """What the preset keeps, in words (empty for the lossless ones): the figures docs/performance.md
+        measures on camera-like footage."""
+        return {"jpegxl": "lossy: ~45 dB", "h264": "lossy: ~43 dB", "hevc": "lossy: ~42 dB",
+                "copy": "the mp4s' own packets: exact"}.get(self.codec, "")
+
+    @property
+    def video(self) -> bool:
+        """Chunks are closed-GOP video (h264, hevc, copy)."""
+        return self.codec in VIDEO
+
+    def with_gop(self, gop: int) -> StorageSpec:
+        """The ``copy`` spec for a source whose keyframes fall every ``gop`` frames (one chunk per GOP)."""
+        from dataclasses import replace
+
+        shard = self.frames_per_shard and max(1, round(self.frames_per_shard / gop)) * gop
+        return replace(self, frames_per_chunk=gop, frames_per_shard=shard)
     def compressors(self) -> tuple:
         """The zarr v3 bytes-to-bytes codecs of this spec: the compressor (none for ``none`` and ``jpegxl``),
         then a crc32c checksum of every chunk, so a damaged chunk fails to read instead of reading wrong."""
@@ -71,8 +108,10 @@ class StorageSpec:
             return (BloscCodec(cname="lz4", clevel=self.level, shuffle="noshuffle"), Crc32cCodec())
         return (Crc32cCodec(),)
 
-    def serializer(self) -> JpegXlCodec | None:
+    def serializer(self) -> JpegXlCodec | VideoCodec | None:
         """The array-to-bytes codec (None: zarr's default ``bytes``)."""
+        if self.video:
+            return VideoCodec(codec=self.codec, crf=self.crf, preset=self.preset)
         return JpegXlCodec(distance=self.distance, effort=self.effort) if self.codec == "jpegxl" else None
 
     def frame_encoding(self, n_frames: int, frame_shape: tuple[int, ...]) -> dict:
@@ -98,7 +137,8 @@ class StorageSpec:
         stay lossless: they are small next to the frames, and their edges are what a lossy codec blurs)."""
         if self.lossless:
             return self
-        return StorageSpec("zstd", frames_per_chunk=self.frames_per_chunk, frames_per_shard=self.frames_per_shard)
+        return StorageSpec("zstd", frames_per_chunk=1 if self.video else self.frames_per_chunk,
+                           frames_per_shard=self.frames_per_shard)
 
     def to_attrs(self) -> dict:
         """JSON-able record stored in each sequence's attrs."""
@@ -115,8 +155,19 @@ class StorageSpec:
         return cls(**values)
 
 
-def encoded_size(frame: np.ndarray, spec: StorageSpec) -> int:
-    """Bytes one frame ``(y, x[, 3])`` uint8 takes when stored with ``spec`` (for size estimates)."""
+def encoded_size(frame: np.ndarray, spec: StorageSpec, following: np.ndarray | None = None) -> int:
+    """Bytes one frame ``(y, x[, 3])`` uint8 takes when stored with ``spec`` (for size estimates). The h264 and
+    hevc presets encode ``frame`` and the ``following`` frames ``(n, y, x, 3)`` as a GOP and extrapolate its
+    keyframe and predicted frames to a chunk of ``frames_per_chunk``; ``copy`` is sized by the source's file."""
+    if spec.codec in ENCODERS:
+        frames = np.concatenate([frame[None], following]) if following is not None and len(following) else frame[None]
+        chunk = encode(frames, spec.codec, spec.crf, spec.preset)
+        key = len(pack(chunk)) - sum(map(len, chunk.packets[1:]))
+        predicted = np.mean([len(p) for p in chunk.packets[1:]]) if len(chunk.packets) > 1 else key
+        n = spec.frames_per_chunk
+        return int((key + (n - 1) * predicted) / n)
+    if spec.codec == "copy":
+        raise ValueError("the copy preset stores the source's packets: size it by the source files")
     if spec.codec == "jpegxl":
         return len(spec.serializer()._encode(frame))
     if spec.codec == "zstd":

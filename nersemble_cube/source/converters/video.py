@@ -94,6 +94,71 @@ def probe(path: str | Path) -> VideoInfo:
             raise SourceError(f"{path}: not a readable video ({e.strerror or e}); download it again") from None
 
 
+@dataclass(frozen=True)
+class Packets:
+    """A video's compressed stream cut at its keyframes, as the ``copy`` preset stores it: for FFmpeg's decoder
+    ``decoder`` with the stream's ``extradata`` (the mp4's avcC / hvcC), pictures of ``width`` x ``height``;
+    ``gops`` holds each group of pictures' packets in decoding order (each starts with a keyframe), ``frames``
+    the number of frames each shows. Only when :func:`read_packets` found every group closed."""
+
+    decoder: str
+    width: int
+    height: int
+    extradata: bytes
+    gops: list[list[bytes]]
+    frames: list[int]
+
+
+def read_packets(info: VideoInfo, with_data: bool = True) -> Packets:
+    """The packets of ``info``'s video grouped at its keyframes, without decoding (``with_data=False``: the
+    structure only, no bytes kept). Raises :class:`SourceError` when a group is not closed (a frame it shows
+    comes before its keyframe or after the next: open GOPs decode only with their neighbours) or when the
+    container drops frames (an edit list: the decoder would show more frames than the video has)."""
+    with local_copy(info.path) as local:
+        try:
+            with av.open(str(local), **_OPEN_OPTIONS) as container:
+                stream = container.streams.video[0]
+                ctx = stream.codec_context
+                gops: list[list[bytes]] = []
+                shown: list[list[int]] = []
+                for packet in container.demux(stream):
+                    if not packet.size:
+                        continue
+                    if packet.is_discard:
+                        raise SourceError(f"{info.path}: its container drops frames (an edit list), so its packets "
+                                          "show more frames than the video; use --codec h264")
+                    if packet.is_keyframe or not gops:
+                        gops.append([])
+                        shown.append([])
+                    gops[-1].append(bytes(packet) if with_data else b"")
+                    shown[-1].append(packet.pts if packet.pts is not None else packet.dts)
+                extradata = bytes(ctx.extradata or b"")
+                decoder, width, height = ctx.name, ctx.width, ctx.height
+        except av.error.FFmpegError as e:
+            raise SourceError(f"{info.path}: not a readable video ({e.strerror or e}); download it again") from None
+    order = {pts: i for i, pts in enumerate(sorted(p for group in shown for p in group))}
+    start = 0
+    for k, group in enumerate(shown):
+        frames = sorted(order[p] for p in group)
+        if frames != list(range(start, start + len(group))):
+            raise SourceError(f"{info.path}: group of pictures {k} (from frame {start}) is open: its frames need "
+                              "the groups beside it, so it cannot be a chunk of its own; use --codec h264")
+        start += len(group)
+    return Packets(decoder, width, height, extradata, gops, [len(g) for g in shown])
+
+
+def gop_length(info: VideoInfo) -> int:
+    """The frames between the keyframes of ``info``'s video when they fall at a fixed interval (the last group
+    may be shorter): the chunk length of the ``copy`` preset. Raises :class:`SourceError` naming the groups
+    otherwise."""
+    frames = read_packets(info, with_data=False).frames
+    if len(frames) > 1 and (len(set(frames[:-1])) > 1 or frames[-1] > frames[0]):
+        shown = ", ".join(map(str, frames[:8])) + (", ..." if len(frames) > 8 else "")
+        raise SourceError(f"{info.path}: keyframes at irregular intervals (groups of {shown} frames), so its "
+                          "packets do not fit chunks of one length; use --codec h264 (re-encoded, lossy) or zstd")
+    return frames[0]
+
+
 def iter_frames(info: VideoInfo, batch: int = 1, reuse: bool = False, threads: int | None = None,
                 frames: Sequence[int] | None = None) -> Iterator[np.ndarray]:
     """Decode the video of ``info`` and yield consecutive batches of frames.

@@ -1,0 +1,239 @@
+"""The video codec for uint8 frame chunks along ``time``, registered with zarr as ``nersemble_cube.video``: each
+chunk ``(1, n, y, x, 3)`` is ONE closed group of pictures, a stream of H.264 or HEVC packets a fresh decoder
+decodes alone (PyAV: libx264 / libx265 to write, FFmpeg's decoders to read). A static backdrop seen by fixed
+cameras is what inter-frame prediction compresses and no per-frame codec can.
+
+Two ways a chunk is made:
+
+- encoded from frames (:class:`VideoCodec` with ``codec`` ``"h264"`` or ``"hevc"``): lossy at the encoder's
+  ``crf``; frames enter as RGB, are converted to ``pix_fmt`` (yuv420p: BT.601, limited range, as the source
+  mp4s) and come back through the same RGB24 conversion as the source's decode;
+- copied from the source (``codec="copy"``, :func:`pack` of a source GOP's packets, written by the converter):
+  bit-equal to decoding the mp4, since the decoder sees the very packets it would see there.
+
+A chunk's bytes (:func:`pack` / :func:`unpack`): ``NCVC``, a version byte, then little-endian fields: the
+decoder's name, the coded width and height (even: odd frame sizes are encoded padded by their last row and
+column, cropped on decode), the number of frames the packets hold, the decoder's extradata (an mp4's avcC /
+hvcC; empty for Annex B streams that carry their parameter sets in band), and the packets in decoding order.
+Frames come out of the decoder in presentation order; chunk frame ``k`` is the ``k``-th out. zarr pads a
+chunk cut by the array's end with the fill value; a chunk holding fewer frames reads the rest as the fill
+value too.
+
+Reading a store written with it needs ``import nersemble_cube`` or the package installed (zarr finds the codec
+through its ``zarr.codecs`` entry point) and PyAV.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Literal
+
+import av
+import numpy as np
+from zarr.abc.codec import ArrayBytesCodec
+from zarr.core.common import parse_named_configuration
+from zarr.registry import register_codec
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from zarr.core.array_spec import ArraySpec
+    from zarr.core.buffer import Buffer, NDBuffer
+
+VideoCodecName = Literal["h264", "hevc", "copy"]
+ENCODERS = {"h264": "libx264", "hevc": "libx265"}
+"""The encoder (an FFmpeg name, as PyAV's wheels carry it) of each codec a chunk is encoded with."""
+DECODERS = ("h264", "hevc", "av1")
+"""The decoders a chunk may name (FFmpeg's software decoders; a source mp4's packets keep their own)."""
+MAGIC, VERSION = b"NCVC", 1
+DECODE_THREADS = min(os.cpu_count() or 1, 16)
+"""Threads one chunk decodes with (FFmpeg's frame and slice threads)."""
+
+
+@dataclass(frozen=True)
+class VideoChunk:
+    """One chunk's content: ``packets`` (decoding order) for the FFmpeg decoder ``decoder`` with its
+    ``extradata``, pictures of ``width`` x ``height`` (coded size), ``frames`` of them."""
+
+    decoder: str
+    width: int
+    height: int
+    frames: int
+    extradata: bytes
+    packets: list[bytes]
+
+
+def pack(chunk: VideoChunk) -> bytes:
+    """The stored bytes of ``chunk`` (module docstring)."""
+    name = chunk.decoder.encode()
+    head = MAGIC + struct.pack("<BB", VERSION, len(name)) + name + struct.pack(
+        "<IIIII", chunk.width, chunk.height, chunk.frames, len(chunk.extradata), len(chunk.packets))
+    sizes = struct.pack(f"<{len(chunk.packets)}I", *map(len, chunk.packets))
+    return b"".join([head, chunk.extradata, sizes, *chunk.packets])
+
+
+def unpack(data: bytes | memoryview) -> VideoChunk:
+    """The :class:`VideoChunk` of stored bytes; ``ValueError`` for bytes that are not one (the crc32c before it
+    catches damage, so this only meets bytes of another writer)."""
+    data = memoryview(data)
+    try:
+        if bytes(data[:4]) != MAGIC or data[4] != VERSION:
+            raise ValueError("not a nersemble_cube.video chunk (or of a newer version)")
+        at = 6 + data[5]
+        decoder = bytes(data[6:at]).decode()
+        width, height, frames, n_extra, n_packets = struct.unpack_from("<IIIII", data, at)
+        at += 20
+        extradata = bytes(data[at:at + n_extra])
+        at += n_extra
+        sizes = struct.unpack_from(f"<{n_packets}I", data, at)
+        at += 4 * n_packets
+    except (struct.error, UnicodeDecodeError, IndexError) as e:
+        raise ValueError(f"a damaged nersemble_cube.video chunk ({e})") from None
+    if decoder not in DECODERS or at + sum(sizes) != len(data):
+        raise ValueError(f"a damaged nersemble_cube.video chunk ({decoder!r}, {len(data)} bytes)")
+    packets, offsets = [], np.cumsum((at, *sizes)).tolist()
+    for start, stop in zip(offsets, offsets[1:]):
+        packets.append(bytes(data[start:stop]))
+    return VideoChunk(decoder, width, height, frames, extradata, packets)
+
+
+def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str = "medium",
+           pix_fmt: str = "yuv420p", threads: int = 0) -> VideoChunk:
+    """``frames`` ``(n, y, x, 3)`` uint8 RGB as one closed GOP (a keyframe, then predicted frames) of ``codec``
+    at ``crf`` and encoder ``preset``; odd sizes padded by their last row and column. ``threads``: the encoder's
+    (0: FFmpeg's choice)."""
+    n, height, width = frames.shape[:3]
+    pad = ((0, 0), (0, height % 2), (0, width % 2), (0, 0))
+    if any(p for _, p in pad):
+        frames = np.pad(frames, pad, mode="edge")
+    encoder = av.CodecContext.create(ENCODERS[codec], "w")
+    encoder.width, encoder.height = frames.shape[2], frames.shape[1]
+    encoder.pix_fmt = pix_fmt
+    encoder.time_base = Fraction(1, 25)
+    encoder.framerate = Fraction(25)
+    encoder.gop_size = n
+    encoder.thread_count = threads
+    params = {"h264": "x264-params", "hevc": "x265-params"}[codec]
+    encoder.options = {"crf": str(crf), "preset": preset,
+                       params: f"keyint={n}:min-keyint={n}:scenecut=0" + (":log-level=error" if codec == "hevc" else "")}
+    packets = []
+    for i, rgb in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format=pix_fmt)
+        frame.pts = i
+        packets += [bytes(p) for p in encoder.encode(frame)]
+    packets += [bytes(p) for p in encoder.encode(None)]
+    return VideoChunk(codec, encoder.width, encoder.height, n, bytes(encoder.extradata or b""), packets)
+
+
+class Decoding:
+    """A chunk being decoded: :meth:`frame` ``k`` decodes its packets only as far as frame ``k`` comes out; a
+    later frame continues from there (a reader reading in order pays one frame each), an earlier one starts
+    the decoder again. Only the decoder's state and the last frame are kept. Frames are ``(y, x, 3)`` uint8 RGB
+    of ``shape`` (the array's frame size), FFmpeg's rgb24 conversion as for the source."""
+
+    def __init__(self, chunk: VideoChunk, shape: tuple[int, int], threads: int = DECODE_THREADS):
+        self.chunk, self.shape, self.threads = chunk, shape, threads
+        self._start()
+
+    def _start(self) -> None:
+        self._decoder = av.CodecContext.create(self.chunk.decoder, "r")
+        if self.chunk.extradata:
+            self._decoder.extradata = self.chunk.extradata
+        self._decoder.thread_type = "AUTO"
+        self._decoder.thread_count = self.threads
+        self._out = self._pictures()
+        self._last: tuple[int, np.ndarray | None] = (-1, None)
+
+    def _pictures(self) -> Iterator[av.VideoFrame]:
+        for data in self.chunk.packets:
+            yield from self._decoder.decode(av.Packet(data))
+        yield from self._decoder.decode(None)
+
+    def frame(self, k: int) -> np.ndarray | None:
+        """Frame ``k`` of the chunk (a new array), or None if its packets hold fewer frames."""
+        if k < self._last[0]:
+            self._start()
+        while self._last[0] < k:
+            picture = next(self._out, None)
+            if picture is None:
+                return None
+            self._last = (self._last[0] + 1, picture)
+        rgb = self._last[1].to_ndarray(format="rgb24")
+        return rgb if rgb.shape[:2] == self.shape else np.ascontiguousarray(rgb[:self.shape[0], :self.shape[1]])
+
+    def all(self, n: int, fill_value: int = 0) -> np.ndarray:
+        """The chunk's first ``n`` frames ``(n, y, x, 3)``, the fill value past those its packets hold."""
+        out = np.full((n, *self.shape, 3), fill_value, np.uint8)
+        for k in range(n):
+            frame = self.frame(k)
+            if frame is None:
+                break
+            out[k] = frame
+        return out
+
+
+@dataclass(frozen=True)
+class VideoCodec(ArrayBytesCodec):
+    """Closed-GOP video chunks (module docstring) of uint8 RGB frames ``(1, n, y, x, 3)``.
+
+    ``codec``: ``"h264"`` (libx264) or ``"hevc"`` (libx265) to encode at ``crf`` with the encoder's ``preset``
+    into ``pix_fmt``; ``"copy"``: the chunks hold a source's own packets, written by the converter (writing
+    frames through zarr is refused: there is no encoder to match them). Any chunk decodes whatever its codec.
+    """
+
+    is_fixed_size = False
+    codec: VideoCodecName = "h264"
+    crf: int = 16
+    preset: str = "medium"
+    pix_fmt: str = "yuv420p"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Self:
+        _, config = parse_named_configuration(data, "nersemble_cube.video", require_configuration=False)
+        return cls(**(config or {}))
+
+    def to_dict(self) -> dict:
+        return {"name": "nersemble_cube.video", "configuration": {
+            "codec": self.codec, "crf": self.crf, "preset": self.preset, "pix_fmt": self.pix_fmt}}
+
+    def validate(self, *, shape, dtype, chunk_grid) -> None:  # noqa: ANN001 - zarr's signature
+        if np.dtype(dtype.to_native_dtype()) != np.uint8:
+            raise ValueError("VideoCodec stores uint8 frames only")
+        if len(shape) != 5 or shape[-1] != 3:
+            raise ValueError(f"VideoCodec stores (camera, time, y, x, 3) RGB frames, not an array of shape {shape}")
+
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
+        raise NotImplementedError("video sizes depend on the content")
+
+    def encode_chunk(self, array: np.ndarray) -> bytes:
+        """A chunk ``(1, n, y, x, 3)`` as its stored bytes (before the checksum)."""
+        if self.codec == "copy":
+            raise ValueError("this array holds the source's own video packets (exact mode): convert writes it; "
+                             "frames cannot be written into it")
+        return pack(encode(array.reshape(array.shape[1:]), self.codec, self.crf, self.preset, self.pix_fmt))
+
+    def decoding(self, data: bytes | memoryview, shape: tuple[int, ...]) -> Decoding:
+        """A :class:`Decoding` of the stored bytes of a chunk of ``shape`` ``(1, n, y, x, 3)``."""
+        return Decoding(unpack(data), tuple(shape[2:4]))
+
+    def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer:
+        return chunk_spec.prototype.buffer.from_bytes(self.encode_chunk(chunk_array.as_numpy_array()))
+
+    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+        return await asyncio.to_thread(self._encode_sync, chunk_array, chunk_spec)
+
+    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        shape = chunk_spec.shape
+        frames = self.decoding(chunk_bytes.as_numpy_array(), shape).all(shape[1], int(chunk_spec.fill_value))
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(frames.reshape(shape))
+
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
+
+
+register_codec("nersemble_cube.video", VideoCodec)
