@@ -26,7 +26,7 @@ from ..cube.storage import StorageSpec
 from ..errors import SourceError, UsageError
 from ..source import layout
 from ..source.converters.video import gop_length
-from .plan import ParticipantPlan, SequencePlan
+from .plan import ConversionPlan, ParticipantPlan, SequencePlan
 from .tasks import cloud_layout, copy_video, fill_background, fill_clouds, fill_svfr, fill_video, write_small_node
 
 
@@ -41,6 +41,8 @@ class Target:
     storage: StorageSpec
     overwrite: bool
     decoder_threads: int | None = None
+    gops: dict[str, int] = field(default_factory=dict)
+    """The copy preset's chunk length per sequence group (:func:`copy_gops`)."""
 
     def needed(self, group: str) -> bool:
         """Whether ``group`` must be written (``overwrite``, or not complete in the store)."""
@@ -131,7 +133,7 @@ def frames(t: Target, seq: SequencePlan) -> NodeWork:
         store.write_node(t.store, seq.group, ds)
         return NodeWork(seq.group, fresh=True)
     ref = seq.images[0]
-    storage = _copy_spec(t.storage, seq) if t.storage.codec == "copy" else t.storage
+    storage = t.storage.with_gop(t.gops[seq.group]) if t.storage.codec == "copy" else t.storage
     videos = {"images": seq.images, "alpha": seq.alpha}
     names = [v for v in videos if videos[v]]
     sources = {name: {s: t.relative(i.path) for s, i in zip(src.serials, videos[name])} for name in names}
@@ -156,20 +158,25 @@ def frames(t: Target, seq: SequencePlan) -> NodeWork:
     return NodeWork(seq.group, tasks, seq.frame_items - sum(task.items for task in tasks), fresh=fresh, note=seq.note)
 
 
-def _copy_spec(storage: StorageSpec, seq: SequencePlan) -> StorageSpec:
-    """The ``copy`` spec of a sequence: chunks of its videos' common group of pictures (read from the files)."""
-    if seq.frames is not None:
-        raise UsageError(f"{seq.group}: --codec copy stores the mp4s' packets, so it keeps every frame; drop "
-                         "--every-nth / --fps, or use --codec h264")
-    gops = {info.path.name: gop_length(info) for info in seq.images}
-    if len(set(gops.values())) > 1:
-        raise SourceError(f"{seq.group}: the cameras' keyframes fall every {sorted(set(gops.values()))} frames, "
-                          "and a chunk grid has one length; use --codec h264 (re-encoded, lossy) or zstd")
-    gop = next(iter(gops.values()))
-    if storage.frames_per_chunk not in (0, gop):
-        raise UsageError(f"{seq.group}: --frames-per-chunk {storage.frames_per_chunk} with --codec copy, but the "
-                         f"videos' keyframes fall every {gop} frames; leave --frames-per-chunk out")
-    return storage.with_gop(gop)
+def copy_gops(storage: StorageSpec, checked: ConversionPlan) -> dict[str, int]:
+    """For the ``copy`` preset: the group of pictures of each sequence's image videos (its chunk length), read
+    from the files before anything is written. Raises UsageError / SourceError (one line, naming what to use
+    instead) where the packets cannot be chunks of one length."""
+    gops = {}
+    for seq in (s for p in checked.participants for s in p.sequences if s.images):
+        if seq.frames is not None:
+            raise UsageError(f"{seq.group}: --codec copy stores the mp4s' packets, so it keeps every frame; drop "
+                             "--every-nth / --fps, or use --codec h264")
+        lengths = {gop_length(info) for info in seq.images}
+        if len(lengths) > 1:
+            raise SourceError(f"{seq.group}: the cameras' keyframes fall every {sorted(lengths)} frames, and a "
+                              "chunk grid has one length; use --codec h264 (re-encoded, lossy) or zstd")
+        gop = lengths.pop()
+        if storage.frames_per_chunk not in (0, gop):
+            raise UsageError(f"{seq.group}: --frames-per-chunk {storage.frames_per_chunk} with --codec copy, but "
+                             f"the videos' keyframes fall every {gop} frames; leave --frames-per-chunk out")
+        gops[seq.group] = gop
+    return gops
 
 
 def _appendable_timesteps(target: Location, seq: SequencePlan) -> list[int] | None:

@@ -199,6 +199,7 @@ def convert(
     if every_nth < 1:
         raise UsageError(f"every_nth must be 1 or more, not {every_nth}")
     checked = plan(root, benchmarks, participants, sequences, cameras, every_nth, fps)
+    gops = nodes.copy_gops(storage, checked) if storage.codec == "copy" else {}
     if check_space:
         check_free_space(target, checked, storage, overwrite, scales)
     report = ConversionReport(target)
@@ -210,7 +211,7 @@ def convert(
         store.prepare_target(target)
         store.begin_writing(target)
         # ffmpeg's default of one decoder thread per core, times the workers, oversubscribes the machine
-        where = nodes.Target(target, root, storage, overwrite, run.threads_per_task)
+        where = nodes.Target(target, root, storage, overwrite, run.threads_per_task, gops)
         schedule = _Schedule(target, report, progress)
         try:
             _schedule_nodes(where, checked, schedule)

@@ -20,7 +20,7 @@ from ..source.files import as_path
 from .plan import ConversionPlan, SequencePlan, plan
 
 LOSSY_MIN_PSNR = 40.0
-"""Frames of a lossy cube (``--codec jpegxl``) must be at least this close to the source (dB)."""
+"""Frames of a lossy cube (``--codec jpegxl``, ``h264``, ``hevc``) must be at least this close to the source (dB)."""
 
 
 @dataclass
@@ -72,7 +72,8 @@ def _verify_sequence(loc: Location, seq: SequencePlan, report: VerifyReport, k: 
                      rng: np.random.Generator) -> None:
     if seq.images:
         node = store.open_group(loc, seq.group)
-        lossy = node.attrs.get("storage", {}).get("codec") == "jpegxl"
+        codec = node.attrs.get("storage", {}).get("codec")
+        lossy = codec in ("jpegxl", "h264", "hevc")  # copy: the source's packets, decoded alone, are bit-equal
         times = seq.time  # the source frame each stored frame is (all, or every n-th, of the common frames)
         for name, videos in (("images", seq.images), ("alpha", seq.alpha)):
             for camera, info in enumerate(videos):
@@ -83,7 +84,8 @@ def _verify_sequence(loc: Location, seq: SequencePlan, report: VerifyReport, k: 
                     source = source[..., 0]
                 serial = seq.source.serials[camera]
                 _compare(report, f"{seq.group}/{name} camera {serial} frames {frames}",
-                         lambda a=node[name], c=camera, p=picks: np.stack([a[c, q] for q in p]), source, lossy)
+                         lambda a=node[name], c=camera, p=picks: np.stack([a[c, q] for q in p]), source,
+                         lossy and name == "images")  # mattes are lossless whatever the codec
                 # frame by frame: zarr's orthogonal selection of a list decodes every chunk of the shard
     if seq.pointclouds:
         t = int(rng.choice(list(seq.pointclouds)))
@@ -121,7 +123,7 @@ def verify(
     """Compare a random sample of the cube ``target`` with the source folder it was converted from.
 
     For every selected video ``frames_per_video`` random frames are decoded from the mp4 and
-    compared with the stored frames (bit-equal for the lossless codecs, PSNR >= 40 dB for jpegxl);
+    compared with the stored frames (bit-equal for the lossless codecs and copy, PSNR >= 40 dB for jpegxl, h264 and hevc);
     calibrations and FLAME tracking are compared whole, one random point cloud per sequence and
     ``frames_per_video`` SVFR images; for the full dataset also the colour correction whole and one random
     background still per participant. A node missing or left incomplete in the cube is a mismatch.

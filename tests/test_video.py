@@ -1,0 +1,204 @@
+"""Video chunks (the h264 / hevc presets and the copy preset): bit-equal copies of the source's packets, a PSNR
+floor for the re-encoded ones, chunks that decode alone, plain zarr/xarray reads, damage as a checksum error."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import zarr
+
+import nersemble_cube
+from nersemble_cube import StorageSpec, convert
+from nersemble_cube.cube.codecs.video import Decoding, VideoCodec, encode, pack, unpack
+from nersemble_cube.conversion.verify import verify
+from nersemble_cube.cube.shards import ChunkReader
+from nersemble_cube.source.converters.video import ffmpeg_exe
+
+from conftest import decode_pyav, psnr, run_cli
+
+SEQ = "nvs/388/sequences/GLASSES"
+SERIAL = "222200042"
+GOP, N_FRAMES = 3, 8  # groups of 3, 3 and 2 frames: a short last chunk
+
+
+def reencode(mp4, *args: str) -> None:
+    """Re-encode ``mp4`` in place with libx264 and ffmpeg ``args`` (keyframe placement, B-frames)."""
+    tmp = mp4.with_suffix(".tmp.mp4")
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(mp4), "-c:v", "libx264", "-crf", "18",
+                    "-pix_fmt", "yuv420p", *args, str(tmp)], check=True)
+    tmp.replace(mp4)
+
+
+@pytest.fixture(scope="module")
+def gop_source(tmp_path_factory):
+    """An nvs sample (2 cameras, 8 frames) whose image videos have a keyframe every 3 frames and B-frames
+    (presentation order differs from decoding order inside each group)."""
+    root = nersemble_cube.write_sample(tmp_path_factory.mktemp("gop") / "benchmark", benchmarks=("nvs",),
+                                       n_frames=N_FRAMES, n_cameras=2, pointcloud_frames=())
+    for mp4 in (root / SEQ / "images").glob("*.mp4"):
+        reencode(mp4, "-g", str(GOP), "-keyint_min", str(GOP), "-sc_threshold", "0", "-bf", "2")
+    return root
+
+
+@pytest.fixture(scope="module")
+def copied(gop_source, tmp_path_factory):
+    """The gop source converted with --codec copy --verify (2 frames of every video decoded from their chunks
+    alone and compared with ffmpeg's decode of the whole file)."""
+    target = tmp_path_factory.mktemp("copy") / "c.zarr"
+    res = run_cli("convert", gop_source, target, "--codec", "copy", "--verify")
+    assert res.returncode == 0, res.stderr
+    return target
+
+
+@pytest.fixture(scope="module")
+def encoded(gop_source, tmp_path_factory):
+    target = tmp_path_factory.mktemp("h264") / "c.zarr"
+    convert(gop_source, target, storage=StorageSpec("h264", frames_per_chunk=4, frames_per_shard=8))
+    report = verify(gop_source, target, frames_per_video=3)  # frames of each video within 40 dB of the source
+    assert report.ok and report.checked >= 2 * 2, report.mismatches  # 2 cameras x (images, mattes), and more
+    return target
+
+
+def test_copy_chunks_are_the_source_packets_bit_equal_to_pyavs_decode(gop_source, copied):
+    """Every frame (first, middle and last of each chunk, the short last chunk included) equals PyAV's decode of
+    the mp4, through FrameReader (in and out of order), xarray with dask and plain zarr; the images take the
+    mp4s' bytes (plus ~100 bytes of chunk header and index per chunk)."""
+    mp4 = gop_source / SEQ / "images" / f"cam_{SERIAL}.mp4"
+    want = decode_pyav(mp4)
+    array = zarr.open_array(str(copied / SEQ / "images"), mode="r")
+    assert array.chunks[1] == GOP and array.metadata.codecs[0].codecs[0].codec == "copy"
+    cameras = [str(c) for c in zarr.open_array(str(copied / SEQ / "camera"), mode="r")[:]]
+    np.testing.assert_array_equal(array[cameras.index(SERIAL)], want)
+    ds = nersemble_cube.open(copied)[SEQ].to_dataset()
+    np.testing.assert_array_equal(ds.images.sel(camera=SERIAL).values, want)
+    reader = nersemble_cube.FrameReader(copied, SEQ)
+    for t in (7, 0, 3, 4, 5, 1, 6, 2):
+        np.testing.assert_array_equal(reader.read(SERIAL, t), want[t])
+    stored = sum(p.stat().st_size for p in (copied / SEQ / "images" / "c").rglob("*") if p.is_file())
+    source = sum(p.stat().st_size for p in (gop_source / SEQ / "images").glob("*.mp4"))
+    assert source * 0.95 < stored < source * 1.05, (stored, source)  # the mp4s hold ~1 KB of container too
+    alpha = decode_pyav(gop_source / SEQ / "alpha_maps" / f"cam_{SERIAL}.mp4")[..., 0]
+    np.testing.assert_array_equal(ds.alpha.sel(camera=SERIAL).values, alpha)  # mattes: lossless zstd
+
+
+def test_each_video_chunk_decodes_alone_with_ffmpeg(encoded, copied, gop_source, tmp_path):
+    """Closed GOPs: the packets of one chunk, given to ffmpeg's own decoder as a file of their own, give that
+    chunk's frames (the h264 preset's chunks carry their parameter sets in band; the copy preset's are the
+    mp4's, its avcC prepended as the decoder's extradata)."""
+    reader = ChunkReader(zarr.open_array(str(encoded / SEQ / "images"), mode="r"))
+    chunk = unpack(bytes(reader._stored((0, 1, 0, 0, 0))[:-4]))  # the second chunk, crc32c cut off
+    (tmp_path / "chunk.h264").write_bytes(b"".join(chunk.packets))
+    res = subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "h264", "-i", str(tmp_path / "chunk.h264"),
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True)
+    frames = np.frombuffer(res.stdout, np.uint8).reshape(-1, 1604, 1100, 3)
+    assert len(frames) == 4
+    np.testing.assert_array_equal(frames, zarr.open_array(str(encoded / SEQ / "images"), mode="r")[0, 4:8])
+
+
+def test_the_h264_preset_keeps_43_db_on_camera_like_footage(realistic_video):
+    """The default h264 preset (crf 14) on realistic footage (benchmarks/realistic.py): every frame >= 43 dB
+    against the decoded mp4 (docs/performance.md's floor for this preset), and a chunk smaller than the frames'
+    zstd bytes by far."""
+    _, frames = realistic_video
+    spec = StorageSpec("h264", frames_per_chunk=len(frames))
+    arr = zarr.create_array({}, shape=(1, *frames.shape), chunks=(1, *frames.shape), dtype="u1",
+                            serializer=spec.serializer(), compressors=None)
+    arr[0] = frames
+    quality = [psnr(arr[0, t], frames[t]) for t in range(len(frames))]
+    assert min(quality) >= 43, quality
+    assert arr.nbytes_stored() < frames.nbytes / 20
+
+
+def test_odd_frame_sizes_and_short_chunks_round_trip():
+    """yuv420p wants even sizes: odd frames are encoded padded and read back at their size; a chunk the array's
+    end cuts short reads back too."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:33, 0:35]
+    frames = np.clip(128 + 50 * np.sin(x / 4 + y / 5)[None, ..., None] + rng.normal(0, 2, (5, 33, 35, 3)), 0, 255)
+    arr = zarr.create_array({}, shape=(1, 5, 33, 35, 3), chunks=(1, 4, 33, 35, 3), dtype="u1",
+                            serializer=VideoCodec(crf=10), compressors=None)
+    arr[0] = frames.astype(np.uint8)
+    back = arr[0]
+    assert back.shape == (5, 33, 35, 3) and min(psnr(back[t], frames[t]) for t in range(5)) > 35
+
+
+def test_a_damaged_video_chunk_is_a_checksum_error_never_wrong_frames(encoded, tmp_path):
+    import shutil
+
+    damaged = tmp_path / "c.zarr"
+    shutil.copytree(encoded, damaged)
+    shard = damaged / SEQ / "images" / "c" / "0" / "0" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 3] ^= 0x10
+    shard.write_bytes(bytes(data))
+    serial = str(nersemble_cube.open(encoded)[SEQ].camera.values[0])
+    with pytest.raises(ValueError, match="Stored and computed checksum do not match"):
+        nersemble_cube.FrameReader(damaged, SEQ).read(serial, 1)
+    with pytest.raises(ValueError, match="Stored and computed checksum do not match"):
+        zarr.open_array(str(damaged / SEQ / "images"), mode="r")[0, 1]
+    res = run_cli("verify", damaged, "--full", "--no-mark")
+    assert res.returncode == 4 and f"damaged: {SEQ}/images: camera {serial} frames 0-3: checksum mismatch" in res.stderr
+
+
+def test_a_video_cube_opens_with_plain_xarray_in_a_fresh_process(encoded):
+    """zarr finds the codec through the package's entry point: no import of ours in the reading process."""
+    code = ("import sys, xarray as xr; t = xr.open_datatree(sys.argv[1], engine='zarr', chunks=None); "
+            "f = t['nvs/388/sequences/GLASSES'].images.isel(camera=1, time=6).values; print(f.shape, int(f.sum()))")
+    res = subprocess.run([sys.executable, "-c", code, str(encoded)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    ours = nersemble_cube.FrameReader(encoded, SEQ)
+    frame = ours.read(ours.cameras[1], 6)
+    assert res.stdout.split() == ["(1604,", "1100,", "3)", str(int(frame.sum()))]
+
+
+def test_preprocess_and_the_compat_manager_read_video_cubes_unchanged(encoded):
+    from nersemble_cube.compat import NVSDataManager
+
+    ds = nersemble_cube.open(encoded)[SEQ].to_dataset()
+    frames = ds.images.sel(camera=SERIAL).values
+    half = ds.nersemble.downscale(2).images.sel(camera=SERIAL, time=5).values
+    want = frames[5].reshape(802, 2, 550, 2, 3).astype(np.float64).mean(axis=(1, 3))
+    assert np.abs(half.astype(np.float64) - want).max() <= 1  # area average of the decoded frame, rounded
+    image = NVSDataManager(encoded, 388).load_image("GLASSES", SERIAL, 5)
+    np.testing.assert_array_equal(image, frames[5] / 255.0)
+
+
+def test_copy_refuses_keyframes_at_irregular_intervals_in_one_line(gop_source, tmp_path):
+    import shutil
+
+    source = tmp_path / "benchmark"
+    shutil.copytree(gop_source, source)
+    reencode(source / SEQ / "images" / f"cam_{SERIAL}.mp4", "-force_key_frames", "expr:eq(n,0)+eq(n,2)+eq(n,5)",
+             "-g", "100", "-sc_threshold", "0")
+    res = run_cli("convert", source, tmp_path / "c.zarr", "--codec", "copy")
+    assert res.returncode == 3 and res.stderr.count("error:") == 1 and "converting" not in res.stderr, res.stderr
+    assert "keyframes at irregular intervals (groups of 2, 3, 3 frames)" in res.stderr
+    assert "use --codec h264 (re-encoded, lossy) or zstd" in res.stderr
+    assert not (tmp_path / "c.zarr").exists()  # refused before anything is written
+
+
+def test_copy_cannot_keep_every_nth_frame(dataset_dir, tmp_path):
+    res = run_cli("convert", dataset_dir, tmp_path / "c.zarr", "--codec", "copy", "--every-nth", "2")
+    assert res.returncode == 2 and "--codec copy stores the mp4s' packets, so it keeps every frame" in res.stderr
+
+
+def test_the_dry_run_prices_the_video_presets(gop_source):
+    """copy costs at least the mp4s' bytes and less than re-encoding them; h264 less than the lossless presets."""
+    res = run_cli("convert", gop_source, "/nonexistent/c.zarr", "--dry-run", "--json")
+    assert res.returncode == 0, res.stderr
+    sizes = json.loads(res.stdout)["bytes"]
+    assert set(sizes) >= {"zstd", "h264", "hevc", "copy"}
+    images = sum(p.stat().st_size for p in (gop_source / SEQ / "images").glob("*.mp4"))
+    assert images <= sizes["copy"] < sizes["h264"] < sizes["zstd"], (images, sizes)
+
+
+def test_chunk_bytes_are_checked_before_they_reach_the_decoder():
+    chunk = encode(np.zeros((2, 16, 16, 3), np.uint8))
+    assert unpack(pack(chunk)) == chunk
+    with pytest.raises(ValueError, match="not a nersemble_cube.video chunk"):
+        unpack(b"JUNK" + pack(chunk)[4:])
+    with pytest.raises(ValueError, match="damaged nersemble_cube.video chunk"):
+        unpack(pack(chunk)[:-3])
+    assert Decoding(chunk, (16, 16)).frame(2) is None  # past the frames the packets hold
