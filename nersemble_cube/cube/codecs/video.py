@@ -136,8 +136,8 @@ class Decoding:
     the decoder again. Only the decoder's state and the last frame are kept. Frames are ``(y, x, 3)`` uint8 RGB
     of ``shape`` (the array's frame size), FFmpeg's rgb24 conversion as for the source."""
 
-    def __init__(self, chunk: VideoChunk, shape: tuple[int, int], threads: int = DECODE_THREADS):
-        self.chunk, self.shape, self.threads = chunk, shape, threads
+    def __init__(self, chunk: VideoChunk, shape: tuple[int, int], threads: int | None = None):
+        self.chunk, self.shape, self.threads = chunk, shape, threads or DECODE_THREADS
         self._start()
 
     def _start(self) -> None:
