@@ -63,8 +63,17 @@ def source(args: argparse.Namespace, folder: Path) -> tuple[Path, str, Path]:
 
 def limit_seconds(videos: list[Path], spec: StorageSpec, workers: int) -> float:
     """ffmpeg decoding every video (one thread) plus encoding its frames as ``spec`` would (one thread; copy
-    encodes nothing), spread over ``workers``: a lower bound on the conversion's wall time."""
+    encodes nothing), and the same for each camera's matte video (zstd), spread over ``workers``: a lower bound
+    on the conversion's wall time."""
     total = 0.0
+    for mattes in (p.parent.parent / "alpha_maps" / p.name for p in videos):
+        if mattes.exists():
+            info = probe(mattes)
+            t0 = time.perf_counter()
+            for batch in iter_frames(info, batch=16, threads=1):
+                for frame in batch:
+                    encoded_size(np.ascontiguousarray(frame[..., 0]), spec.for_mattes())
+            total += time.perf_counter() - t0
     for mp4 in videos:
         info = probe(mp4)
         t0 = time.perf_counter()

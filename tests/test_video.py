@@ -47,7 +47,7 @@ def copied(gop_source, tmp_path_factory):
     """The gop source converted with --codec copy --verify (2 frames of every video decoded from their chunks
     alone and compared with ffmpeg's decode of the whole file)."""
     target = tmp_path_factory.mktemp("copy") / "c.zarr"
-    res = run_cli("convert", gop_source, target, "--codec", "copy", "--verify")
+    res = run_cli("convert", gop_source, target, "--codec", "copy", "--verify", "--scales", "1,4")
     assert res.returncode == 0, res.stderr
     return target
 
@@ -55,7 +55,7 @@ def copied(gop_source, tmp_path_factory):
 @pytest.fixture(scope="module")
 def encoded(gop_source, tmp_path_factory):
     target = tmp_path_factory.mktemp("h264") / "c.zarr"
-    convert(gop_source, target, storage=StorageSpec("h264", frames_per_chunk=4, frames_per_shard=8))
+    convert(gop_source, target, storage=StorageSpec("h264", frames_per_chunk=4, frames_per_shard=8), scales=(1, 4))
     report = verify(gop_source, target, frames_per_video=3)  # frames of each video within 40 dB of the source
     assert report.ok and report.checked >= 2 * 2, report.mismatches  # 2 cameras x (images, mattes), and more
     return target
@@ -202,3 +202,19 @@ def test_chunk_bytes_are_checked_before_they_reach_the_decoder():
     with pytest.raises(ValueError, match="damaged nersemble_cube.video chunk"):
         unpack(pack(chunk)[:-3])
     assert Decoding(chunk, (16, 16)).frame(2) is None  # past the frames the packets hold
+
+
+@pytest.mark.parametrize("preset", ["copy", "h264"])
+def test_scaled_levels_of_video_cubes_read_at_their_odd_size(preset, copied, encoded):
+    """--scales 4 of 1604x1100 frames is 401x275 (odd: h264 pads and crops it); copy has no packets of scaled
+    frames, so its levels are zstd. Each level equals the area average of the frames read at full size."""
+    cube = copied if preset == "copy" else encoded
+    full = nersemble_cube.open(cube)[SEQ].to_dataset().images.sel(camera=SERIAL).values
+    small = nersemble_cube.open(cube, scale=4)[SEQ].to_dataset()
+    assert small.attrs["storage"]["codec"] == ("zstd" if preset == "copy" else "h264")
+    got = small.images.sel(camera=SERIAL).values
+    want = full.reshape(N_FRAMES, 401, 4, 275, 4, 3).astype(np.float64).mean(axis=(2, 4))
+    if preset == "copy":
+        assert np.abs(got - want).max() <= 1  # lossless store of the rounded average
+    else:
+        assert got.shape == (N_FRAMES, 401, 275, 3) and min(psnr(got[t], want[t]) for t in range(N_FRAMES)) > 40

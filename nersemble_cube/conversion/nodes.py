@@ -297,14 +297,17 @@ def scaled(t: Target, group: str, factor: int, runner: Runner, source_written: b
     if not (source_written or t.needed(path)):
         return NodeWork(path, skipped=True)
     src = xr.open_zarr(t.store.zarr_store(read_only=True), group=group, consolidated=False, chunks={}, zarr_format=3)
+    storage = StorageSpec() if t.storage.codec == "copy" else t.storage  # copy has no packets of scaled frames
     if "images" in src:
         ds = scales.downscale(src, factor)
-        ds = ds.chunk({"time": t.storage.shard_frames(ds.sizes["time"])})
+        ds = ds.chunk({"time": storage.shard_frames(ds.sizes["time"])})
     else:
         ds = src.assign(intrinsics=scales.scale_intrinsics(src.intrinsics, factor))
     ds.attrs.update(scale_factor=factor, complete=False)
     config = {"scheduler": runner.client} if runner.distributed else {"scheduler": "threads",
                                                                         "num_workers": runner.workers}
+    if "storage" in ds.attrs:
+        ds.attrs["storage"] = storage.to_attrs()
     with dask.config.set(config):
-        store.write_node(t.store, path, ds, t.storage)
+        store.write_node(t.store, path, ds, storage)
     return NodeWork(path)
