@@ -63,7 +63,8 @@ def test_attrs_record_schema_sources_and_rate(cube):
     assert (seq["height"], seq["width"]) == (1604, 1100)
     assert seq["sources"]["images"]["222200042"] == "nvs/388/sequences/GLASSES/images/cam_222200042.mp4"
     assert seq["storage"] == {"codec": "zstd", "level": 3, "frames_per_chunk": 1, "frames_per_shard": 32, "distance": 0.6,
-                              "effort": 5, "crf": 14, "preset": "medium"}
+                              "effort": 5, "crf": None, "preset": "medium",
+                              "psnr": 43.5}
     assert zarr.open_group(str(cube), path="mono_flame_avatar/393/sequences/EXP-1-head", mode="r").attrs["fps"] == 24.3
 
 

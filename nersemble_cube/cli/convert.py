@@ -81,7 +81,8 @@ def convert(
     level: Annotated[int, typer.Option(help="Compression level of zstd / lz4.")] = 3,
     distance: Annotated[float, typer.Option(help="jpegxl: Butteraugli distance (0.6 ~45 dB on camera footage, 1 ~42 dB, 0 lossless).")] = 0.6,
     effort: Annotated[int, typer.Option(min=1, max=9, help="jpegxl: encoder effort, 1-9 (more: smaller, slower to write).")] = 5,
-    crf: Annotated[int, typer.Option(min=0, max=51, help="h264 / hevc: the encoder's CRF (14: ~43 dB on camera footage; lower: better, larger).")] = 14,
+    crf: Annotated[Optional[int], typer.Option(min=0, max=51, help="h264 / hevc: the encoder's CRF (lower: better, larger; default: the highest that keeps --psnr on each sequence's first frames).")] = None,
+    psnr: Annotated[float, typer.Option(min=20, max=80, help="h264 / hevc without --crf: the worst-frame PSNR (dB) the CRF is chosen to keep.")] = 43.5,
     preset: Annotated[str, typer.Option(help="h264 / hevc: the encoder's preset (ultrafast ... veryslow: slower writes, smaller chunks).")] = "medium",
     frames_per_chunk: Annotated[Optional[int], typer.Option(
         min=1, help="Frames per chunk along time (default 1: fastest random access; h264 / hevc: 16, one GOP; "
@@ -110,7 +111,7 @@ def convert(
     from ..cube.storage import StorageSpec
 
     try:
-        storage = StorageSpec(codec.value, level, frames_per_chunk, frames_per_shard, distance, effort, crf, preset)
+        storage = StorageSpec(codec.value, level, frames_per_chunk, frames_per_shard, distance, effort, crf, preset, psnr)
         check_scheduler(scheduler)
         factors = tuple(int(f) for f in scales.split(","))
         if any(f < 1 for f in factors):

@@ -25,7 +25,7 @@ from ..cube.location import Location
 from ..cube.storage import StorageSpec
 from ..errors import SourceError, UsageError
 from ..source import layout
-from ..source.converters.video import gop_length
+from ..source.converters.video import gop_length, iter_frames
 from .plan import ConversionPlan, ParticipantPlan, SequencePlan
 from .tasks import cloud_layout, copy_video, fill_background, fill_clouds, fill_svfr, fill_video, write_small_node
 
@@ -133,7 +133,8 @@ def frames(t: Target, seq: SequencePlan) -> NodeWork:
         store.write_node(t.store, seq.group, ds)
         return NodeWork(seq.group, fresh=True)
     ref = seq.images[0]
-    storage = t.storage.with_gop(t.gops[seq.group]) if t.storage.codec == "copy" else t.storage
+    storage = t.storage.with_gop(t.gops[seq.group]) if t.storage.codec == "copy" else \
+        t.storage.with_crf(_crf_sample(seq, t.storage)) if t.storage.video and t.storage.crf is None else t.storage
     videos = {"images": seq.images, "alpha": seq.alpha}
     names = [v for v in videos if videos[v]]
     sources = {name: {s: t.relative(i.path) for s, i in zip(src.serials, videos[name])} for name in names}
@@ -158,15 +159,32 @@ def frames(t: Target, seq: SequencePlan) -> NodeWork:
     return NodeWork(seq.group, tasks, seq.frame_items - sum(task.items for task in tasks), fresh=fresh, note=seq.note)
 
 
+CRF_SAMPLE_FRAMES = 8
+"""Frames of a sequence's first video the h264 / hevc CRF is chosen on (one GOP of them)."""
+
+
+def _crf_sample(seq: SequencePlan, storage: StorageSpec) -> np.ndarray:
+    """The first frames of the sequence's first image video (those kept), the sample its CRF is chosen on."""
+    n = min(CRF_SAMPLE_FRAMES, storage.frames_per_chunk, len(seq.time))
+    frames = iter_frames(seq.images[0], batch=n, frames=seq.frames)
+    try:
+        return next(frames).copy()
+    finally:
+        frames.close()
+
+
 def copy_gops(storage: StorageSpec, checked: ConversionPlan) -> dict[str, int]:
     """For the ``copy`` preset: the group of pictures of each sequence's image videos (its chunk length), read
     from the files before anything is written. Raises UsageError / SourceError (one line, naming what to use
     instead) where the packets cannot be chunks of one length."""
     gops = {}
     for seq in (s for p in checked.participants for s in p.sequences if s.images):
-        if seq.frames is not None:
+        if seq.selection:
             raise UsageError(f"{seq.group}: --codec copy stores the mp4s' packets, so it keeps every frame; drop "
                              "--every-nth / --fps, or use --codec h264")
+        if any(info.n_frames != len(seq.time) for info in seq.images):
+            raise SourceError(f"{seq.group}: its cameras have different frame counts, and --codec copy keeps whole "
+                              "videos; use --codec h264 (re-encoded, lossy) or zstd")
         lengths = {gop_length(info) for info in seq.images}
         if len(lengths) > 1:
             raise SourceError(f"{seq.group}: the cameras' keyframes fall every {sorted(lengths)} frames, and a "

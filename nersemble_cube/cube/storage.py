@@ -16,7 +16,10 @@ import numpy as np
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from .codecs.jpegxl import JpegXlCodec
-from .codecs.video import ENCODERS, VideoCodec, encode, pack
+from .codecs.video import ENCODERS, VideoCodec, crf_for_psnr, encode, pack
+
+DEFAULT_CRF = 12
+"""The CRF of a spec used before its own is chosen (:meth:`StorageSpec.with_crf`): >= 43 dB on camera-like footage."""
 from .presets import CODECS, LOSSLESS, VIDEO, VIDEO_FRAMES_PER_CHUNK, CodecName  # noqa: F401 - re-exported
 
 
@@ -29,7 +32,7 @@ class StorageSpec:
     ``effort``; the defaults 0.6 and 5 keep ~45 dB PSNR against the decoded mp4 on camera-like footage at
     ~2.8x its bytes with libjxl 0.12, ~3.2x with 0.11: docs/performance.md), ``"h264"`` / ``"hevc"`` (lossy
     closed-GOP video of ``frames_per_chunk`` frames per chunk, libx264 / libx265 at ``crf`` with encoder
-    ``preset``), or ``"copy"`` (each chunk one GOP of the source mp4's own packets: bit-equal, the mp4's bytes;
+    ``preset``; by default the highest CRF that keeps ``psnr`` dB on a sample of the sequence's frames), or ``"copy"`` (each chunk one GOP of the source mp4's own packets: bit-equal, the mp4's bytes;
     its keyframes must fall every ``frames_per_chunk`` frames, which by default is read from the source).
     Alpha mattes are stored lossless whatever the codec (:meth:`for_mattes`).
     ``frames_per_chunk``: frames of one camera per chunk along ``time`` (1 = one frame per chunk,
@@ -45,8 +48,9 @@ class StorageSpec:
     frames_per_shard: int = 32
     distance: float = 0.6
     effort: int = 5
-    crf: int = 14
+    crf: int | None = None
     preset: str = "medium"
+    psnr: float = 43.5
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -56,7 +60,7 @@ class StorageSpec:
             object.__setattr__(self, "frames_per_chunk", default)
         if self.codec == "copy" and self.frames_per_chunk == 0:
             return  # the GOP is read from the source: with_gop() gives the spec the conversion uses
-        if not 0 <= self.crf <= 51:
+        if self.crf is not None and not 0 <= self.crf <= 51:
             raise ValueError(f"crf {self.crf} is not a libx264 / libx265 CRF; choose 0 to 51 (lower: better)")
         levels = {"zstd": range(-7, 23), "lz4": range(0, 10)}.get(self.codec)
         if levels is not None and self.level not in levels:
@@ -93,6 +97,16 @@ class StorageSpec:
         """Chunks are closed-GOP video (h264, hevc, copy)."""
         return self.codec in VIDEO
 
+    def with_crf(self, sample: np.ndarray) -> StorageSpec:
+        """The h264 / hevc spec with its CRF: as given, else the highest whose encode of ``sample`` (frames
+        ``(n, y, x, 3)`` of the sequence, one GOP) keeps every frame at ``psnr`` dB
+        (:func:`~.codecs.video.crf_for_psnr`)."""
+        from dataclasses import replace
+
+        if self.crf is not None or self.codec not in ENCODERS:
+            return self
+        return replace(self, crf=crf_for_psnr(sample, self.psnr, self.codec, self.preset))
+
     def with_gop(self, gop: int) -> StorageSpec:
         """The ``copy`` spec for a source whose keyframes fall every ``gop`` frames (one chunk per GOP)."""
         from dataclasses import replace
@@ -111,7 +125,7 @@ class StorageSpec:
     def serializer(self) -> JpegXlCodec | VideoCodec | None:
         """The array-to-bytes codec (None: zarr's default ``bytes``)."""
         if self.video:
-            return VideoCodec(codec=self.codec, crf=self.crf, preset=self.preset)
+            return VideoCodec(codec=self.codec, crf=DEFAULT_CRF if self.crf is None else self.crf, preset=self.preset)
         return JpegXlCodec(distance=self.distance, effort=self.effort) if self.codec == "jpegxl" else None
 
     def frame_encoding(self, n_frames: int, frame_shape: tuple[int, ...]) -> dict:
@@ -161,6 +175,7 @@ def encoded_size(frame: np.ndarray, spec: StorageSpec, following: np.ndarray | N
     keyframe and predicted frames to a chunk of ``frames_per_chunk``; ``copy`` is sized by the source's file."""
     if spec.codec in ENCODERS:
         frames = np.concatenate([frame[None], following]) if following is not None and len(following) else frame[None]
+        spec = spec.with_crf(frames)
         chunk = encode(frames, spec.codec, spec.crf, spec.preset)
         key = len(pack(chunk)) - sum(map(len, chunk.packets[1:]))
         predicted = np.mean([len(p) for p in chunk.packets[1:]]) if len(chunk.packets) > 1 else key

@@ -130,6 +130,26 @@ def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str =
     return VideoChunk(codec, encoder.width, encoder.height, n, bytes(encoder.extradata or b""), packets)
 
 
+CRF_RANGE = (4, 36)
+"""The CRFs :func:`crf_for_psnr` searches (lower: better, larger)."""
+
+
+def crf_for_psnr(frames: np.ndarray, target: float, codec: str = "h264", preset: str = "medium") -> int:
+    """The highest CRF whose encode of ``frames`` ``(n, y, x, 3)`` (one GOP) keeps every frame at ``target`` dB
+    PSNR or better against them (bisection over :data:`CRF_RANGE`; its lowest if none does)."""
+    def worst(crf: int) -> float:
+        back = Decoding(encode(frames, codec, crf, preset), frames.shape[1:3]).all(len(frames))
+        mse = ((back.astype(np.float64) - frames) ** 2).reshape(len(frames), -1).mean(axis=1).max()
+        return float("inf") if mse == 0 else float(10 * np.log10(255 ** 2 / mse))
+
+    lo, hi = CRF_RANGE  # invariant: lo keeps the target (or is the range's start), hi does not (or its end + 1)
+    hi += 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if worst(mid) >= target else (lo, mid)
+    return lo
+
+
 class Decoding:
     """A chunk being decoded: :meth:`frame` ``k`` decodes its packets only as far as frame ``k`` comes out; a
     later frame continues from there (a reader reading in order pays one frame each), an earlier one starts
