@@ -2,7 +2,7 @@
 random and sequential reads, conversion against its limit.
 
     python benchmarks/bench_video.py [--content benchmark|dataset|smooth] [--frames 48] [--cameras 2]
-                                     [--presets zstd,jpegxl,h264,hevc,copy] [--workers 2] [--workdir DIR]
+                                     [--presets zstd,jpegxl,h264,hevc,copy,h264:20] [--workers 2] [--workdir DIR]
 
 Content: ``benchmark`` (benchmarks/realistic.py: photos drifting under noise, ~67 KB per 1100x1604 frame),
 ``dataset`` (realistic.head_frames: a static backdrop and a moving textured head, ~20 KB per 2200x3208 frame)
@@ -126,13 +126,16 @@ def main() -> None:
           f"frame in the mp4s; {cores} cores, {args.workers} workers\n")
     print(f"| preset | bytes x mp4 | worst / mean PSNR | random frame, 1 / {cores} threads | in order: reader / dask "
           "| convert frames/s | x its limit |\n|---|---|---|---|---|---|---|")
-    for name in args.presets.split(","):
-        spec = StorageSpec(name)
-        cube = folder / f"{name}.zarr"
+    for preset in args.presets.split(","):  # a name, or h264:CRF for a fixed CRF (no choice on sample frames)
+        name, _, crf = preset.partition(":")
+        spec = StorageSpec(name, crf=int(crf) if crf else None)
+        cube = folder / f"{preset.replace(':', '-')}.zarr"
         subprocess.run(["rm", "-rf", str(cube)], check=True)
         t0 = time.perf_counter()
         nersemble_cube.convert(root, cube, storage=spec, workers=args.workers)
         wall = time.perf_counter() - t0
+        chosen = nersemble_cube.open(cube)[seq].attrs["storage"]
+        spec = StorageSpec.from_attrs(chosen)  # with the CRF the conversion chose (and the copy preset's GOP)
         limit = limit_seconds(videos, spec, args.workers)
         stored = sum(p.stat().st_size for p in (cube / seq / "images" / "c").rglob("*") if p.is_file())
         reader = nersemble_cube.FrameReader(cube, seq)
@@ -148,7 +151,8 @@ def main() -> None:
         quality = [psnr(ours[t], reference[t]) for t in range(len(ours))]
         one, many = reads(cube, seq, 1), reads(cube, seq, cores)
         frames = len(videos) * len(reference)
-        print(f"| {name} | {stored / mp4_bytes:.2f}x | {min(quality):.1f} / {np.mean(quality):.1f} dB | "
+        label = f"{name} (crf {spec.crf}{', fixed' if crf else ''})" if name in video.ENCODERS else name
+        print(f"| {label} | {stored / mp4_bytes:.2f}x | {min(quality):.1f} / {np.mean(quality):.1f} dB | "
               f"{one:.0f} / {many:.0f} ms | {in_order:.0f} / {dask_rate:.0f} frames/s | {frames / wall:.1f} | "
               f"{wall / limit:.2f}x |", flush=True)
     if "copy" in args.presets.split(","):
