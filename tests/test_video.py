@@ -33,10 +33,10 @@ def reencode(mp4, *args: str) -> None:
 
 @pytest.fixture(scope="module")
 def gop_source(tmp_path_factory):
-    """An nvs sample (2 cameras, 8 frames) whose image videos have a keyframe every 3 frames and B-frames
+    """An nvs sample (1 camera, 8 frames) whose image videos have a keyframe every 3 frames and B-frames
     (presentation order differs from decoding order inside each group)."""
     root = nersemble_cube.write_sample(tmp_path_factory.mktemp("gop") / "benchmark", benchmarks=("nvs",),
-                                       n_frames=N_FRAMES, n_cameras=2, pointcloud_frames=())
+                                       n_frames=N_FRAMES, n_cameras=1, pointcloud_frames=())
     for mp4 in (root / SEQ / "images").glob("*.mp4"):
         reencode(mp4, "-g", str(GOP), "-keyint_min", str(GOP), "-sc_threshold", "0", "-bf", "2")
     return root
@@ -57,7 +57,7 @@ def encoded(gop_source, tmp_path_factory):
     target = tmp_path_factory.mktemp("h264") / "c.zarr"
     convert(gop_source, target, storage=StorageSpec("h264", frames_per_chunk=4, frames_per_shard=8), scales=(1, 4))
     report = verify(gop_source, target, frames_per_video=3)  # frames of each video within 40 dB of the source
-    assert report.ok and report.checked >= 2 * 2, report.mismatches  # 2 cameras x (images, mattes), and more
+    assert report.ok and report.checked >= 2, report.mismatches  # images and mattes, and more
     return target
 
 
@@ -150,11 +150,11 @@ def test_a_damaged_video_chunk_is_a_checksum_error_never_wrong_frames(encoded, t
 def test_a_video_cube_opens_with_plain_xarray_in_a_fresh_process(encoded):
     """zarr finds the codec through the package's entry point: no import of ours in the reading process."""
     code = ("import sys, xarray as xr; t = xr.open_datatree(sys.argv[1], engine='zarr', chunks=None); "
-            "f = t['nvs/388/sequences/GLASSES'].images.isel(camera=1, time=6).values; print(f.shape, int(f.sum()))")
+            "f = t['nvs/388/sequences/GLASSES'].images.isel(camera=0, time=6).values; print(f.shape, int(f.sum()))")
     res = subprocess.run([sys.executable, "-c", code, str(encoded)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     ours = nersemble_cube.FrameReader(encoded, SEQ)
-    frame = ours.read(ours.cameras[1], 6)
+    frame = ours.read(ours.cameras[0], 6)
     assert res.stdout.split() == ["(1604,", "1100,", "3)", str(int(frame.sum()))]
 
 
