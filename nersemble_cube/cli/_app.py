@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import functools
 import json
 import sys
@@ -74,9 +75,17 @@ def user_errors(func):
             error_line(str(e))
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
-            err.print("interrupted; run the same command again to finish (complete parts are kept)")
+            interrupted()
             raise typer.Exit(130) from None
     return wrapper
+
+
+def interrupted() -> None:
+    """The one line a Ctrl-C ends with. zarr's event-loop thread may still hold a read or write task the
+    interrupt cut short (nothing is lost with it: the run is resumable); asyncio would log it at exit ("Task
+    was destroyed but it is pending!"), after this line, so its logger is quietened first."""
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    err.print("interrupted; run the same command again to finish (complete parts are kept)")
 
 
 # click's exception classes, wherever this typer keeps click (typer >= 0.22 vendors it as typer._click): found
@@ -98,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         error_line(f"{e.format_message()} (see {where} -h)")
         return e.exit_code
     except typer.Abort:
-        err.print("interrupted; run the same command again to finish (complete parts are kept)")
+        interrupted()
         return 130
     return code if isinstance(code, int) else 0
 
