@@ -235,3 +235,21 @@ def test_scaled_levels_of_video_cubes_read_at_their_odd_size(preset, copied, enc
         assert np.abs(got - want).max() <= 1  # lossless store of the rounded average
     else:
         assert got.shape == (N_FRAMES, 401, 275, 3) and min(psnr(got[t], want[t]) for t in range(N_FRAMES)) > 40
+
+
+def test_a_frame_reader_of_a_video_cube_pickles_and_shares_between_threads(copied, gop_source):
+    """DataLoader workers get a pickled reader (its decoder stays behind); threads sharing one reader take turns
+    with its decoder and each gets its own frame."""
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    want = decode_pyav(gop_source / SEQ / "images" / f"cam_{SERIAL}.mp4")
+    reader = nersemble_cube.FrameReader(copied, SEQ)
+    reader.read(SERIAL, 4)  # a decoder is open now
+    again = pickle.loads(pickle.dumps(reader))
+    np.testing.assert_array_equal(again.read(SERIAL, 5), want[5])
+    order = [7, 0, 3, 4, 5, 1, 6, 2] * 4
+    with ThreadPoolExecutor(4) as pool:
+        frames = list(pool.map(lambda t: reader.read(SERIAL, t), order))
+    for t, frame in zip(order, frames):
+        np.testing.assert_array_equal(frame, want[t])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -163,6 +164,13 @@ class ChunkReader(_Layout):
             len(self.codecs) == 2 and self.checksummed else None
         self._decoding: tuple[tuple[int, ...], Decoding | None] | None = None
         """The video chunk last read from and its decoder (None: a chunk the store does not hold)."""
+        self._decoding_lock = threading.Lock()  # one decoder, so one thread at a time moves it
+
+    def __getstate__(self) -> dict:  # to another process (DataLoader workers): the decoder stays here
+        return {**self.__dict__, "_decoding": None, "_decoding_lock": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _decoding_lock=threading.Lock())
 
     def chunk(self, coords: tuple[int, ...]) -> np.ndarray:
         """The decoded chunk at chunk-grid position ``coords``: a new, writable array of ``chunk_shape`` (the
@@ -183,11 +191,12 @@ class ChunkReader(_Layout):
         chunk and a later frame (reads in order then cost one frame each)."""
         if self._video is None:
             return self.chunk(coords)[0, k]
-        if self._decoding is None or self._decoding[0] != coords:
-            data = self._stored(coords)
-            decoding = None if data is None else self._video.decoding(_checked(data), self.chunk_shape)
-            self._decoding = (coords, decoding)
-        frame = None if self._decoding[1] is None else self._decoding[1].frame(k)
+        with self._decoding_lock:
+            if self._decoding is None or self._decoding[0] != coords:
+                data = self._stored(coords)
+                decoding = None if data is None else self._video.decoding(_checked(data), self.chunk_shape)
+                self._decoding = (coords, decoding)
+            frame = None if self._decoding[1] is None else self._decoding[1].frame(k)
         return np.full(self.chunk_shape[2:], self.fill_value, np.uint8) if frame is None else frame
 
     def _stored(self, coords: tuple[int, ...]) -> np.ndarray | None:
