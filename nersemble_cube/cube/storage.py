@@ -87,10 +87,11 @@ class StorageSpec:
 
     @property
     def quality(self) -> str:
-        """What the preset keeps, in words (empty for the lossless ones): the figures docs/performance.md
+        """What the preset keeps, in words (empty for the lossless ones): for jpegxl the figure docs/performance.md
         measures on camera-like footage."""
-        return {"jpegxl": "lossy: ~45 dB", "h264": "lossy: ~43 dB", "hevc": "lossy: ~42 dB",
-                "copy": "the mp4s' own packets: exact"}.get(self.codec, "")
+        if self.codec in ENCODERS:
+            return f"lossy: crf {self.crf}" if self.crf is not None else f"lossy: >= {self.psnr:g} dB"
+        return {"jpegxl": "lossy: ~45 dB", "copy": "the mp4s' own packets: exact"}.get(self.codec, "")
 
     @property
     def video(self) -> bool:
