@@ -65,6 +65,7 @@ def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: C
     per_pixel: dict[tuple[StorageSpec, str], list[float]] = {}
     sized: dict[str, dict[tuple[StorageSpec, str], float]] = {}
     video = any(spec.video for spec in storages)
+    chosen: dict[StorageSpec, StorageSpec] = {}
     for seq in todo[::step]:
         frames = {"images": _sample_frames(seq.images[0], count=VIDEO_SAMPLE if video else 1)}
         if seq.alpha:
@@ -76,8 +77,11 @@ def estimate_bytes(checked: ConversionPlan, storages: list[StorageSpec], skip: C
                 frame = sample[0]
                 if spec_here.codec == "copy":
                     n = _file_bytes_per_frame(seq.images[0])
+                elif spec_here.video:  # the CRF chosen on the first sequence sampled sizes the others too
+                    spec_here = chosen.setdefault(spec_here, spec_here.with_crf(sample))
+                    n = encoded_size(frame, spec_here, sample[1:])
                 else:
-                    n = encoded_size(frame, spec_here, sample[1:]) if spec_here.video else encoded_size(frame, spec_here)
+                    n = encoded_size(frame, spec_here)
                 sized[seq.group][spec, name] = n
                 per_pixel.setdefault((spec, name), []).append(n / (frame.shape[0] * frame.shape[1]))
     totals = dict.fromkeys(storages, 0)
