@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..cube import store
 from ..cube.location import Location
-from ..cube.storage import CODECS, StorageSpec, encoded_size
+from ..cube.storage import CODECS, DEFAULT_CRF, StorageSpec, encoded_size
 from ..errors import StoreError
 from ..source.converters.video import VideoInfo, iter_frames
 from .plan import ConversionPlan
@@ -195,8 +195,10 @@ def _timings(info: VideoInfo, presets: list[StorageSpec], sample: int = 8) -> tu
         t0 = time.perf_counter()
         if spec.codec == "copy":  # packets are copied, not encoded
             encode[spec.codec] = 0.0
-        elif spec.video:  # a GOP of copies of the frame: its encode time per frame
-            encoded_size(first, spec, np.stack([first] * (VIDEO_SAMPLE - 1)))
+        elif spec.video:  # a GOP of copies of the frame: its encode time per frame (at a set CRF: choosing one is
+            # a search of several encodes, timed by nothing a conversion repeats per frame)
+            fixed = spec if spec.crf is not None else replace(spec, crf=DEFAULT_CRF)
+            encoded_size(first, fixed, np.stack([first] * (VIDEO_SAMPLE - 1)))
             encode[spec.codec] = (time.perf_counter() - t0) / VIDEO_SAMPLE
         else:
             encoded_size(first, spec)
