@@ -254,3 +254,19 @@ def test_a_frame_reader_of_a_video_cube_pickles_and_shares_between_threads(copie
         frames = list(pool.map(lambda t: reader.read(SERIAL, t), order))
     for t, frame in zip(order, frames):
         np.testing.assert_array_equal(frame, want[t])
+
+
+def test_decoders_left_half_way_through_a_chunk_never_hang_the_process():
+    """Random reads leave chunks half-decoded, and their frame-threaded decoders are freed with pictures in flight
+    (when the reader moves on, by the garbage collector, at exit). Packets whose buffers Python lent FFmpeg made
+    that deadlock at exit (3 runs of 3 before the fix); the process must end."""
+    script = (
+        "import numpy as np\n"
+        "from nersemble_cube.cube.codecs import video\n"
+        "rng = np.random.default_rng(0)\n"
+        "chunk = video.encode(rng.integers(0, 255, (16, 480, 640, 3), dtype=np.uint8), crf=20)\n"
+        "for _ in range(40):\n"
+        "    video.Decoding(chunk, (480, 640), threads=4).frame(int(rng.integers(15)))\n"
+        "print('done')\n")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (res.returncode, res.stdout.strip()) == (0, "done"), res.stderr

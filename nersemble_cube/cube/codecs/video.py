@@ -150,6 +150,16 @@ def crf_for_psnr(frames: np.ndarray, target: float, codec: str = "h264", preset:
     return lo
 
 
+def packet(data: bytes) -> av.Packet:
+    """``data`` copied into a packet whose buffer FFmpeg owns. ``av.Packet(data)`` would lend FFmpeg the Python
+    object instead, and releasing it takes the GIL: a frame-threaded decoder freed (or torn down at exit) while
+    its threads still hold such packets deadlocks against the thread holding the GIL (seen with PyAV 18, FFmpeg
+    8, whenever a chunk is left half-decoded; tests/test_video.py)."""
+    owned = av.Packet(len(data))
+    memoryview(owned)[:] = data
+    return owned
+
+
 class Decoding:
     """A chunk being decoded: :meth:`frame` ``k`` decodes its packets only as far as frame ``k`` comes out; a
     later frame continues from there (a reader reading in order pays one frame each), an earlier one starts
@@ -171,7 +181,7 @@ class Decoding:
 
     def _pictures(self) -> Iterator[av.VideoFrame]:
         for data in self.chunk.packets:
-            yield from self._decoder.decode(av.Packet(data))
+            yield from self._decoder.decode(packet(data))
         yield from self._decoder.decode(None)
 
     def frame(self, k: int) -> np.ndarray | None:
