@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-import imagecodecs
 import numpy as np
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
@@ -187,6 +186,8 @@ def encoded_size(frame: np.ndarray, spec: StorageSpec, following: np.ndarray | N
     if spec.codec == "jpegxl":
         return len(spec.serializer()._encode(frame))
     if spec.codec == "zstd":
+        import imagecodecs
+
         return len(imagecodecs.zstd_encode(np.ascontiguousarray(frame), level=spec.level))
     if spec.codec == "lz4":
         import numcodecs

@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import imagecodecs
 import numpy as np
 from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
@@ -63,6 +62,8 @@ class JpegXlCodec(ArrayBytesCodec):
         return image
 
     def _encode(self, array: np.ndarray) -> bytes:
+        import imagecodecs  # here, not at import: reading other codecs' cubes does not need it
+
         image = np.ascontiguousarray(array.reshape(self._image_shape(array.shape)))
         if self.distance == 0:
             return imagecodecs.jpegxl_encode(image, lossless=True, effort=self.effort)
@@ -75,6 +76,8 @@ class JpegXlCodec(ArrayBytesCodec):
         return await asyncio.to_thread(self._encode_sync, chunk_array, chunk_spec)
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        import imagecodecs
+
         image = imagecodecs.jpegxl_decode(chunk_bytes.to_bytes(), numthreads=DECODE_THREADS)
         return chunk_spec.prototype.nd_buffer.from_numpy_array(image.reshape(chunk_spec.shape))
 

@@ -13,7 +13,6 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagecodecs
 import numpy as np
 
 from ...errors import SourceError
@@ -165,6 +164,8 @@ def read_pcd(path: str | Path) -> PointCloud:
         compressed, raw = struct.unpack("<II", body[:8])
         if len(body) < 8 + compressed or raw != n * dtype.itemsize:
             raise SourceError(f"{path}: truncated or damaged compressed PCD block")
+        import imagecodecs  # here: reading a cube's clouds (colors_as_float) does not need it
+
         try:
             planar = imagecodecs.lzf_decode(body[8:8 + compressed], out=raw) if raw else b""  # an empty cloud
         except imagecodecs.LzfError as e:  # the block's bytes are not LZF
