@@ -198,10 +198,11 @@ class Decoding:
 
     def all(self, n: int, fill_value: int = 0) -> np.ndarray:
         """The chunk's first ``n`` frames ``(n, y, x, 3)``, the fill value past those its packets hold."""
-        out = np.full((n, *self.shape, 3), fill_value, np.uint8)
+        out = np.empty((n, *self.shape, 3), np.uint8)  # written once: a frame, or the fill value past the last
         for k in range(n):
             frame = self.frame(k)
             if frame is None:
+                out[k:] = fill_value
                 break
             out[k] = frame
         return out
