@@ -38,7 +38,8 @@ from nersemble_cube import StorageSpec, convert
 from nersemble_cube.cube.store import stored_bytes
 from nersemble_cube.cube.storage import CODECS
 
-from common import add_content_argument, median_ms_per_call, median_time, nvs_sample, print_table
+from common import (add_content_argument, median_ms_per_call, median_time, nvs_sample, print_table,
+                    toolkit_load_all_images)
 
 HERE = Path(__file__).parent
 SEQ = "nvs/388/sequences/GLASSES"
@@ -85,13 +86,6 @@ print(time.perf_counter() - t0)
 PEAK = "print(int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]) / 1024)"
 """Peak resident memory (MiB) of the process that runs it: VmHWM is per address space, so unlike
 ru_maxrss it does not carry over the parent's peak through fork and exec."""
-
-
-def toolkit_load_all_images(path: str) -> list:
-    """nersemble_benchmark BaseDataManager.load_all_images(..., as_uint8=True) -> VideoFrameLoader.load_all_frames."""
-    import imageio.v3 as iio
-
-    return list(iio.imiter(path, plugin="pyav"))
 
 
 def ffmpeg_decode_all(videos: list[Path], workers: int) -> None:

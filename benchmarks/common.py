@@ -111,6 +111,13 @@ def toolkit_load_frame(path: str, t: int) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
 
 
+def toolkit_load_all_images(path: str) -> list:
+    """nersemble_benchmark BaseDataManager.load_all_images(..., as_uint8=True) -> VideoFrameLoader.load_all_frames."""
+    import imageio.v3 as iio
+
+    return list(iio.imiter(path, plugin="pyav"))
+
+
 def toolkit_composite(src: Path, serial: str, t: int, background: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """What training scripts do per frame today: ``load_image`` and ``load_alpha_map`` (each re-opens and
     seeks its video), then numpy compositing. Returns (image, alpha) as float64 in [0, 1]."""
