@@ -1,10 +1,11 @@
 """Reads of video cubes already written (issue 28), for machines that hold no source folder: a random frame at
 several decoder thread counts, frames per second in order, and NVDEC (PyAV's ``h264_cuvid``) where a GPU is.
 
-    python benchmarks/bench_video_reads.py CUBE SEQUENCE MP4 [CUBE SEQUENCE MP4 ...] [--threads 1,4,16] [--nvdec]
+    python benchmarks/bench_video_reads.py CUBE SEQUENCE MP4 [CUBE SEQUENCE MP4 ...] [--threads 1,4,16] [--thread-types AUTO,SLICE] [--nvdec]
 
 Per cube: the median of 15 random frames (random camera and time, no decoder left where the last read stopped)
-through :class:`~nersemble_cube.FrameReader` with ``video.DECODE_THREADS`` at each count; one camera read in order
+through :class:`~nersemble_cube.FrameReader` with ``video.DECODE_THREADS`` at each count and
+``video.DECODE_THREAD_TYPE`` of each type (FFmpeg's frame and slice threads, or slice threads alone); one camera read in order
 by FrameReader and by xarray/dask (``ds.images.sel(camera=c).values``), against the toolkit's ``load_all_images``
 decoding ``MP4`` (that camera's source video; imageio's pyav plugin, verbatim in common.py). ``--nvdec``: one persistent
 ``h264_cuvid`` decoder fed chunk after chunk (flushed between chunks), the same random frames and one camera in
@@ -29,9 +30,9 @@ from nersemble_cube.cube.shards import _checked
 from common import toolkit_load_all_images
 
 
-def random_reads(cube: Path, seq: str, threads: int, n: int = 15) -> float:
+def random_reads(cube: Path, seq: str, threads: int, thread_type: str, n: int = 15) -> float:
     """Median ms of ``n`` random frames through one FrameReader decoding with ``threads`` threads."""
-    video.DECODE_THREADS = threads
+    video.DECODE_THREADS, video.DECODE_THREAD_TYPE = threads, thread_type
     reader = nersemble_cube.FrameReader(cube, seq)
     rng = np.random.default_rng(0)
     times = []
@@ -148,20 +149,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cubes", nargs="+", help="CUBE SEQUENCE MP4 triples")
     ap.add_argument("--threads", default="1,4,16")
+    ap.add_argument("--thread-types", default="AUTO,SLICE")
     ap.add_argument("--nvdec", action="store_true")
     args = ap.parse_args()
     counts = [int(c) for c in args.threads.split(",")]
     for cube, seq, mp4 in zip(args.cubes[::3], args.cubes[1::3], args.cubes[2::3]):
         reader = nersemble_cube.FrameReader(cube, seq)
         print(f"{cube}: {len(reader.cameras)} cameras x {reader.n_frames} frames, chunks {reader._chunks.chunk_shape}")
-        print("  random frame: " + ", ".join(f"{random_reads(Path(cube), seq, c):.0f} ms with {c} threads"
-                                             for c in counts), flush=True)
-        video.DECODE_THREADS = max(counts)
-        ours, dask = in_order(Path(cube), seq)
         t0 = time.perf_counter()
         toolkit = len(toolkit_load_all_images(mp4)) / (time.perf_counter() - t0)
-        print(f"  in order, {max(counts)} threads: FrameReader {ours:.0f} frames/s, xarray/dask {dask:.0f} frames/s, "
-              f"toolkit load_all_images {toolkit:.0f} frames/s", flush=True)
+        print(f"  toolkit load_all_images of its mp4: {toolkit:.0f} frames/s")
+        for kind in args.thread_types.split(","):
+            print(f"  {kind}: random frame " + ", ".join(
+                f"{random_reads(Path(cube), seq, c, kind):.0f} ms with {c} threads" for c in counts), flush=True)
+            video.DECODE_THREADS = max(counts)
+            ours, dask = in_order(Path(cube), seq)
+            print(f"  {kind}: in order, {max(counts)} threads: FrameReader {ours:.0f} frames/s, xarray/dask {dask:.0f} "
+                  "frames/s", flush=True)
         if args.nvdec:
             try:
                 print("  " + nvdec(Path(cube), seq), flush=True)

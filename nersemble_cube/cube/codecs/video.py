@@ -54,6 +54,17 @@ MAGIC, VERSION = b"NCVC", 1
 DECODE_THREADS = min(os.cpu_count() or 1, 16)
 """Threads one chunk decodes with (FFmpeg's frame and slice threads)."""
 
+SLICES = 8
+"""Slices each encoded frame is cut into (x264/x265 sliced threads, one slice a thread): a frame then decodes on
+as many threads without frame threading's delay, which a random read pays for. Fixed, so that a chunk's bytes do
+not depend on the converting machine's cores (the encoders' automatic thread count sets the slices)."""
+
+DECODE_THREAD_TYPE: str | None = None
+"""FFmpeg's threading of a chunk's decoder, ``AUTO`` (frame and slice threads), ``SLICE`` or ``FRAME``; None:
+``SLICE`` for single frames of the chunks this module encodes (frame threads hold back each picture until more
+are queued: a random frame took 147 ms with 16 AUTO threads, 59 ms with SLICE ones, docs/performance.md),
+``AUTO`` for whole chunks and for the copy preset's chunks (the source's packets: one slice a frame, usually)."""
+
 
 @dataclass(frozen=True)
 class VideoChunk:
@@ -103,10 +114,10 @@ def unpack(data: bytes | memoryview) -> VideoChunk:
 
 
 def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str = "medium",
-           pix_fmt: str = "yuv420p", threads: int = 0) -> VideoChunk:
+           pix_fmt: str = "yuv420p", threads: int = SLICES) -> VideoChunk:
     """``frames`` ``(n, y, x, 3)`` uint8 RGB as one closed GOP (a keyframe, then predicted frames) of ``codec``
     at ``crf`` and encoder ``preset``; odd sizes padded by their last row and column. ``threads``: the encoder's
-    (0: FFmpeg's choice)."""
+    sliced threads, i.e. slices per frame (:data:`SLICES`)."""
     n, height, width = frames.shape[:3]
     pad = ((0, 0), (0, height % 2), (0, width % 2), (0, 0))
     if any(p for _, p in pad):
@@ -117,7 +128,7 @@ def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str =
     encoder.time_base = Fraction(1, 25)
     encoder.framerate = Fraction(25)
     encoder.gop_size = n
-    encoder.thread_count = threads
+    encoder.thread_type, encoder.thread_count = "SLICE", threads
     params = {"h264": "x264-params", "hevc": "x265-params"}[codec]
     encoder.options = {"crf": str(crf), "preset": preset,
                        params: f"keyint={n}:min-keyint={n}:scenecut=0" + (":log-level=error" if codec == "hevc" else "")}
@@ -166,15 +177,17 @@ class Decoding:
     the decoder again. Only the decoder's state and the last frame are kept. Frames are ``(y, x, 3)`` uint8 RGB
     of ``shape`` (the array's frame size), FFmpeg's rgb24 conversion as for the source."""
 
-    def __init__(self, chunk: VideoChunk, shape: tuple[int, int], threads: int | None = None):
+    def __init__(self, chunk: VideoChunk, shape: tuple[int, int], threads: int | None = None,
+                 thread_type: str = "AUTO"):
         self.chunk, self.shape, self.threads = chunk, shape, threads or DECODE_THREADS
+        self.thread_type = DECODE_THREAD_TYPE or thread_type
         self._start()
 
     def _start(self) -> None:
         self._decoder = av.CodecContext.create(self.chunk.decoder, "r")
         if self.chunk.extradata:
             self._decoder.extradata = self.chunk.extradata
-        self._decoder.thread_type = "AUTO"
+        self._decoder.thread_type = self.thread_type
         self._decoder.thread_count = self.threads
         self._out = self._pictures()
         self._last: tuple[int, np.ndarray | None] = (-1, None)
@@ -248,9 +261,11 @@ class VideoCodec(ArrayBytesCodec):
                              "frames cannot be written into it")
         return pack(encode(array.reshape(array.shape[1:]), self.codec, self.crf, self.preset, self.pix_fmt))
 
-    def decoding(self, data: bytes | memoryview, shape: tuple[int, ...]) -> Decoding:
-        """A :class:`Decoding` of the stored bytes of a chunk of ``shape`` ``(1, n, y, x, 3)``."""
-        return Decoding(unpack(data), tuple(shape[2:4]))
+    def decoding(self, data: bytes | memoryview, shape: tuple[int, ...], whole: bool = False) -> Decoding:
+        """A :class:`Decoding` of the stored bytes of a chunk of ``shape`` ``(1, n, y, x, 3)``, to read single
+        frames (slice threads, for the encoded presets: :data:`DECODE_THREAD_TYPE`) or the ``whole`` chunk."""
+        threads = "AUTO" if whole or self.codec == "copy" else "SLICE"
+        return Decoding(unpack(data), tuple(shape[2:4]), thread_type=threads)
 
     def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer:
         return chunk_spec.prototype.buffer.from_bytes(self.encode_chunk(chunk_array.as_numpy_array()))
@@ -260,7 +275,8 @@ class VideoCodec(ArrayBytesCodec):
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
         shape = chunk_spec.shape
-        frames = self.decoding(chunk_bytes.as_numpy_array(), shape).all(shape[1], int(chunk_spec.fill_value))
+        decoding = self.decoding(chunk_bytes.as_numpy_array(), shape, whole=True)
+        frames = decoding.all(shape[1], int(chunk_spec.fill_value))
         return chunk_spec.prototype.nd_buffer.from_numpy_array(frames.reshape(shape))
 
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
