@@ -55,7 +55,8 @@ _LAZY = {
     "write_sample": "source.sample", "ExportReport": "submission.export", "SvfrMesh": "submission.export",
     "export_submission": "submission.export", "prediction_template": "submission.template",
     "write_frames": "submission.template", "ValidationReport": "submission.validate",
-    "validate_submission": "submission.validate",
+    "validate_submission": "submission.validate", "FrameDataset": "training.dataset",
+    "MultiViewBatches": "training.dataset", "RandomFrames": "training.dataset",
 }
 
 
@@ -74,7 +75,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ConversionReport", "ExportReport", "FlameTracking", "NersembleCubeError", "PredictionError", "SourceError",
-    "FrameReader", "Steps", "StorageSpec", "StoreError", "SvfrMesh", "ValidationReport",
+    "FrameDataset", "FrameReader", "MultiViewBatches", "RandomFrames", "Steps", "StorageSpec", "StoreError", "SvfrMesh", "ValidationReport",
     "convert", "export_submission", "flame_tracking", "load_pointcloud", "open", "prediction_template", "preprocess", "read_frame", "summary",
     "validate_submission", "write_frames", "write_sample", "__version__",
 ]

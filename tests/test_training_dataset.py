@@ -1,0 +1,146 @@
+"""FrameDataset and its samplers (nersemble_cube.training.dataset): every sample against FrameReader, the cube's
+calibration, numpy's own block mean, the tracking npz as numpy reads it, the accessor's colour correction."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+import nersemble_cube
+from nersemble_cube.errors import SelectionError, UsageError
+from nersemble_cube.training.dataset import FLAME_FIELDS, FrameDataset, MultiViewBatches, RandomFrames
+
+from conftest import DATASET_FRAMES, N_CAMERAS, N_FRAMES
+
+NVS = "nvs/388/sequences/GLASSES"
+MONO = "mono_flame_avatar/393/sequences/EXP-1-head"
+
+
+def test_every_sample_is_frame_readers_frame_with_the_cubes_calibration(cube):
+    data = FrameDataset(cube)
+    tree = nersemble_cube.open(cube, dask=False)
+    sequences = [s.path for s in data.sequences]
+    assert sequences == ["mono_flame_avatar/393/sequences/EXP-1-head", "mono_flame_avatar/393/sequences/EXP-2-eyes",
+                         NVS]  # every sequence with frames, not svfr's images nor the hold-out sequences
+    assert len(data) == 2 * 1 * N_FRAMES + N_CAMERAS * N_FRAMES
+    seen = set()
+    for i in range(len(data)):
+        sample = data[i]
+        ds = tree[sample["sequence"]].to_dataset()
+        serial, t = sample["serial"], sample["time"]
+        seen.add((sample["sequence"], serial, t))
+        reader = nersemble_cube.FrameReader(cube, sample["sequence"])
+        np.testing.assert_array_equal(sample["image"], reader.read(serial, t))
+        alpha = nersemble_cube.FrameReader(cube, sample["sequence"], "alpha").read(serial, t)
+        np.testing.assert_array_equal(sample["alpha"], alpha[..., None])
+        assert sample["image"].dtype == np.uint8 and sample["image"].shape == ds.images.shape[2:]
+        assert str(ds.camera.values[sample["camera"]]) == serial
+        np.testing.assert_array_equal(sample["intrinsics"], ds.intrinsics.sel(camera=serial).values.astype(np.float32))
+        np.testing.assert_array_equal(sample["world_2_cam"], ds.world_2_cam.sel(camera=serial).values.astype(np.float32))
+        assert data.index(sample["sequence"], serial, t) == i
+    assert len(seen) == len(data)
+
+
+def test_samples_of_one_time_are_consecutive_and_multi_view_batches_hold_every_camera_once(cube):
+    data = FrameDataset(cube, [NVS, "mono_flame_avatar/393/EXP-1-head"])
+    batches = list(MultiViewBatches(data, seed=3))
+    assert len(batches) == len(MultiViewBatches(data)) == 2 * N_FRAMES
+    assert sorted(i for b in batches for i in b) == list(range(len(data)))
+    for batch in batches:
+        keys = [(data[i]["sequence"], data[i]["time"]) for i in batch]
+        assert len(set(keys)) == 1
+        assert len(batch) == (N_CAMERAS if keys[0][0] == NVS else 1)
+    again = MultiViewBatches(data, seed=3)
+    assert list(again) == batches  # seeded
+    again.set_epoch(1)
+    assert list(again) != batches and sorted(map(tuple, again)) == sorted(map(tuple, batches))
+    assert [b for b in MultiViewBatches(data, shuffle=False)][0] == list(range(N_CAMERAS))
+
+
+def test_random_frames_cover_every_sample_once_per_pass_and_are_seeded(cube):
+    data = FrameDataset(cube, [NVS])
+    one = list(RandomFrames(data, seed=1))
+    assert sorted(one) == list(range(len(data))) and one == list(RandomFrames(data, seed=1))
+    longer = list(RandomFrames(data, num_samples=len(data) + 4, seed=1))
+    assert len(longer) == len(data) + 4 and sorted(longer[:len(data)]) == list(range(len(data)))
+    drawn = list(RandomFrames(data, num_samples=200, replacement=True))
+    assert len(drawn) == 200 and set(drawn) == set(range(len(data)))
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_a_downscaled_sample_is_numpys_block_mean_with_intrinsics_that_project_alike(cube, factor):
+    full, small = FrameDataset(cube, [NVS]), FrameDataset(cube, [NVS], scale=factor, dtype="float32",
+                                                          channels="first")
+    for i in (0, len(full) - 1):
+        image, want = small[i]["image"], full[i]["image"]
+        h, w = want.shape[0] // factor * factor, want.shape[1] // factor * factor
+        mean = want[:h, :w].reshape(h // factor, factor, w // factor, factor, 3).astype(np.float64).mean((1, 3))
+        assert image.shape == (3, h // factor, w // factor) and image.dtype == np.float32
+        np.testing.assert_array_equal(image, (np.rint(mean) / 255).astype(np.float32).transpose(2, 0, 1))
+        assert small[i]["alpha"].shape == (1, h // factor, w // factor)
+        # a point seen at pixel position (u, v) of the full frame is at (u, v) / factor in the small one
+        point = np.array([0.02, -0.03, 0.0, 1.0])
+        cam = full[i]["world_2_cam"].astype(np.float64) @ point
+        project = lambda k: (k.astype(np.float64) @ cam[:3])[:2] / cam[2]  # noqa: E731
+        np.testing.assert_allclose(project(small[i]["intrinsics"]), project(full[i]["intrinsics"]) / factor, rtol=1e-6)
+
+
+def test_flame_parameters_are_the_tracking_files_at_the_samples_time(cube, sample_dir):
+    data = FrameDataset(cube, [MONO], flame=True)
+    with np.load(sample_dir / MONO.replace("sequences/", "sequences/", 1) / "tracking" / "flame2023_tracking_v2.npz") as npz:
+        files = {k: npz[k] for k in npz.files}
+    for i in range(len(data)):
+        sample = data[i]
+        row = list(files["frames"]).index(sample["time"])
+        for name in FLAME_FIELDS:
+            np.testing.assert_array_equal(sample["flame"][name], files[name][row].astype(np.float32))
+        np.testing.assert_array_equal(sample["flame"]["shape"], files["shape"].reshape(-1).astype(np.float32))
+        np.testing.assert_array_equal(sample["flame"]["scale"], files["scale"].reshape(1).astype(np.float32))
+
+
+def test_colour_corrected_samples_equal_the_accessors_correction(dataset_conversion):
+    cube, _ = dataset_conversion
+    data = FrameDataset(cube, ["dataset/018/EXP-1-head"], color_correction=True)
+    assert len(data) == 3 * (DATASET_FRAMES - 1)  # the short camera cuts the sequence
+    corrected = nersemble_cube.open(cube)["dataset/018/sequences/EXP-1-head"].to_dataset().nersemble.color_correct()
+    plain = FrameDataset(cube, ["dataset/018/EXP-1-head"])
+    assert "alpha" not in data[0]  # the full dataset has no mattes
+    for i in (0, 4, len(data) - 1):
+        sample = data[i]
+        want = corrected.images.sel(camera=sample["serial"], time=sample["time"]).values
+        np.testing.assert_array_equal(sample["image"], want)
+        assert not np.array_equal(sample["image"], plain[i]["image"])
+
+
+def test_a_dataset_pickles_without_its_readers_as_spawned_workers_get_it(cube):
+    data = FrameDataset(cube, [NVS], cameras=["222200044", 222200042])
+    first = data[0]
+    assert [s.serials for s in data.sequences] == [("222200044", "222200042")]
+    assert data._readers
+    again = pickle.loads(pickle.dumps(data))
+    assert again._readers == {}
+    np.testing.assert_array_equal(again[0]["image"], first["image"])
+    assert again[0]["serial"] == "222200044"
+
+
+@pytest.mark.parametrize(("kwargs", "error", "words"), [
+    ({"sequences": ["nvs/388/NOPE"]}, SelectionError, "has no 'NOPE'"),
+    ({"sequences": ["mono_flame_avatar/393/FREE"]}, SelectionError, "holds no frames"),
+    ({"sequences": [NVS], "flame": True}, SelectionError, "no FLAME tracking"),
+    ({"sequences": [NVS], "color_correction": True}, SelectionError, "no color_correction"),
+    ({"sequences": [NVS], "cameras": ["1"]}, SelectionError, "none of the cameras"),
+    ({"dtype": "float16"}, UsageError, "dtype must be"),
+    ({"channels": "middle"}, UsageError, "channels must be"),
+    ({"scale": 0}, UsageError, "scale must be"),
+])
+def test_mistakes_are_one_line_errors_naming_what_exists(cube, kwargs, error, words):
+    with pytest.raises(error, match=words) as e:
+        FrameDataset(cube, **kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_an_index_outside_the_dataset_is_an_index_error(cube):
+    data = FrameDataset(cube, [NVS])
+    with pytest.raises(IndexError):
+        data[len(data)]
+    assert data[-1]["time"] == N_FRAMES - 1
