@@ -140,8 +140,8 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
         tree.attrs["scale_factor"] = scale
     elif "scales" in tree.children:
         tree = tree.drop_nodes("scales")  # the reduced levels open with scale=; they only clutter the tree
-    if not dask:
-        _read_frames_by_chunk(tree, zarr_store, f"{scale_path(scale)}/" if scale != 1 else "")
+    if not dask or path.is_local:  # a remote array's metadata would be fetched again: zarr's path reuses it
+        _read_frames_by_chunk(tree, zarr_store, f"{scale_path(scale)}/" if scale != 1 else "", dask)
     unfinished = _incomplete_nodes(tree)
     if unfinished and not incomplete:
         raise IncompleteCubeError(_unfinished(path, unfinished, attrs))
@@ -150,17 +150,23 @@ def open(store: str | Path | Location, *, dask: bool = True, scale: int = 1,  # 
     return tree
 
 
-def _read_frames_by_chunk(tree: xr.DataTree, store, prefix: str) -> None:
-    """Back the frame arrays of ``tree`` (opened without dask) by :class:`_FrameArray`s of ``store``, in place;
-    ``prefix``: where the tree's nodes lie in the store (a reduced level's ``scales/{f}/``)."""
+def _read_frames_by_chunk(tree: xr.DataTree, store, prefix: str, dask: bool) -> None:
+    """Back the frame arrays of ``tree`` by :class:`_FrameArray`s of ``store``, in place (with ``dask``, dask
+    arrays of them chunked as xarray chunked the zarr arrays: each task decodes its chunk straight into a new
+    array, without zarr's event loop and its copy into an output buffer); ``prefix``: where the tree's nodes lie
+    in the store (a reduced level's ``scales/{f}/``)."""
     for node in tree.subtree:
         ds = node.to_dataset(inherit=False)
         names = [n for n in ("images", "alpha") if n in ds.data_vars]
         if names:
             path = prefix + node.path.lstrip("/")
-            node.dataset = ds.assign({n: xr.Variable(ds[n].dims, indexing.LazilyIndexedArray(_FrameArray(
-                store, f"{path}/{n}", ds[n].shape, ds[n].dtype, _opened_array(ds[n].variable))), ds[n].attrs,
-                ds[n].encoding) for n in names})
+            variables = {}
+            for n in names:
+                var = ds[n].variable
+                backed = xr.Variable(var.dims, indexing.LazilyIndexedArray(_FrameArray(
+                    store, f"{path}/{n}", var.shape, var.dtype, _opened_array(var))), ds[n].attrs, ds[n].encoding)
+                variables[n] = backed.chunk(dict(zip(var.dims, var.chunks))) if dask else backed
+            node.dataset = ds.assign(variables)
 
 
 def _opened_array(var: xr.Variable):
