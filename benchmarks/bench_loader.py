@@ -8,7 +8,9 @@ Without CUBE: a realistic nvs cube (benchmarks/realistic.py, 1 camera, ``--frame
 Random frames (``RandomFrames`` with replacement), uint8 channels last, mattes included; workers started with
 "spawn"; the first batch (workers starting) is not timed. Per worker count: frames/s and GB/s of decoded image
 bytes delivered to the loop, and, with CUDA, the same with ``pin_memory=True`` and each batch copied to the
-GPU (``non_blocking``, synchronised per batch). Baselines from the same run: one FrameReader in the main
+GPU (``non_blocking``, synchronised per batch); and the same with :meth:`FrameDataset.batches` (that many threads
+of one process, batches made tensors with ``torch.from_numpy`` and copied to the GPU from pageable memory).
+Baselines from the same run: one FrameReader in the main
 process (frames/s of one core) and the host-to-device copy of a pinned batch alone.
 """
 
@@ -43,6 +45,21 @@ def loader_rate(data: FrameDataset, workers: int, batch: int, batches: int, cuda
             torch.cuda.synchronize()
         n += len(sample["image"])
     return n / (time.perf_counter() - t0)
+
+
+def threads_rate(data: FrameDataset, threads: int, batch: int, batches: int, cuda: bool) -> float:
+    """Frames per second of :meth:`FrameDataset.batches` with ``threads`` threads (no worker processes, so no
+    frame copied between them), each batch made a tensor and, with ``cuda``, copied to the GPU."""
+    order = list(RandomFrames(data, (batches + 1) * batch, replacement=True))
+    it = data.batches([order[i:i + batch] for i in range(0, len(order), batch)], threads=threads)
+    next(it)  # the readers open
+    t0 = time.perf_counter()
+    for sample in it:
+        image = torch.from_numpy(sample["image"])
+        if cuda:
+            image.to("cuda")
+            torch.cuda.synchronize()
+    return batches * batch / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -82,12 +99,17 @@ def main() -> None:
         torch.cuda.synchronize()
         h2d = 20 * pinned.numel() / (time.perf_counter() - t0)
         print(f"host-to-device copy of a pinned batch alone: {h2d / 1e9:.1f} GB/s = {h2d / frame_bytes:.0f} frames/s")
-    print(f"\n| workers | frames/s | GB/s | x one reader |{' into GPU memory, frames/s |' if cuda else ''}\n"
-          f"|---|---|---|---|{'---|' if cuda else ''}")
+    print(f"\n| workers | DataLoader frames/s | GB/s | x one reader |{' into GPU memory, frames/s |' if cuda else ''}"
+          f" FrameDataset.batches, threads: frames/s |{' into GPU memory |' if cuda else ''}\n"
+          f"|---|---|---|---|{'---|---|' if cuda else ''}---|")
     for workers in [int(w) for w in args.workers.split(",")]:
         rate = loader_rate(data, workers, args.batch, args.batches, False)
         gpu = f" {loader_rate(data, workers, args.batch, args.batches, True):.0f} |" if cuda else ""
-        print(f"| {workers} | {rate:.0f} | {rate * frame_bytes / 1e9:.2f} | {rate / one:.1f}x |{gpu}", flush=True)
+        threaded = f" {threads_rate(data, max(workers, 1), args.batch, args.batches, False):.0f} |"
+        if cuda:
+            threaded += f" {threads_rate(data, max(workers, 1), args.batch, args.batches, True):.0f} |"
+        print(f"| {workers} | {rate:.0f} | {rate * frame_bytes / 1e9:.2f} | {rate / one:.1f}x |{gpu}{threaded}",
+              flush=True)
 
 
 if __name__ == "__main__":

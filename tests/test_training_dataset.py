@@ -144,3 +144,26 @@ def test_an_index_outside_the_dataset_is_an_index_error(cube):
     with pytest.raises(IndexError):
         data[len(data)]
     assert data[-1]["time"] == N_FRAMES - 1
+
+
+def test_threaded_batches_are_the_samples_collated_in_batch_order(cube):
+    data = FrameDataset(cube, [NVS, MONO], flame=False)
+    order = list(MultiViewBatches(data, seed=5))
+    got = list(data.batches(order, threads=3, prefetch=1))
+    assert len(got) == len(order)
+    for indices, batch in zip(order, got):
+        samples = [data[i] for i in indices]
+        np.testing.assert_array_equal(batch["image"], np.stack([s["image"] for s in samples]))
+        np.testing.assert_array_equal(batch["intrinsics"], np.stack([s["intrinsics"] for s in samples]))
+        assert batch["serial"] == [s["serial"] for s in samples]
+        assert batch["time"].dtype == np.int64 and batch["time"].tolist() == [s["time"] for s in samples]
+    with pytest.raises(IndexError):
+        list(data.batches([[0, 1], [len(data)]], threads=2))
+
+
+def test_threaded_batches_collate_flame_parameters_key_by_key(cube):
+    data = FrameDataset(cube, [MONO], flame=True)
+    batch = next(data.batches([[0, 1, 2]], threads=2))
+    np.testing.assert_array_equal(batch["flame"]["expression"], np.stack([data[i]["flame"]["expression"]
+                                                                         for i in range(3)]))
+    assert batch["flame"]["shape"].shape == (3, 300)

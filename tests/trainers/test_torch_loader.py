@@ -41,3 +41,22 @@ def test_the_training_loop_recipe_runs_and_its_loss_falls(cube):
     assert len(lines) == 2 and all("batch (3, 3, 401, 275) torch.float32" in line for line in lines), lines
     losses = [float(re.search(r"L1 ([\d.]+)", line).group(1)) for line in lines]
     assert losses[1] < losses[0]
+
+
+def test_threaded_batches_collate_as_pytorchs_default_collate(cube):
+    from torch.utils.data import default_collate
+
+    data = nersemble_cube.FrameDataset(cube, ["mono_flame_avatar/393/EXP-1-head"], flame=True, scale=2)
+    indices = [0, 2, 1]
+    ours, theirs = next(data.batches([indices], threads=2)), default_collate([data[i] for i in indices])
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        if isinstance(value, dict):
+            assert ours[key].keys() == value.keys()
+            for name, tensor in value.items():
+                np.testing.assert_array_equal(ours[key][name], tensor.numpy())
+        elif isinstance(value, torch.Tensor):
+            assert ours[key].dtype == value.numpy().dtype
+            np.testing.assert_array_equal(ours[key], value.numpy())
+        else:
+            assert ours[key] == value
