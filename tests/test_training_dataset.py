@@ -159,6 +159,8 @@ def test_threaded_batches_are_the_samples_collated_in_batch_order(cube):
         assert batch["time"].dtype == np.int64 and batch["time"].tolist() == [s["time"] for s in samples]
     with pytest.raises(IndexError):
         list(data.batches([[0, 1], [len(data)]], threads=2))
+    with pytest.raises(UsageError, match="frames of different sizes"):  # nvs's 1604 x 1100 and mono's 512 x 512
+        list(data.batches([[0, len(data) - 1]], threads=1))
 
 
 def test_threaded_batches_collate_flame_parameters_key_by_key(cube):

@@ -11,6 +11,7 @@ sample, never pickled): no dask, shard indexes kept per worker, and it works wit
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,11 +224,43 @@ class FrameDataset:
         with ThreadPoolExecutor(threads or usable_cores()) as pool:
             pending: deque = deque()
             for indices in batches:
-                pending.append([pool.submit(self.__getitem__, i) for i in indices])
+                batch = _Batch(len(indices))
+                pending.append((batch, [pool.submit(batch.put, j, self, i) for j, i in enumerate(indices)]))
                 if len(pending) > prefetch:
-                    yield collate([f.result() for f in pending.popleft()])
+                    yield _finished(*pending.popleft())
             while pending:
-                yield collate([f.result() for f in pending.popleft()])
+                yield _finished(*pending.popleft())
+
+
+class _Batch:
+    """One batch being read: each thread that reads a sample copies its frames into the batch's arrays itself,
+    so collating large frames is spread over the threads (allocated when the first sample arrives)."""
+
+    LARGE = 1 << 16
+    """Arrays of at least this many bytes are copied by the reading threads; smaller ones are stacked at the end."""
+
+    def __init__(self, n: int):
+        self.lock, self.large, self.samples = threading.Lock(), None, [None] * n
+
+    def put(self, j: int, dataset: FrameDataset, i: int) -> None:
+        sample = dataset[i]
+        with self.lock:
+            if self.large is None:
+                self.large = {k: np.empty((len(self.samples), *v.shape), v.dtype) for k, v in sample.items()
+                              if isinstance(v, np.ndarray) and v.nbytes >= self.LARGE}
+        for key, out in self.large.items():
+            if sample[key].shape != out.shape[1:]:
+                raise UsageError(f"a batch of frames of different sizes ({sample[key].shape[:-1]} and "
+                                 f"{out.shape[1:-1]} for {key!r}): batch samples of one size (one benchmark)")
+            out[j] = sample[key]
+        self.samples[j] = {k: v for k, v in sample.items() if k not in self.large}
+
+
+def _finished(batch: _Batch, reads: list) -> dict:
+    for read in reads:
+        read.result()  # a sample's error, raised here
+    rest = collate(batch.samples)
+    return {k: batch.large[k] if k in batch.large else rest[k] for k in [*batch.large, *rest]}
 
 
 def collate(samples: list[dict]) -> dict:
