@@ -214,8 +214,9 @@ class FrameDataset:
 
         The alternative to a DataLoader's worker processes when frames are large: decoding releases the GIL, so
         threads scale with the cores, and no frame is copied between processes (on the GPU machine, 16 threads
-        read 881 frames/s of 1100 x 1604 where 16 DataLoader workers delivered 240: docs/performance.md).
-        ``torch.from_numpy(batch["image"])`` makes a tensor of it without a copy."""
+        delivered 833 frames/s of 1100 x 1604 where 16 DataLoader workers delivered 187-240: docs/performance.md).
+        ``torch.from_numpy(batch["image"])`` makes a tensor of it without a copy. A batch that mixes frame sizes
+        raises :class:`~nersemble_cube.errors.UsageError`."""
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
