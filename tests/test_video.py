@@ -270,3 +270,14 @@ def test_decoders_left_half_way_through_a_chunk_never_hang_the_process():
         "print('done')\n")
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert (res.returncode, res.stdout.strip()) == (0, "done"), res.stderr
+
+
+def test_every_h264_frame_is_cut_into_8_slices_whatever_the_cores():
+    """Slices let one frame decode on several threads; their count is fixed (x264's automatic threads would set
+    it by the converting machine's cores): 8 slice NAL units in the keyframe and in each predicted frame."""
+    import re
+
+    frames = np.random.default_rng(0).integers(0, 255, (3, 512, 512, 3), dtype=np.uint8)
+    chunk = encode(frames, crf=30)
+    kinds = [[p[m.end()] & 31 for m in re.finditer(b"\x00\x00\x01", p) if m.end() < len(p)] for p in chunk.packets]
+    assert kinds[0].count(5) == 8 and all(k.count(1) == 8 for k in kinds[1:]), kinds  # IDR slices, then non-IDR

@@ -55,9 +55,10 @@ DECODE_THREADS = min(os.cpu_count() or 1, 16)
 """Threads one chunk decodes with (FFmpeg's frame and slice threads)."""
 
 SLICES = 8
-"""Slices each encoded frame is cut into (x264/x265 sliced threads, one slice a thread): a frame then decodes on
-as many threads without frame threading's delay, which a random read pays for. Fixed, so that a chunk's bytes do
-not depend on the converting machine's cores (the encoders' automatic thread count sets the slices)."""
+"""Slices each frame of the h264 preset is cut into (x264's sliced threads, one slice a thread; fewer on frames
+under 8 x 4 macroblock rows; libx265 keeps its own threading): a frame then decodes on as many threads without
+frame threading's delay, which a random read pays for. Fixed, so that a chunk's bytes do not depend on the
+converting machine's cores (x264's automatic thread count sets the slices)."""
 
 DECODE_THREAD_TYPE: str | None = None
 """FFmpeg's threading of a chunk's decoder, ``AUTO`` (frame and slice threads), ``SLICE`` or ``FRAME``; None:
