@@ -20,7 +20,7 @@ chunk cut by the array's end with the fill value; a chunk holding fewer frames r
 value too.
 
 Reading a store written with it needs ``import nersemble_cube`` or the package installed (zarr finds the codec
-through its ``zarr.codecs`` entry point) and PyAV.
+through its ``zarr.codecs`` entry point) and PyAV; reading cubes of the other codecs does not import PyAV.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Literal
 
-import av
 import numpy as np
 from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
@@ -41,6 +40,8 @@ from zarr.registry import register_codec
 
 if TYPE_CHECKING:
     from typing import Self
+
+    import av
 
     from zarr.core.array_spec import ArraySpec
     from zarr.core.buffer import Buffer, NDBuffer
@@ -119,6 +120,8 @@ def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str =
     """``frames`` ``(n, y, x, 3)`` uint8 RGB as one closed GOP (a keyframe, then predicted frames) of ``codec``
     at ``crf`` and encoder ``preset``; odd sizes padded by their last row and column. ``threads``: the encoder's
     sliced threads, i.e. slices per frame (:data:`SLICES`)."""
+    import av  # here, not at import (like the decoders below): reading other codecs' cubes does not need PyAV
+
     n, height, width = frames.shape[:3]
     pad = ((0, 0), (0, height % 2), (0, width % 2), (0, 0))
     if any(p for _, p in pad):
@@ -167,6 +170,8 @@ def packet(data: bytes) -> av.Packet:
     object instead, and releasing it takes the GIL: a frame-threaded decoder freed (or torn down at exit) while
     its threads still hold such packets deadlocks against the thread holding the GIL (seen with PyAV 18, FFmpeg
     8, whenever a chunk is left half-decoded; tests/test_video.py)."""
+    import av
+
     owned = av.Packet(len(data))
     memoryview(owned)[:] = data
     return owned
@@ -185,6 +190,8 @@ class Decoding:
         self._start()
 
     def _start(self) -> None:
+        import av
+
         self._decoder = av.CodecContext.create(self.chunk.decoder, "r")
         if self.chunk.extradata:
             self._decoder.extradata = self.chunk.extradata
