@@ -18,7 +18,6 @@ spread over ``--workers``).
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from nersemble_cube.cube.codecs import jpegxl, video
 from nersemble_cube.cube.storage import encoded_size
 from nersemble_cube.source.converters.video import iter_frames, probe, read_packets
 
+from bench_video_reads import random_reads
 from common import nvs_sample, workdir
 
 SEQ = "nvs/388/sequences/GLASSES"
@@ -91,21 +91,6 @@ def limit_seconds(videos: list[Path], spec: StorageSpec, workers: int) -> float:
     return total / workers
 
 
-def reads(cube: Path, seq: str, threads: int, n: int = 9) -> float:
-    """Median ms of ``n`` random frames (random cameras and times) through one FrameReader."""
-    video.DECODE_THREADS = jpegxl.DECODE_THREADS = threads
-    reader = nersemble_cube.FrameReader(cube, seq)
-    rng = np.random.default_rng(threads)
-    times = []
-    for _ in range(n):
-        serial, t = reader.cameras[rng.integers(len(reader.cameras))], int(rng.integers(reader.n_frames))
-        reader._chunks._decoding = None  # a random read: no decoder left where the last one stopped
-        t0 = time.perf_counter()
-        reader.read(serial, t)
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--content", choices=("benchmark", "dataset", "smooth"), default="benchmark")
@@ -149,7 +134,7 @@ def main() -> None:
         ds.images.sel(camera=serial).values
         dask_rate = len(ours) / (time.perf_counter() - t0)
         quality = [psnr(ours[t], reference[t]) for t in range(len(ours))]
-        one, many = reads(cube, seq, 1), reads(cube, seq, cores)
+        one, many = random_reads(cube, seq, 1, n=9), random_reads(cube, seq, cores, n=9)
         frames = len(videos) * len(reference)
         label = f"{name} (crf {spec.crf}{', fixed' if crf else ''})" if name in video.ENCODERS else name
         print(f"| {label} | {stored / mp4_bytes:.2f}x | {min(quality):.1f} / {np.mean(quality):.1f} dB | "

@@ -24,15 +24,17 @@ import av
 import numpy as np
 
 import nersemble_cube
-from nersemble_cube.cube.codecs import video
+from nersemble_cube.cube.codecs import jpegxl, video
 from nersemble_cube.cube.shards import _checked
 
 from common import toolkit_load_all_images
 
 
-def random_reads(cube: Path, seq: str, threads: int, thread_type: str, n: int = 15) -> float:
-    """Median ms of ``n`` random frames through one FrameReader decoding with ``threads`` threads."""
-    video.DECODE_THREADS, video.DECODE_THREAD_TYPE = threads, thread_type
+def random_reads(cube: Path, seq: str, threads: int, thread_type: str | None = None, n: int = 15) -> float:
+    """Median ms of ``n`` random frames through one FrameReader decoding with ``threads`` threads (video and JPEG-XL
+    chunks) of FFmpeg's ``thread_type`` (None: the library's choice)."""
+    video.DECODE_THREADS = jpegxl.DECODE_THREADS = threads
+    video.DECODE_THREAD_TYPE = thread_type
     reader = nersemble_cube.FrameReader(cube, seq)
     rng = np.random.default_rng(0)
     times = []

@@ -21,10 +21,11 @@ import numpy as np
 
 from ..cube.frames import FrameReader
 from ..cube.location import Location
-from ..cube.scales import as_uint8, block_mean_array
+from ..cube.scales import as_uint8, block_mean_array, scale_intrinsics
 from ..cube.schema import sequence_group, tracking_node
 from ..errors import SelectionError, UsageError
 from ..source.converters.color import correct_color
+from ..source.converters.flame import FlameTracking
 
 FLAME_FIELDS = ("expression", "rotation", "rotation_matrices", "translation", "jaw", "neck", "eyes")
 """FLAME parameters that change with time, as the tracking node (and the toolkit's ``FlameTracking``) names them."""
@@ -113,8 +114,7 @@ class FrameDataset:
         if not keep:
             raise SelectionError(f"{path} has none of the cameras {wanted}; it has {serials}")
         positions = np.array([serials.index(s) for s in keep])
-        k = ds.intrinsics.values[positions].astype(np.float64)
-        k[:, :2] /= self.scale  # pixel-edge convention: x -> x / scale (cube/scales.py)
+        k = scale_intrinsics(ds.intrinsics.values[positions], self.scale)
         ccm = None
         if self.color_correction:
             if "color_correction" not in ds:
@@ -127,22 +127,23 @@ class FrameDataset:
             if name not in node.children:
                 raise SelectionError(f"{path} has no FLAME tracking ({name}); mono_flame_avatar sequences come "
                                      "with one")
-            tracking = self._flame(node[name].to_dataset(), ds.time.values, path)
+            from ..cube.access import flame_tracking
+
+            tracking = self._flame(flame_tracking(node[name]), ds.time.values, path)
         return _Sequence(path, tuple(keep), ds.time.values.astype(np.int64), positions, k.astype(np.float32),
                          ds.world_2_cam.values[positions].astype(np.float32), ccm, tracking)
 
     @staticmethod
-    def _flame(track, times: np.ndarray, path: str) -> dict[str, np.ndarray]:  # noqa: ANN001 - a Dataset
+    def _flame(track: FlameTracking, times: np.ndarray, path: str) -> dict[str, np.ndarray]:
         """The tracking's per-time parameters at ``times`` (rows in frame order) and its static ones."""
-        dim = track["expression"].dims[0]
-        where = {int(t): i for i, t in enumerate(track[dim].values)}
+        where = {int(t): i for i, t in enumerate(track.frames)}
         missing = [int(t) for t in times if int(t) not in where]
         if missing:
             raise SelectionError(f"{path}: the FLAME tracking has no frames {missing[:5]}")
         rows = [where[int(t)] for t in times]
-        out = {f: track[f].values[rows].astype(np.float32) for f in FLAME_FIELDS}
-        out["shape"] = track["shape"].values.reshape(-1).astype(np.float32)
-        out["scale"] = track["scale"].values.reshape(1).astype(np.float32)
+        out = {f: getattr(track, f)[rows].astype(np.float32) for f in FLAME_FIELDS}
+        out["shape"] = track.shape.reshape(-1).astype(np.float32)
+        out["scale"] = track.scale.reshape(1).astype(np.float32)
         return out
 
     def __len__(self) -> int:
