@@ -29,6 +29,7 @@ import nersemble_cube
 from nersemble_cube import StorageSpec
 from nersemble_cube.cluster import usable_cores
 from nersemble_cube.cube.codecs import jpegxl, video
+from nersemble_cube.conversion.tasks import gop_chunks
 from nersemble_cube.cube.storage import encoded_size
 from nersemble_cube.source.converters.video import iter_frames, probe, read_packets
 
@@ -151,9 +152,7 @@ def copy_against_decode(videos: list[Path]) -> tuple[float, float]:
     to decode them with ffmpeg (its default threads): the copy preset's gain over any decoding conversion."""
     t0 = time.perf_counter()
     for mp4 in videos:
-        packets = read_packets(probe(mp4))
-        for gop, n in zip(packets.gops, packets.frames):
-            video.pack(video.VideoChunk(packets.decoder, packets.width, packets.height, n, packets.extradata, gop))
+        gop_chunks(read_packets(probe(mp4)))
     copy = time.perf_counter() - t0
     t0 = time.perf_counter()
     for mp4 in videos:

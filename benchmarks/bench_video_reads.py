@@ -1,9 +1,9 @@
 """Reads of video cubes already written (issue 28), for machines that hold no source folder: a random frame at
 several decoder thread counts, frames per second in order, and NVDEC (PyAV's ``h264_cuvid``) where a GPU is.
 
-    python benchmarks/bench_video_reads.py CUBE SEQUENCE MP4 [CUBE SEQUENCE MP4 ...] [--threads 1,4,16] [--thread-types AUTO,SLICE] [--nvdec]
+    python benchmarks/bench_video_reads.py CUBE SEQUENCE MP4 [CUBE SEQUENCE MP4 ...] [--threads 1,4,16] [--thread-types library,AUTO,SLICE] [--nvdec]
 
-Per cube: the median of 15 random frames (random camera and time, no decoder left where the last read stopped)
+Per cube: the median of 31 random frames (random camera and time, no decoder left where the last read stopped)
 through :class:`~nersemble_cube.FrameReader` with ``video.DECODE_THREADS`` at each count and
 ``video.DECODE_THREAD_TYPE`` of each type (FFmpeg's frame and slice threads, or slice threads alone); one camera read in order
 by FrameReader and by xarray/dask (``ds.images.sel(camera=c).values``), against the toolkit's ``load_all_images``
@@ -30,7 +30,7 @@ from nersemble_cube.cube.shards import _checked
 from common import toolkit_load_all_images
 
 
-def random_reads(cube: Path, seq: str, threads: int, thread_type: str | None = None, n: int = 15) -> float:
+def random_reads(cube: Path, seq: str, threads: int, thread_type: str | None = None, n: int = 31) -> float:
     """Median ms of ``n`` random frames through one FrameReader decoding with ``threads`` threads (video and JPEG-XL
     chunks) of FFmpeg's ``thread_type`` (None: the library's choice)."""
     video.DECODE_THREADS = jpegxl.DECODE_THREADS = threads
@@ -104,9 +104,7 @@ def planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def cpu_frame(chunk: video.VideoChunk, k: int) -> av.VideoFrame:
-    decoding = video.Decoding(chunk, (chunk.height, chunk.width), threads=1)
-    decoding.frame(k)
-    return decoding._last[1]
+    return video.Decoding(chunk, (chunk.height, chunk.width), threads=1)._picture(k)
 
 
 def as_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, like: av.VideoFrame) -> np.ndarray:
@@ -151,7 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cubes", nargs="+", help="CUBE SEQUENCE MP4 triples")
     ap.add_argument("--threads", default="1,4,16")
-    ap.add_argument("--thread-types", default="AUTO,SLICE")
+    ap.add_argument("--thread-types", default="library", help="AUTO, SLICE, FRAME or library (the library's choice)")
     ap.add_argument("--nvdec", action="store_true")
     args = ap.parse_args()
     counts = [int(c) for c in args.threads.split(",")]
@@ -162,8 +160,9 @@ def main() -> None:
         toolkit = len(toolkit_load_all_images(mp4)) / (time.perf_counter() - t0)
         print(f"  toolkit load_all_images of its mp4: {toolkit:.0f} frames/s")
         for kind in args.thread_types.split(","):
+            thread_type = None if kind == "library" else kind
             print(f"  {kind}: random frame " + ", ".join(
-                f"{random_reads(Path(cube), seq, c, kind):.0f} ms with {c} threads" for c in counts), flush=True)
+                f"{random_reads(Path(cube), seq, c, thread_type):.0f} ms with {c} threads" for c in counts), flush=True)
             video.DECODE_THREADS = max(counts)
             ours, dask = in_order(Path(cube), seq)
             print(f"  {kind}: in order, {max(counts)} threads: FrameReader {ours:.0f} frames/s, xarray/dask {dask:.0f} "

@@ -55,7 +55,7 @@ def test_calibration_is_exact_and_keeps_the_hold_out_cameras(sample_dir, cube):
 
 def test_attrs_record_schema_sources_and_rate(cube):
     root = zarr.open_group(str(cube), mode="r")
-    assert root.attrs["schema"] == "nersemble-cube" and root.attrs["schema_version"] == "1.4"
+    assert root.attrs["schema"] == "nersemble-cube" and root.attrs["schema_version"] == "1.5"
     assert root.attrs["integrity"] == {"chunk_checksum": "crc32c", "every_chunk_stored": True}
     assert "writing" not in root.attrs  # the conversion finished
     seq = zarr.open_group(str(cube), path="nvs/388/sequences/GLASSES", mode="r").attrs

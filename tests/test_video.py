@@ -10,7 +10,8 @@ import zarr
 
 import nersemble_cube
 from nersemble_cube import StorageSpec, convert
-from nersemble_cube.cube.codecs.video import Decoding, VideoCodec, encode, pack, unpack
+from nersemble_cube.cube.codecs import video
+from nersemble_cube.cube.codecs.video import Decoding, VideoCodec, droppable, encode, pack, unpack
 from nersemble_cube.conversion.verify import verify
 from nersemble_cube.cube.shards import ChunkReader
 from nersemble_cube.source.converters.video import ffmpeg_exe
@@ -113,6 +114,79 @@ def test_the_h264_preset_picks_the_highest_crf_that_keeps_its_psnr(realistic_vid
     quality, size = stored(spec.crf)
     assert min(quality) >= 43.5 and min(stored(spec.crf + 1)[0]) < 43.5, quality
     assert size < frames.nbytes / 20
+
+
+def moving(n: int, height: int, width: int) -> np.ndarray:
+    """``n`` frames of a texture sliding by a pixel a frame under noise: content an encoder predicts with B-frames."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:height, 0:width + n]
+    texture = 128 + 60 * np.sin(x / 5)[..., None] * np.cos(y[..., None] / 7 + np.arange(3))
+    frames = np.stack([texture[:, t:t + width] for t in range(n)]) + rng.normal(0, 2, (n, height, width, 3))
+    return np.clip(frames, 0, 255).astype(np.uint8)
+
+
+def decode_whole(chunk) -> tuple[np.ndarray, list[int], list[bool]]:
+    """PyAV's decode of all of ``chunk``'s packets (each stamped with its place in decoding order), not our
+    Decoding: the frames, the frame each packet shows, and whether FFmpeg's decoder calls it a B picture."""
+    import av
+
+    decoder = av.CodecContext.create(chunk.decoder, "r")
+    decoder.extradata = chunk.extradata or None
+    pictures = []
+    for i, data in enumerate(chunk.packets):
+        pictures += decoder.decode(video.packet(data, i))
+    pictures += decoder.decode(None)
+    order = [p.pts for p in pictures]
+    shown = [order.index(i) for i in range(len(chunk.packets))]
+    is_b = [int(pictures[shown[i]].pict_type) == 3 for i in range(len(chunk.packets))]  # AV_PICTURE_TYPE_B
+    return np.stack([p.to_ndarray(format="rgb24") for p in pictures]), shown, is_b
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_a_random_frame_decodes_only_the_pictures_it_depends_on(codec, monkeypatch):
+    """The presets encode B-frames that no picture references, and a random read leaves out those before its
+    frame: each frame read alone (a fresh decoder) equals PyAV's decode of the whole chunk while feeding the
+    decoder about a third of the packets. The chunk's presentation order is the decoder's; the packets read as
+    droppable are exactly those FFmpeg decodes as B pictures. Reads in any order through one decoder, and a
+    version 1 chunk (no presentation order: every packet up to the frame decoded), give the same frames."""
+    chunk = encode(moving(16, 96, 128), codec, crf=24)
+    want, shown, is_b = decode_whole(chunk)
+    assert list(chunk.shown) == shown and droppable(chunk) == is_b and sum(is_b) >= 6, (shown, is_b)
+    fed = []
+    monkeypatch.setattr(video, "packet", lambda data, pts=None, real=video.packet: fed.append(pts) or real(data, pts))
+    counts = []
+    for k in range(16):
+        fed.clear()
+        np.testing.assert_array_equal(Decoding(chunk, (96, 128), threads=1, thread_type="SLICE").frame(k), want[k])
+        counts.append(len(fed))
+    assert np.mean(counts) < 16 / 3 + 1 and max(counts) <= 16 - sum(is_b) + 1, counts
+    v1 = bytearray(pack(chunk)[:-4 * len(chunk.packets)])  # version 1: the same without the presentation order
+    v1[4] = 1
+    for data in (pack(chunk), bytes(v1)):
+        decoding = Decoding(unpack(data), (96, 128))
+        for k in (5, 6, 7, 2, 15, 0, 1, 9, 9, 3, 4, 12, 13):
+            np.testing.assert_array_equal(decoding.frame(k), want[k])
+        assert decoding.frame(16) is None
+
+
+def test_copied_mp4_packets_without_pyramid_drop_their_b_frames(tmp_path):
+    """The copy preset keeps an mp4's packets (length-prefixed, avcC): those read as droppable are FFmpeg's B
+    pictures in a stream without B-pyramid, and frames read alone equal PyAV's decode of the file."""
+    mp4 = tmp_path / "v.mp4"
+    frames = moving(16, 96, 128)
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "128x96", "-i", "-",
+                    "-c:v", "libx264", "-crf", "24", "-bf", "3", "-x264-params", "b-pyramid=none", "-g", "16",
+                    "-pix_fmt", "yuv420p", str(mp4)], input=frames.tobytes(), check=True)
+    from nersemble_cube.conversion.tasks import gop_chunks
+    from nersemble_cube.source.converters.video import probe, read_packets
+
+    chunk = unpack(gop_chunks(read_packets(probe(mp4)))[0])
+    want, shown, is_b = decode_whole(chunk)
+    assert chunk.extradata[0] == 1 and list(chunk.shown) == shown
+    assert droppable(chunk) == is_b and sum(is_b) >= 6, is_b
+    np.testing.assert_array_equal(want, decode_pyav(mp4))
+    for k in (9, 3, 15, 0):
+        np.testing.assert_array_equal(Decoding(chunk, (96, 128)).frame(k), want[k])
 
 
 def test_odd_frame_sizes_and_short_chunks_round_trip():
@@ -266,7 +340,9 @@ def test_decoders_left_half_way_through_a_chunk_never_hang_the_process():
         "rng = np.random.default_rng(0)\n"
         "chunk = video.encode(rng.integers(0, 255, (16, 480, 640, 3), dtype=np.uint8), crf=20)\n"
         "for _ in range(40):\n"
-        "    video.Decoding(chunk, (480, 640), threads=4).frame(int(rng.integers(15)))\n"
+        "    decoding = video.Decoding(chunk, (480, 640), threads=4)\n"
+        "    for k in range(int(rng.integers(15))):\n"  # in order: pictures stay in flight
+        "        decoding.frame(k)\n"
         "print('done')\n")
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert (res.returncode, res.stdout.strip()) == (0, "done"), res.stderr

@@ -17,7 +17,7 @@ from ..errors import SourceError
 from ..source import layout
 from ..source.converters.image import read_jpeg, read_png
 from ..source.converters.pcd import PcdInfo, read_pcd
-from ..source.converters.video import VideoInfo, iter_frames, read_packets
+from ..source.converters.video import Packets, VideoInfo, iter_frames, read_packets
 
 CLOUD_BATCH_POINTS = 4 * schema.POINT_CHUNK
 """Points of consecutive clouds read by one task; each batch starts on a chunk boundary."""
@@ -44,14 +44,19 @@ def fill_video(target: Location, group: str, variable: str, camera: int, info: V
     store.set_flags(target, group, variable, camera)
 
 
+def gop_chunks(packets: Packets) -> list[bytes]:
+    """The stored bytes (before the checksum) of one chunk per group of pictures of ``packets``."""
+    from ..cube.codecs.video import VideoChunk, pack
+
+    return [pack(VideoChunk(packets.decoder, packets.width, packets.height, n, packets.extradata, gop, tuple(shown)))
+            for gop, shown, n in zip(packets.gops, packets.shown, packets.frames)]
+
+
 def copy_video(target: Location, group: str, camera: int, info: VideoInfo, progress: Progress) -> None:
     """Store the packets of one image video as chunks of its groups of pictures (the ``copy`` preset: nothing
     decoded or encoded), then flag the camera complete."""
-    from ..cube.codecs.video import VideoChunk, pack
-
     packets = read_packets(info)
-    chunks = [pack(VideoChunk(packets.decoder, packets.width, packets.height, n, packets.extradata, gop))
-              for gop, n in zip(packets.gops, packets.frames)]
+    chunks = gop_chunks(packets)
     writer = ShardWriter(store.open_for_writing(target, f"{group}/images"))
     if sum(packets.frames) != info.n_frames or packets.frames[0] != writer.chunk_shape[1]:
         raise SourceError(f"{info.path}: groups of {packets.frames[:4]} frames changed since the conversion was "

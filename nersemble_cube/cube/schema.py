@@ -36,7 +36,7 @@ from ..source.layout import SvfrImageSource, camera_role
 from .storage import StorageSpec
 
 SCHEMA_NAME = "nersemble-cube"
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 METADATA_COMPLETE = "metadata_complete"
 """Node attr set once a node's metadata, coordinates and small arrays are all written (the template a
 conversion then fills): an interrupted node without it is written afresh rather than resumed."""

@@ -14,10 +14,15 @@ Two ways a chunk is made:
 A chunk's bytes (:func:`pack` / :func:`unpack`): ``NCVC``, a version byte, then little-endian fields: the
 decoder's name, the coded width and height (even: odd frame sizes are encoded padded by their last row and
 column, cropped on decode), the number of frames the packets hold, the decoder's extradata (an mp4's avcC /
-hvcC; empty for Annex B streams that carry their parameter sets in band), and the packets in decoding order.
-Frames come out of the decoder in presentation order; chunk frame ``k`` is the ``k``-th out. zarr pads a
-chunk cut by the array's end with the fill value; a chunk holding fewer frames reads the rest as the fill
-value too.
+hvcC; empty for Annex B streams that carry their parameter sets in band), the packets in decoding order and
+(version 2) the presentation index of each packet's picture. Frames come out of the decoder in presentation
+order; chunk frame ``k`` is the ``k``-th out. zarr pads a chunk cut by the array's end with the fill value; a
+chunk holding fewer frames reads the rest as the fill value too.
+
+A single frame decodes only the pictures it depends on: the packets before its own in decoding order, less
+those whose picture no later picture predicts from (H.264 ``nal_ref_idc`` 0, HEVC sub-layer non-reference
+pictures: :func:`droppable`) and that show earlier frames. The encoded presets use B-frames that nothing
+references (no B-pyramid), so a random frame of a 16-frame chunk costs about 4 pictures, not 9.
 
 Reading a store written with it needs ``import nersemble_cube`` or the package installed (zarr finds the codec
 through its ``zarr.codecs`` entry point) and PyAV; reading cubes of the other codecs does not import PyAV.
@@ -51,7 +56,9 @@ ENCODERS = {"h264": "libx264", "hevc": "libx265"}
 """The encoder (an FFmpeg name, as PyAV's wheels carry it) of each codec a chunk is encoded with."""
 DECODERS = ("h264", "hevc", "av1")
 """The decoders a chunk may name (FFmpeg's software decoders; a source mp4's packets keep their own)."""
-MAGIC, VERSION = b"NCVC", 1
+MAGIC, VERSION = b"NCVC", 2
+"""Chunk byte layout version: 2 adds each packet's presentation index (schema 1.5); version 1 chunks (1.4
+cubes) still read, decoding every packet up to the frame."""
 DECODE_THREADS = min(os.cpu_count() or 1, 16)
 """Threads one chunk decodes with (FFmpeg's frame and slice threads)."""
 
@@ -71,7 +78,8 @@ are queued: a random frame took 147 ms with 16 AUTO threads, 59 ms with SLICE on
 @dataclass(frozen=True)
 class VideoChunk:
     """One chunk's content: ``packets`` (decoding order) for the FFmpeg decoder ``decoder`` with its
-    ``extradata``, pictures of ``width`` x ``height`` (coded size), ``frames`` of them."""
+    ``extradata``, pictures of ``width`` x ``height`` (coded size), ``frames`` of them; ``shown``: the
+    presentation index (0-based, within the chunk) of each packet's picture, None in version 1 chunks."""
 
     decoder: str
     width: int
@@ -79,15 +87,19 @@ class VideoChunk:
     frames: int
     extradata: bytes
     packets: list[bytes]
+    shown: tuple[int, ...] | None
 
 
 def pack(chunk: VideoChunk) -> bytes:
-    """The stored bytes of ``chunk`` (module docstring)."""
+    """The stored bytes of ``chunk`` (module docstring; the current :data:`VERSION`)."""
+    if chunk.shown is None or len(chunk.shown) != len(chunk.packets):
+        raise ValueError("a video chunk needs the presentation index of each packet")
     name = chunk.decoder.encode()
+    n = len(chunk.packets)
     head = MAGIC + struct.pack("<BB", VERSION, len(name)) + name + struct.pack(
-        "<IIIII", chunk.width, chunk.height, chunk.frames, len(chunk.extradata), len(chunk.packets))
-    sizes = struct.pack(f"<{len(chunk.packets)}I", *map(len, chunk.packets))
-    return b"".join([head, chunk.extradata, sizes, *chunk.packets])
+        "<IIIII", chunk.width, chunk.height, chunk.frames, len(chunk.extradata), n)
+    sizes = struct.pack(f"<{n}I", *map(len, chunk.packets))
+    return b"".join([head, chunk.extradata, sizes, *chunk.packets, struct.pack(f"<{n}I", *chunk.shown)])
 
 
 def unpack(data: bytes | memoryview) -> VideoChunk:
@@ -95,8 +107,9 @@ def unpack(data: bytes | memoryview) -> VideoChunk:
     catches damage, so this only meets bytes of another writer)."""
     data = memoryview(data)
     try:
-        if bytes(data[:4]) != MAGIC or data[4] != VERSION:
+        if bytes(data[:4]) != MAGIC or data[4] not in (1, VERSION):
             raise ValueError("not a nersemble_cube.video chunk (or of a newer version)")
+        version = data[4]
         at = 6 + data[5]
         decoder = bytes(data[6:at]).decode()
         width, height, frames, n_extra, n_packets = struct.unpack_from("<IIIII", data, at)
@@ -107,19 +120,64 @@ def unpack(data: bytes | memoryview) -> VideoChunk:
         at += 4 * n_packets
     except (struct.error, UnicodeDecodeError, IndexError) as e:
         raise ValueError(f"a damaged nersemble_cube.video chunk ({e})") from None
-    if decoder not in DECODERS or at + sum(sizes) != len(data):
+    end = at + sum(sizes)
+    shown = None
+    if version > 1 and end + 4 * n_packets == len(data):
+        shown = struct.unpack_from(f"<{n_packets}I", data, end)
+        end += 4 * n_packets
+    if decoder not in DECODERS or end != len(data) or (shown is not None and sorted(shown) != list(range(n_packets))):
         raise ValueError(f"a damaged nersemble_cube.video chunk ({decoder!r}, {len(data)} bytes)")
     packets, offsets = [], np.cumsum((at, *sizes)).tolist()
     for start, stop in zip(offsets, offsets[1:]):
         packets.append(bytes(data[start:stop]))
-    return VideoChunk(decoder, width, height, frames, extradata, packets)
+    return VideoChunk(decoder, width, height, frames, extradata, packets, shown)
+
+
+def _nal_headers(data: bytes, decoder: str, extradata: bytes) -> Iterator[bytes]:
+    """The first two bytes of each NAL unit in packet ``data``: Annex B (start codes) unless ``extradata`` is an
+    avcC / hvcC record (first byte 1), whose packets prefix each unit with its length (the record says how
+    many bytes: its byte 4 for avcC, 21 for hvcC)."""
+    if extradata[:1] == b"\x01":
+        size = (extradata[4 if decoder == "h264" else 21] & 3) + 1
+        at = 0
+        while at + size + 2 <= len(data):
+            yield data[at + size:at + size + 2]
+            at += size + int.from_bytes(data[at:at + size], "big")
+        return
+    at = data.find(b"\x00\x00\x01")
+    while 0 <= at <= len(data) - 5:
+        yield data[at + 3:at + 5]
+        at = data.find(b"\x00\x00\x01", at + 3)
+
+
+def droppable(chunk: VideoChunk) -> list[bool]:
+    """For each packet of ``chunk``: whether no other picture predicts from its picture, so that a decoder
+    heading for a later frame may leave it out. Read from the bitstream: H.264 slices with ``nal_ref_idc``
+    0; HEVC sub-layer non-reference slices (even NAL types up to 14) in a chunk of one temporal layer (a
+    higher layer could still predict from them). All False for other decoders and for packets without slices."""
+    if chunk.decoder not in ("h264", "hevc"):
+        return [False] * len(chunk.packets)
+    out = []
+    for data in chunk.packets:
+        for head in _nal_headers(data, chunk.decoder, chunk.extradata):
+            if chunk.decoder == "h264" and 1 <= head[0] & 31 <= 5:  # a coded slice
+                out.append(head[0] & 0x60 == 0)
+                break
+            if chunk.decoder == "hevc" and head[0] >> 1 & 63 < 32:  # a coded slice segment
+                if head[1] & 7 != 1:  # TemporalId above 0: keep every picture
+                    return [False] * len(chunk.packets)
+                out.append(head[0] >> 1 & 63 <= 14 and head[0] >> 1 & 1 == 0)
+                break
+        else:
+            out.append(False)
+    return out
 
 
 def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str = "medium",
            pix_fmt: str = "yuv420p", threads: int = SLICES) -> VideoChunk:
     """``frames`` ``(n, y, x, 3)`` uint8 RGB as one closed GOP (a keyframe, then predicted frames) of ``codec``
-    at ``crf`` and encoder ``preset``; odd sizes padded by their last row and column. ``threads``: the encoder's
-    sliced threads, i.e. slices per frame (:data:`SLICES`)."""
+    at ``crf`` and encoder ``preset``, B-frames referenced by none (:data:`X_PARAMS`); odd sizes padded by their
+    last row and column. ``threads``: the encoder's sliced threads, i.e. slices per frame (:data:`SLICES`)."""
     import av  # here, not at import (like the decoders below): reading other codecs' cubes does not need PyAV
 
     n, height, width = frames.shape[:3]
@@ -133,16 +191,22 @@ def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str =
     encoder.framerate = Fraction(25)
     encoder.gop_size = n
     encoder.thread_type, encoder.thread_count = "SLICE", threads
-    params = {"h264": "x264-params", "hevc": "x265-params"}[codec]
     encoder.options = {"crf": str(crf), "preset": preset,
-                       params: f"keyint={n}:min-keyint={n}:scenecut=0" + (":log-level=error" if codec == "hevc" else "")}
+                       f"{ENCODERS[codec][3:]}-params": f"keyint={n}:min-keyint={n}:scenecut=0:{X_PARAMS[codec]}"}
     packets = []
     for i, rgb in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format=pix_fmt)
         frame.pts = i
-        packets += [bytes(p) for p in encoder.encode(frame)]
-    packets += [bytes(p) for p in encoder.encode(None)]
-    return VideoChunk(codec, encoder.width, encoder.height, n, bytes(encoder.extradata or b""), packets)
+        packets += encoder.encode(frame)
+    packets += encoder.encode(None)
+    return VideoChunk(codec, encoder.width, encoder.height, n, bytes(encoder.extradata or b""),
+                      [bytes(p) for p in packets], tuple(p.pts for p in packets))
+
+
+X_PARAMS = {"h264": "b-pyramid=none", "hevc": "b-pyramid=0:log-level=error"}
+"""The encoders' own parameters beyond the GOP: no B-pyramid, so no picture predicts from a B-frame and a random
+frame decodes its chunk's I- and P-frames before it and itself (about 4 pictures of 16, against 6 with the
+pyramid: docs/performance.md; +0.4 % bytes on full-dataset-like footage, +8 % on benchmark-like)."""
 
 
 CRF_RANGE = (4, 36)
@@ -165,28 +229,33 @@ def crf_for_psnr(frames: np.ndarray, target: float, codec: str = "h264", preset:
     return lo
 
 
-def packet(data: bytes) -> av.Packet:
-    """``data`` copied into a packet whose buffer FFmpeg owns. ``av.Packet(data)`` would lend FFmpeg the Python
-    object instead, and releasing it takes the GIL: a frame-threaded decoder freed (or torn down at exit) while
-    its threads still hold such packets deadlocks against the thread holding the GIL (seen with PyAV 18, FFmpeg
-    8, whenever a chunk is left half-decoded; tests/test_video.py)."""
+def packet(data: bytes, pts: int | None = None) -> av.Packet:
+    """``data`` copied into a packet whose buffer FFmpeg owns, stamped ``pts`` (the decoder hands it on to the
+    picture). ``av.Packet(data)`` would lend FFmpeg the Python object instead, and releasing it takes the GIL:
+    a frame-threaded decoder freed (or torn down at exit) while its threads still hold such packets deadlocks
+    against the thread holding the GIL (seen with PyAV 18, FFmpeg 8, whenever a chunk is left half-decoded;
+    tests/test_video.py)."""
     import av
 
     owned = av.Packet(len(data))
     memoryview(owned)[:] = data
+    owned.pts = pts
     return owned
 
 
 class Decoding:
-    """A chunk being decoded: :meth:`frame` ``k`` decodes its packets only as far as frame ``k`` comes out; a
-    later frame continues from there (a reader reading in order pays one frame each), an earlier one starts
-    the decoder again. Only the decoder's state and the last frame are kept. Frames are ``(y, x, 3)`` uint8 RGB
-    of ``shape`` (the array's frame size), FFmpeg's rgb24 conversion as for the source."""
+    """A chunk being decoded: :meth:`frame` ``k`` feeds the decoder the packets frame ``k`` depends on (version
+    2 chunks leave out the non-reference pictures of earlier frames: module docstring) until it comes out. A
+    later frame continues from there (a reader reading in order pays one frame each); an earlier one starts the
+    decoder again. Frames are ``(y, x, 3)`` uint8 RGB of ``shape`` (the array's frame size), FFmpeg's rgb24
+    conversion as for the source."""
 
     def __init__(self, chunk: VideoChunk, shape: tuple[int, int], threads: int | None = None,
                  thread_type: str = "AUTO"):
         self.chunk, self.shape, self.threads = chunk, shape, threads or DECODE_THREADS
         self.thread_type = DECODE_THREAD_TYPE or thread_type
+        self._packet_of = None if chunk.shown is None else {k: i for i, k in enumerate(chunk.shown)}
+        self._droppable = droppable(chunk) if chunk.shown is not None else [False] * len(chunk.packets)
         self._start()
 
     def _start(self) -> None:
@@ -197,24 +266,44 @@ class Decoding:
             self._decoder.extradata = self.chunk.extradata
         self._decoder.thread_type = self.thread_type
         self._decoder.thread_count = self.threads
-        self._out = self._pictures()
-        self._last: tuple[int, np.ndarray | None] = (-1, None)
+        self._fed = 0  # packets fed or left out, in decoding order (one more: the decoder drained)
+        self._out: dict[int, av.VideoFrame] = {}  # pictures out and not yet read, by frame
+        self._counted = 0  # pictures out so far (version 1 chunks number them so)
+        self._last = -1  # the frame last read
 
-    def _pictures(self) -> Iterator[av.VideoFrame]:
-        for data in self.chunk.packets:
-            yield from self._decoder.decode(packet(data))
-        yield from self._decoder.decode(None)
+    def _receive(self, pictures: list[av.VideoFrame], k: int) -> None:
+        for picture in pictures:
+            index = self._counted if self._packet_of is None else picture.pts
+            self._counted += 1
+            if index >= k:
+                self._out[index] = picture
+
+    def _picture(self, k: int) -> av.VideoFrame | None:
+        if k <= self._last:
+            self._start()
+        shown = self.chunk.shown
+        while k not in self._out:
+            if self._fed > len(self.chunk.packets):
+                return None
+            if self._fed == len(self.chunk.packets):
+                self._receive(self._decoder.decode(None), k)
+            elif not (self._droppable[self._fed] and shown[self._fed] < k):
+                pts = None if shown is None else shown[self._fed]
+                self._receive(self._decoder.decode(packet(self.chunk.packets[self._fed], pts)), k)
+            self._fed += 1
+        self._last = k
+        picture = self._out.pop(k)
+        self._out = {i: p for i, p in self._out.items() if i > k}
+        return picture
 
     def frame(self, k: int) -> np.ndarray | None:
         """Frame ``k`` of the chunk (a new array), or None if its packets hold fewer frames."""
-        if k < self._last[0]:
-            self._start()
-        while self._last[0] < k:
-            picture = next(self._out, None)
-            if picture is None:
-                return None
-            self._last = (self._last[0] + 1, picture)
-        rgb = self._last[1].to_ndarray(format="rgb24")
+        if self._packet_of is not None and k not in self._packet_of:
+            return None
+        picture = self._picture(k)
+        if picture is None:
+            return None
+        rgb = picture.to_ndarray(format="rgb24")
         return rgb if rgb.shape[:2] == self.shape else np.ascontiguousarray(rgb[:self.shape[0], :self.shape[1]])
 
     def all(self, n: int, fill_value: int = 0) -> np.ndarray:

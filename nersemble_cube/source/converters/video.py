@@ -98,14 +98,16 @@ def probe(path: str | Path) -> VideoInfo:
 class Packets:
     """A video's compressed stream cut at its keyframes, as the ``copy`` preset stores it: for FFmpeg's decoder
     ``decoder`` with the stream's ``extradata`` (the mp4's avcC / hvcC), pictures of ``width`` x ``height``;
-    ``gops`` holds each group of pictures' packets in decoding order (each starts with a keyframe), ``frames``
-    the number of frames each shows. Only when :func:`read_packets` found every group closed."""
+    ``gops`` holds each group of pictures' packets in decoding order (each starts with a keyframe), ``shown``
+    the frame each packet shows (its presentation index within its group), ``frames`` the number of frames each
+    group shows. Only when :func:`read_packets` found every group closed."""
 
     decoder: str
     width: int
     height: int
     extradata: bytes
     gops: list[list[bytes]]
+    shown: list[list[int]]
     frames: list[int]
 
 
@@ -137,14 +139,15 @@ def read_packets(info: VideoInfo, with_data: bool = True) -> Packets:
         except av.error.FFmpegError as e:
             raise SourceError(f"{info.path}: not a readable video ({e.strerror or e}); download it again") from None
     order = {pts: i for i, pts in enumerate(sorted(p for group in shown for p in group))}
-    start = 0
+    start, within = 0, []
     for k, group in enumerate(shown):
-        frames = sorted(order[p] for p in group)
-        if frames != list(range(start, start + len(group))):
+        frames = [order[p] for p in group]
+        if sorted(frames) != list(range(start, start + len(group))):
             raise SourceError(f"{info.path}: group of pictures {k} (from frame {start}) is open: its frames need "
                               "the groups beside it, so it cannot be a chunk of its own; use --codec h264")
+        within.append([f - start for f in frames])
         start += len(group)
-    return Packets(decoder, width, height, extradata, gops, [len(g) for g in shown])
+    return Packets(decoder, width, height, extradata, gops, within, [len(g) for g in shown])
 
 
 def gop_length(info: VideoInfo) -> int:
