@@ -1,6 +1,7 @@
 """Video chunks (the h264 / hevc presets and the copy preset): bit-equal copies of the source's packets, a PSNR
 floor for the re-encoded ones, chunks that decode alone, plain zarr/xarray reads, damage as a checksum error."""
 
+import re
 import subprocess
 import sys
 
@@ -167,6 +168,27 @@ def test_a_random_frame_decodes_only_the_pictures_it_depends_on(codec, monkeypat
         for k in (5, 6, 7, 2, 15, 0, 1, 9, 9, 3, 4, 12, 13):
             np.testing.assert_array_equal(decoding.frame(k), want[k])
         assert decoding.frame(16) is None
+
+
+def test_fast_decode_encodes_cavlc_and_is_recorded_in_the_codec_and_the_attrs():
+    """``fast_decode`` is x264's fastdecode tune: its picture parameter set says CAVLC (entropy_coding_mode_flag
+    0, the bit after two one-bit ue(v) ids of 0), the default's CABAC; the spec carries it to the zarr codec's
+    configuration and the sequence's attrs, and refuses it for codecs without an encoder."""
+    frames = moving(4, 64, 64)
+
+    def cabac(chunk) -> int:
+        pps = next(p[m.end() + 1] for p in chunk.packets[:1] for m in re.finditer(b"\x00\x00\x01", p)
+                   if p[m.end()] & 31 == 8)
+        assert pps >> 6 == 0b11, bin(pps)  # pic_parameter_set_id 0, seq_parameter_set_id 0
+        return pps >> 5 & 1
+
+    assert cabac(encode(frames, crf=20)) == 1 and cabac(encode(frames, crf=20, fast_decode=True)) == 0
+    spec = StorageSpec("h264", fast_decode=True)
+    assert spec.serializer().to_dict()["configuration"]["fast_decode"] is True
+    assert "fast_decode" not in StorageSpec("h264").serializer().to_dict()["configuration"]
+    assert StorageSpec.from_attrs(spec.to_attrs()) == spec and StorageSpec.from_attrs({"codec": "h264"}).fast_decode is False
+    with pytest.raises(ValueError, match="h264 / hevc"):
+        StorageSpec("zstd", fast_decode=True)
 
 
 def test_copied_mp4_packets_without_pyramid_drop_their_b_frames(tmp_path):
@@ -351,8 +373,6 @@ def test_decoders_left_half_way_through_a_chunk_never_hang_the_process():
 def test_every_h264_frame_is_cut_into_8_slices_whatever_the_cores():
     """Slices let one frame decode on several threads; their count is fixed (x264's automatic threads would set
     it by the converting machine's cores): 8 slice NAL units in the keyframe and in each predicted frame."""
-    import re
-
     frames = np.random.default_rng(0).integers(0, 255, (3, 512, 512, 3), dtype=np.uint8)
     chunk = encode(frames, crf=30)
     kinds = [[p[m.end()] & 31 for m in re.finditer(b"\x00\x00\x01", p) if m.end() < len(p)] for p in chunk.packets]

@@ -174,10 +174,12 @@ def droppable(chunk: VideoChunk) -> list[bool]:
 
 
 def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str = "medium",
-           pix_fmt: str = "yuv420p", threads: int = SLICES) -> VideoChunk:
+           pix_fmt: str = "yuv420p", threads: int = SLICES, fast_decode: bool = False) -> VideoChunk:
     """``frames`` ``(n, y, x, 3)`` uint8 RGB as one closed GOP (a keyframe, then predicted frames) of ``codec``
     at ``crf`` and encoder ``preset``, B-frames referenced by none (:data:`X_PARAMS`); odd sizes padded by their
-    last row and column. ``threads``: the encoder's sliced threads, i.e. slices per frame (:data:`SLICES`)."""
+    last row and column. ``threads``: the encoder's sliced threads, i.e. slices per frame (:data:`SLICES`).
+    ``fast_decode``: the encoder's ``fastdecode`` tune (x264: CAVLC instead of CABAC, no deblocking or weighted
+    prediction): frames decode ~1.4-2x faster for ~8-16 % more bytes at the same PSNR (docs/performance.md)."""
     import av  # here, not at import (like the decoders below): reading other codecs' cubes does not need PyAV
 
     n, height, width = frames.shape[:3]
@@ -192,7 +194,8 @@ def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str =
     encoder.gop_size = n
     encoder.thread_type, encoder.thread_count = "SLICE", threads
     encoder.options = {"crf": str(crf), "preset": preset,
-                       f"{ENCODERS[codec][3:]}-params": f"keyint={n}:min-keyint={n}:scenecut=0:{X_PARAMS[codec]}"}
+                       f"{ENCODERS[codec][3:]}-params": f"keyint={n}:min-keyint={n}:scenecut=0:{X_PARAMS[codec]}",
+                       **({"tune": "fastdecode"} if fast_decode else {})}
     packets = []
     for i, rgb in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format=pix_fmt)
@@ -213,11 +216,14 @@ CRF_RANGE = (4, 36)
 """The CRFs :func:`crf_for_psnr` searches (lower: better, larger)."""
 
 
-def crf_for_psnr(frames: np.ndarray, target: float, codec: str = "h264", preset: str = "medium") -> int:
-    """The highest CRF whose encode of ``frames`` ``(n, y, x, 3)`` (one GOP) keeps every frame at ``target`` dB
-    PSNR or better against them (bisection over :data:`CRF_RANGE`; its lowest if none does)."""
+def crf_for_psnr(frames: np.ndarray, target: float, codec: str = "h264", preset: str = "medium",
+                 fast_decode: bool = False) -> int:
+    """The highest CRF whose encode of ``frames`` ``(n, y, x, 3)`` (one GOP; :func:`encode`'s ``codec``,
+    ``preset``, ``fast_decode``) keeps every frame at ``target`` dB PSNR or better against them (bisection over
+    :data:`CRF_RANGE`; its lowest if none does)."""
     def worst(crf: int) -> float:
-        back = Decoding(encode(frames, codec, crf, preset), frames.shape[1:3]).all(len(frames))
+        chunk = encode(frames, codec, crf, preset, fast_decode=fast_decode)
+        back = Decoding(chunk, frames.shape[1:3]).all(len(frames))
         mse = ((back.astype(np.float64) - frames) ** 2).reshape(len(frames), -1).mean(axis=1).max()
         return float("inf") if mse == 0 else float(10 * np.log10(255 ** 2 / mse))
 
@@ -323,7 +329,7 @@ class VideoCodec(ArrayBytesCodec):
     """Closed-GOP video chunks (module docstring) of uint8 RGB frames ``(1, n, y, x, 3)``.
 
     ``codec``: ``"h264"`` (libx264) or ``"hevc"`` (libx265) to encode at ``crf`` with the encoder's ``preset``
-    into ``pix_fmt``; ``"copy"``: the chunks hold a source's own packets, written by the converter (writing
+    into ``pix_fmt`` (``fast_decode``: its ``fastdecode`` tune, :func:`encode`); ``"copy"``: the chunks hold a source's own packets, written by the converter (writing
     frames through zarr is refused: there is no encoder to match them). Any chunk decodes whatever its codec.
     """
 
@@ -332,6 +338,7 @@ class VideoCodec(ArrayBytesCodec):
     crf: int = 16
     preset: str = "medium"
     pix_fmt: str = "yuv420p"
+    fast_decode: bool = False
 
     @classmethod
     def from_dict(cls, data: dict) -> Self:
@@ -339,8 +346,9 @@ class VideoCodec(ArrayBytesCodec):
         return cls(**(config or {}))
 
     def to_dict(self) -> dict:
+        fast = {"fast_decode": True} if self.fast_decode else {}  # absent: as the cubes written before it
         return {"name": "nersemble_cube.video", "configuration": {
-            "codec": self.codec, "crf": self.crf, "preset": self.preset, "pix_fmt": self.pix_fmt}}
+            "codec": self.codec, "crf": self.crf, "preset": self.preset, "pix_fmt": self.pix_fmt, **fast}}
 
     def validate(self, *, shape, dtype, chunk_grid) -> None:  # noqa: ANN001 - zarr's signature
         if np.dtype(dtype.to_native_dtype()) != np.uint8:
@@ -356,7 +364,8 @@ class VideoCodec(ArrayBytesCodec):
         if self.codec == "copy":
             raise ValueError("this array holds the source's own video packets (exact mode): convert writes it; "
                              "frames cannot be written into it")
-        return pack(encode(array.reshape(array.shape[1:]), self.codec, self.crf, self.preset, self.pix_fmt))
+        return pack(encode(array.reshape(array.shape[1:]), self.codec, self.crf, self.preset, self.pix_fmt,
+                           fast_decode=self.fast_decode))
 
     def decoding(self, data: bytes | memoryview, shape: tuple[int, ...], whole: bool = False) -> Decoding:
         """A :class:`Decoding` of the stored bytes of a chunk of ``shape`` ``(1, n, y, x, 3)``, to read single
