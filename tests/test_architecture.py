@@ -93,7 +93,7 @@ def test_the_import_checker_sees_relative_imports():
 def test_reading_a_lossless_cube_imports_no_codec_library(cube):
     """PyAV and imagecodecs are imported where a codec that needs them encodes or decodes: opening and reading a
     zstd cube (xarray with and without dask, FrameReader, FrameDataset) loads neither, so a machine that only
-    reads such cubes (a GPU node given a few wheels) needs neither."""
+    reads such cubes (a GPU node given a few wheels) needs neither; nor torch, nor the GPU path (nvCOMP)."""
     import subprocess
     import sys
 
@@ -104,6 +104,7 @@ def test_reading_a_lossless_cube_imports_no_codec_library(cube):
         "seq = 'nvs/388/sequences/GLASSES'\n"
         "nc.open(cube)[seq].images[0, 0].values, nc.open(cube, dask=False)[seq].alpha[0, 1].values\n"
         "nc.FrameReader(cube, seq).read('222200042', 2), nc.FrameDataset(cube, [seq], scale=2)[3]\n"
-        "print(sorted(m for m in ('av', 'imagecodecs', 'imageio_ffmpeg', 'torch') if m in sys.modules))\n")
+        "print(sorted(m for m in ('av', 'imagecodecs', 'imageio_ffmpeg', 'torch', 'nvidia', 'nersemble_cube.training.gpu')\n"
+        "             if m in sys.modules))\n")
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert (res.returncode, res.stdout.strip()) == (0, "[]"), res.stderr

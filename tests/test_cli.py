@@ -39,6 +39,14 @@ def test_one_grammar_for_every_command():
         assert "--json" in {o for p in commands[name].params for o in p.opts}, name
 
 
+def test_storage_settings_that_do_not_fit_the_codec_are_usage_errors(sample_dir, tmp_path):
+    for args, says in ((("--codec", "h264", "--row-blocks", "4"), "row_blocks splits the frames of a lossless preset"),
+                       (("--fast-decode",), "fast_decode is an h264 / hevc setting")):
+        res = run("convert", sample_dir, tmp_path / "c.zarr", *args)
+        assert res.returncode == 2 and says in res.stderr, (args, res.stderr)
+    assert not any(tmp_path.iterdir())
+
+
 def test_choices_are_usage_errors_that_list_the_valid_values(cube, tmp_path):
     for args, valid in ((("preview", cube, "--alpha", "bogus", "-o", tmp_path / "p.png"), "overlay"),
                         (("preprocess", cube, tmp_path / "o.zarr", "--background", "purple"), "white"),

@@ -64,7 +64,7 @@ def test_attrs_record_schema_sources_and_rate(cube):
     assert seq["sources"]["images"]["222200042"] == "nvs/388/sequences/GLASSES/images/cam_222200042.mp4"
     assert seq["storage"] == {"codec": "zstd", "level": 3, "frames_per_chunk": 1, "frames_per_shard": 32, "distance": 0.6,
                               "effort": 5, "crf": None, "preset": "medium",
-                              "psnr": 43.5}
+                              "psnr": 43.5, "fast_decode": False, "row_blocks": 1}
     assert zarr.open_group(str(cube), path="mono_flame_avatar/393/sequences/EXP-1-head", mode="r").attrs["fps"] == 24.3
 
 
@@ -118,16 +118,22 @@ def test_incomplete_sequence_is_redone(sample_dir, tmp_path):
 
 
 @pytest.mark.parametrize("storage", [StorageSpec("lz4", 5, 2), StorageSpec("none", 0, N_FRAMES + 1, 0),
-                                     StorageSpec("zstd", 3, 1, 0)])
+                                     StorageSpec("zstd", 3, 1, 0), StorageSpec("zstd", 3, 1, 4, row_blocks=5)])
 def test_other_codecs_and_chunkings_store_the_same_frames(sample_dir, tmp_path, storage):
+    """Every lossless layout holds the decoded mp4's frames as zarr reads them, and as FrameReader and xarray with
+    dask read them (row blocks: 5 chunks of 103 rows a 512-row frame, joined again)."""
     target = tmp_path / "c.zarr"
     convert(sample_dir, target, benchmarks=["mono_flame_avatar"], sequences=["EXP-2-eyes"], storage=storage)
-    arr = zarr.open_array(str(target), path="mono_flame_avatar/393/sequences/EXP-2-eyes/images", mode="r")
-    assert arr.chunks == (1, min(storage.frames_per_chunk, N_FRAMES), 512, 512, 3)
+    seq = "mono_flame_avatar/393/sequences/EXP-2-eyes"
+    arr = zarr.open_array(str(target), path=f"{seq}/images", mode="r")
+    assert arr.chunks == (1, min(storage.frames_per_chunk, N_FRAMES), -(-512 // storage.row_blocks), 512, 3)
     expected_codec = {"lz4": "blosc", "none": None, "zstd": "zstd"}[storage.codec]
     assert [c.to_dict()["name"] for c in arr.compressors] == ([expected_codec] if expected_codec else []) + ["crc32c"]
-    np.testing.assert_array_equal(
-        arr[0], decode_pyav(sample_dir / "mono_flame_avatar/393/sequences/EXP-2-eyes/images/cam_222200037.mp4"))
+    want = decode_pyav(sample_dir / f"{seq}/images/cam_222200037.mp4")
+    np.testing.assert_array_equal(arr[0], want)
+    np.testing.assert_array_equal(nersemble_cube.FrameReader(target, seq).read("222200037", 2), want[2])
+    np.testing.assert_array_equal(nersemble_cube.open(target)[seq].images[0].values, want)
+    assert nersemble_cube.open(target)[seq].attrs["storage"]["row_blocks"] == storage.row_blocks
 
 
 # ---- bad input: a clear error, and nothing written ----------------------------------------------------------------

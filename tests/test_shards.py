@@ -88,3 +88,35 @@ def test_a_region_off_the_shard_grid_is_refused(tmp_path):
         ShardWriter(arr).write((0, 2, 0, 0, 0), data[:, 2:6])
     with pytest.raises(ValueError, match="whole shards"):
         ShardWriter(arr).write((0, 0, 0, 0, 0), data[:, :3])
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 11, 5, 3), (1, 3, 8, 4)])  # 11 rows in 4 blocks: a padded last block
+def test_frames_in_row_blocks_read_back_through_zarr_tensorstore_and_the_chunk_reader(tmp_path, shape):
+    """``row_blocks`` cuts each frame into chunks of rows (a shard holds whole blocks: 12 rows for 11); the shard
+    writer stores a frame's blocks one after the other, and zarr and tensorstore (a second zarr v3 reader) read
+    the frames written, as does the chunk reader: from one range, and from blocks zarr itself wrote (its Morton
+    order interleaves the frames of a shard: a read per block)."""
+    import tensorstore as ts
+
+    spec = StorageSpec("zstd", frames_per_shard=4, row_blocks=4)
+    rng = np.random.default_rng(5)
+    ours, data = _array(tmp_path, "ours", spec, shape, rng)
+    theirs, _ = _array(tmp_path, "theirs", spec, shape, rng)
+    assert ours.chunks[2] == -(-shape[2] // 4) and ours.shards[2] == 4 * ours.chunks[2]
+    for c in range(shape[0]):
+        for t in range(0, shape[1], 4):
+            ShardWriter(ours).write((c, t) + (0,) * (len(shape) - 2), data[c:c + 1, t:t + 4])
+    theirs[:] = data
+    stored = zarr.open_array(zarr.storage.LocalStore(tmp_path / "ours"), mode="r")
+    np.testing.assert_array_equal(stored[:], data)
+    store = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(tmp_path / "ours")}}).result()
+    np.testing.assert_array_equal(store.read().result(), data)
+    for arr, one_range in ((stored, True), (zarr.open_array(zarr.storage.LocalStore(tmp_path / "theirs"), mode="r"), False)):
+        reader, ranges = ChunkReader(arr), []
+        assert reader.row_blocks == 4
+        for c in range(shape[0]):
+            for t in range(shape[1]):
+                coords = (c, t) + (0,) * (len(shape) - 2)
+                ranges.append(reader.frame_ranges(coords) is not None)
+                np.testing.assert_array_equal(reader.frame(coords, 0), data[c, t])
+        assert all(ranges) if one_range else not all(ranges), ranges  # zarr interleaves the frames of a shard

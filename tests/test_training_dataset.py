@@ -169,3 +169,15 @@ def test_threaded_batches_collate_flame_parameters_key_by_key(cube):
     np.testing.assert_array_equal(batch["flame"]["expression"], np.stack([data[i]["flame"]["expression"]
                                                                          for i in range(3)]))
     assert batch["flame"]["shape"].shape == (3, 300)
+
+
+def test_the_gpu_reader_without_its_extra_is_a_usage_error_naming_it(cube, monkeypatch):
+    """GpuFrames (nersemble_cube.training.gpu) needs torch and nvCOMP's Python API, the ``gpu`` extra: without
+    them it says so in one line (a UsageError) instead of an ImportError traceback."""
+    import sys
+
+    from nersemble_cube.training.gpu import GpuFrames
+
+    monkeypatch.setitem(sys.modules, "nvidia.nvcomp", None)  # as on a machine without the extra
+    with pytest.raises(UsageError, match=r"pip install 'nersemble-cube\[gpu\]'"):
+        GpuFrames(cube, "nvs/388/GLASSES")

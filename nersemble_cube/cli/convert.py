@@ -84,11 +84,12 @@ def convert(
     crf: Annotated[Optional[int], typer.Option(min=0, max=51, help="h264 / hevc: the encoder's CRF (lower: better, larger; default: the highest that keeps --psnr on each sequence's first frames).")] = None,
     psnr: Annotated[float, typer.Option(min=20, max=80, help="h264 / hevc without --crf: the worst-frame PSNR (dB) the CRF is chosen to keep.")] = 43.5,
     preset: Annotated[str, typer.Option(help="h264 / hevc: the encoder's preset (ultrafast ... veryslow: slower writes, smaller chunks).")] = "medium",
-    fast_decode: Annotated[bool, typer.Option("--fast-decode", help="h264 / hevc: the encoder's fastdecode tune: random frames decode ~1.4-2x faster, chunks take ~8-16% more bytes.")] = False,
+    fast_decode: Annotated[bool, typer.Option("--fast-decode", help="h264 / hevc, for cubes read at random: B-frames no picture references and the encoder's fastdecode tune: a random frame decodes ~2x faster, chunks take ~16% more bytes.")] = False,
     frames_per_chunk: Annotated[Optional[int], typer.Option(
         min=1, help="Frames per chunk along time (default 1: fastest random access; h264 / hevc: 16, one GOP; "
                     "copy: the source's GOP).")] = None,
     frames_per_shard: Annotated[int, typer.Option(min=0, help="Frames per shard file (0: no sharding, a file per chunk).")] = 32,
+    row_blocks: Annotated[int, typer.Option(min=1, help="zstd / lz4 / none: store each frame as this many chunks of rows, which a GPU decompresses in parallel (16: GpuFrames, docs/performance.md); 1: a frame per chunk.")] = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo parts that are already complete.")] = False,
     workers: Workers = None,
     scheduler: Scheduler = "threads",
@@ -113,7 +114,7 @@ def convert(
 
     try:
         storage = StorageSpec(codec.value, level, frames_per_chunk, frames_per_shard, distance, effort, crf, preset, psnr,
-                              fast_decode)
+                              fast_decode, row_blocks)
         check_scheduler(scheduler)
         factors = tuple(int(f) for f in scales.split(","))
         if any(f < 1 for f in factors):

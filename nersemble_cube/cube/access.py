@@ -52,6 +52,12 @@ class _FrameArray(BackendArray):
         ranges = [(k, k + 1) if index else k.indices(n)[:2] if k.step in (None, 1) else None
                   for k, index, n in zip(key, is_index, self.shape)]
         size = self._reader.chunk_shape
+        if self._reader.row_blocks > 1 and None not in ranges[:2] and ranges[0][1] - ranges[0][0] == 1:
+            times = range(*ranges[1])  # frames of one camera, each joined from its row blocks
+            frames = np.empty((len(times), *self.shape[2:]), self.dtype)
+            for i, t in enumerate(times):
+                self._reader.frame_of_blocks((ranges[0][0], t) + (0,) * (len(size) - 2), frames[i])
+            return frames[None][(0 if is_index[0] else slice(None), 0 if is_index[1] else slice(None), *key[2:])]
         if any(r is None or r[1] <= r[0] or r[0] // c != (r[1] - 1) // c for r, c in zip(ranges, size)):
             return np.asarray(self._array[key])  # empty, strided or across chunks: zarr's own path
         corner = [a - a % c for (a, _), c in zip(ranges, size)]
@@ -165,7 +171,12 @@ def _read_frames_by_chunk(tree: xr.DataTree, store, prefix: str, dask: bool) -> 
                 var = ds[n].variable
                 backed = xr.Variable(var.dims, indexing.LazilyIndexedArray(_FrameArray(
                     store, f"{path}/{n}", var.shape, var.dtype, _opened_array(var))), ds[n].attrs, ds[n].encoding)
-                variables[n] = backed.chunk(dict(zip(var.dims, var.chunks))) if dask else backed
+                if dask:
+                    chunks = dict(zip(var.dims, var.chunks))
+                    if len(var.chunks[2]) > 1:  # frames in row blocks: a task reads whole frames
+                        chunks.update({d: -1 for d in var.dims[2:]})
+                    backed = backed.chunk(chunks)
+                variables[n] = backed
             node.dataset = ds.assign(variables)
 
 

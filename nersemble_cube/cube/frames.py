@@ -69,6 +69,18 @@ class FrameReader:
         such as ``"222200042"``; an int is taken as that serial): ``(y, x, channel)`` uint8 for ``images``,
         ``(y, x)`` for ``alpha``, a new writable array (the lossless presets decompress straight into it).
         Raises :class:`SelectionError` naming the cameras or the frame range when it is not there."""
+        coords, k = self.chunk_of(serial, time)
+        try:
+            return self._chunks.frame(coords, k)
+        except ValueError:
+            from .store import check_ranges
+
+            check_ranges(self.location)  # a checksum failure may be a server that ignores Range requests: say so
+            raise
+
+    def chunk_of(self, serial: str | int, time: int) -> tuple[tuple[int, ...], int]:
+        """``(chunk-grid position, frame within the chunk)`` of frame ``time`` of camera ``serial`` (the first row
+        block of a frame stored in several); :class:`SelectionError` as :meth:`read`."""
         serial = str(serial)
         if serial not in self.cameras:
             raise SelectionError(f"camera {serial} has no video in {self.sequence}; it has {self.cameras}")
@@ -81,14 +93,7 @@ class FrameReader:
         elif not 0 <= time < self.n_frames:
             raise SelectionError(f"frame {time} is not in {self.sequence}: it has frames 0 to {self.n_frames - 1}")
         per_chunk = self._chunks.chunk_shape[1]
-        coords = (self.cameras.index(serial), time // per_chunk) + (0,) * (len(self._chunks.chunk_shape) - 2)
-        try:
-            return self._chunks.frame(coords, time % per_chunk)
-        except ValueError:
-            from .store import check_ranges
-
-            check_ranges(self.location)  # a checksum failure may be a server that ignores Range requests: say so
-            raise
+        return (self.cameras.index(serial), time // per_chunk) + (0,) * (len(self._chunks.chunk_shape) - 2), time % per_chunk
 
 
 def _being_written(location: Location) -> bool:

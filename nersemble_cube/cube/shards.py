@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import google_crc32c
+from crc32c import crc32c  # releases the GIL (google_crc32c, zarr's, holds it): threads check chunks at once
 import numcodecs
 import numpy as np
 import zarr
@@ -76,16 +76,17 @@ def _checked(data: np.ndarray) -> np.ndarray:
     """The bytes before a crc32c codec's 4-byte little-endian trailer, once the checksum matches them (the
     ``ValueError`` zarr's ``Crc32cCodec`` raises otherwise)."""
     inner, stored = data[:-4], int.from_bytes(data[-4:].tobytes(), "little")
-    if google_crc32c.value(inner) != stored:
+    if crc32c(inner) != stored:
         raise ValueError(f"{_CHECKSUM_MESSAGE}: the chunk's crc32c is {stored:#010x}")
     return inner
 
 
-def _direct_decoder(codecs: tuple, spec: ArraySpec) -> Callable[[np.ndarray], np.ndarray] | None:
+def _direct_decoder(codecs: tuple, spec: ArraySpec) -> Callable[..., np.ndarray] | None:
     """For the lossless chains frames are stored with (``bytes``, then ``zstd``, ``blosc`` or nothing, then
     ``crc32c``): a function from a chunk's stored bytes (uint8) to the chunk, decompressed straight into a
     new, writable array of ``spec.shape`` (zarr's path hands back the decompressor's read-only buffer, which a
-    caller that needs a writable array copies again). None for any other chain (zarr's codecs decode it)."""
+    caller that needs a writable array copies again), or into ``out`` (an array of that shape and type, C
+    order). None for any other chain (zarr's codecs decode it)."""
     if len(codecs) not in (2, 3) or not isinstance(codecs[0], BytesCodec) or not isinstance(codecs[-1], Crc32cCodec):
         return None
     dtype = spec.dtype.to_native_dtype()
@@ -96,8 +97,8 @@ def _direct_decoder(codecs: tuple, spec: ArraySpec) -> Callable[[np.ndarray], np
         return None
     inflate = None if middle is None else numcodecs.Zstd() if isinstance(middle, ZstdCodec) else numcodecs.Blosc()
 
-    def decode(data: np.ndarray) -> np.ndarray:
-        out = np.empty(spec.shape, dtype)
+    def decode(data: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        out = np.empty(spec.shape, dtype) if out is None else out
         raw = out.reshape(-1).view(np.uint8)
         inner = _checked(data)
         if inflate is None:
@@ -136,6 +137,9 @@ class _Layout:
         self.direct = all(hasattr(c, "_encode_sync") and hasattr(c, "_decode_sync") for c in codecs) and (
             self.sharding is None or self.sharding.index_location == ShardingCodecIndexLocation.end)
         """False: some codec has no synchronous coder; reads and writes then go through zarr."""
+        shape = array.shape
+        self.row_blocks = -(-shape[2] // self.chunk_shape[2]) if len(shape) > 3 and self.chunk_shape[1] == 1 else 1
+        """Chunks each frame is cut into along ``y`` (``StorageSpec.row_blocks``; 1: a frame per chunk)."""
         self.checksummed = isinstance(self.codecs[-1], Crc32cCodec)
         """The chain ends with a crc32c: the writer keeps each chunk's 4-byte checksum apart from its bytes."""
         store = array.store
@@ -189,6 +193,8 @@ class ChunkReader(_Layout):
         """``chunk(coords)[0, k]`` (a new, writable array): frame ``k`` of the chunk along ``time``. A video chunk
         is decoded only as far as frame ``k``, continuing the decoder of the last chunk read when it is the same
         chunk and a later frame (reads in order then cost one frame each)."""
+        if self.row_blocks > 1:
+            return self.frame_of_blocks(coords)
         if self._video is None:
             return self.chunk(coords)[0, k]
         with self._decoding_lock:
@@ -198,6 +204,47 @@ class ChunkReader(_Layout):
                 self._decoding = (coords, decoding)
             frame = None if self._decoding[1] is None else self._decoding[1].frame(k)
         return np.full(self.chunk_shape[2:], self.fill_value, np.uint8) if frame is None else frame
+
+    def frame_of_blocks(self, coords: tuple[int, ...], out: np.ndarray | None = None) -> np.ndarray:
+        """The frame whose first row block is the chunk at ``coords``, its blocks joined (the last one cropped)
+        into ``out`` (a new array if None; ``(y, x[, channel])`` of the array's frame shape)."""
+        height, rows = self.array.shape[2], self.chunk_shape[2]
+        out = np.empty(self.array.shape[2:], self.array.dtype) if out is None else out
+        if not out.flags.c_contiguous:  # its rows are decompressed into in place
+            raise ValueError("frame_of_blocks writes into a C-contiguous frame")
+        where = self.frame_ranges(coords) if self._decode is not None else None
+        if where is not None:  # one read; each full block decompressed straight into its rows
+            shard, offset, spans = where
+            data = self._read_range(shard, offset, int(spans[-1].sum()))
+            for j, (start, length) in enumerate(spans.tolist()):
+                block = data[start:start + length]
+                if (j + 1) * rows <= height:
+                    self._decode(block, out[j * rows:(j + 1) * rows].reshape(self.chunk_shape))
+                else:
+                    out[j * rows:] = self._decode(block)[0, 0, :height - j * rows]
+            return out
+        for j in range(self.row_blocks):
+            block = self.chunk(coords[:2] + (j,) + coords[3:])[0, 0]
+            out[j * rows:(j + 1) * rows] = block[:height - j * rows]
+        return out
+
+    def frame_ranges(self, coords: tuple[int, ...]) -> tuple[str, int, np.ndarray] | None:
+        """Where the row blocks of the frame whose first block is the chunk at ``coords`` lie: ``(shard key,
+        offset of the first, (offset, length) of each block from it)``, when they are one range of one shard
+        (as :class:`ShardWriter` writes them); None otherwise (blocks absent, or in another order)."""
+        if self.sharding is None:
+            return None
+        shard = tuple(i // p for i, p in zip(coords, self.per_shard))
+        if shard not in self._indexes:
+            self._indexes[shard] = self._index(shard)
+        index = self._indexes[shard]
+        if index is None:
+            return None
+        within = tuple(i % p for i, p in zip(coords, self.per_shard))
+        blocks = index[within[:2]].reshape(-1, 2)[:self.row_blocks]
+        if (blocks == _EMPTY).any() or (blocks[1:, 0] != blocks[:-1, 0] + blocks[:-1, 1]).any():
+            return None
+        return self.key(shard), int(blocks[0, 0]), (blocks - [blocks[0, 0], 0]).astype(np.int64)
 
     def _stored(self, coords: tuple[int, ...]) -> np.ndarray | None:
         """The stored bytes (uint8) of the chunk at ``coords``, None where the store holds no such chunk."""
@@ -268,7 +315,7 @@ class ShardWriter(_Layout):
         if not self.checksummed:
             return [_encode(self.codecs, block, self.spec)]
         data = _encode(self.codecs[:-1], block, self.spec)
-        return [data, np.frombuffer(google_crc32c.value(data).to_bytes(4, "little"), np.uint8)]
+        return [data, np.frombuffer(crc32c(data).to_bytes(4, "little"), np.uint8)]
 
     def _shard(self, block: np.ndarray) -> list[np.ndarray]:
         """A shard's bytes as parts: its chunks in Morton order, then the index. Chunks past the array's end are
@@ -283,10 +330,13 @@ class ShardWriter(_Layout):
 
     def _assemble(self, chunk: Callable[[tuple[int, ...]], list[np.ndarray] | None]) -> list[np.ndarray]:
         """A shard's parts from ``chunk(coords)``: the parts of the chunk at ``coords`` within the shard, None where
-        the shard holds none."""
+        the shard holds none. Chunks follow zarr's Morton order, except frames in row blocks: frame after frame,
+        its blocks top to bottom, so that a frame's bytes are one range (the index says where each chunk lies,
+        so any reader reads either order)."""
         index = np.full(self.per_shard + (2,), _EMPTY, dtype="<u8")
         parts, offset = [], 0
-        for coords in map(tuple, _morton_order(self.per_shard).tolist()):
+        order = np.ndindex(self.per_shard) if self.row_blocks > 1 else map(tuple, _morton_order(self.per_shard).tolist())
+        for coords in order:
             stored = chunk(coords)
             if stored is None:
                 continue
@@ -308,7 +358,7 @@ class ShardWriter(_Layout):
 
         def parts(data: bytes) -> list[np.ndarray]:
             raw = np.frombuffer(data, np.uint8)
-            return [raw, np.frombuffer(google_crc32c.value(raw).to_bytes(4, "little"), np.uint8)]
+            return [raw, np.frombuffer(crc32c(raw).to_bytes(4, "little"), np.uint8)]
 
         for s in range(0, len(chunks), per):
             shard = (start[0], (first + s) // per) + (0,) * (len(start) - 2)

@@ -9,7 +9,7 @@ video, and ``copy`` the source's own packets, bit-equal to decoding the mp4 (:cl
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
@@ -32,14 +32,18 @@ class StorageSpec:
     ~2.8x its bytes with libjxl 0.12, ~3.2x with 0.11: docs/performance.md), ``"h264"`` / ``"hevc"`` (lossy
     closed-GOP video of ``frames_per_chunk`` frames per chunk, libx264 / libx265 at ``crf`` with encoder
     ``preset``; by default the highest CRF that keeps ``psnr`` dB on a sample of the sequence's frames;
-    ``fast_decode``: the encoder's ``fastdecode`` tune, random frames ~1.4-2x faster for ~8-16 % more bytes), or ``"copy"`` (each chunk one GOP of the source mp4's own packets: bit-equal, the mp4's bytes;
+    ``fast_decode``: for random reads, B-frames no picture references and the encoder's ``fastdecode`` tune, a
+    random frame ~2x faster for ~16 % more bytes), or ``"copy"`` (each chunk one GOP of the source mp4's own packets: bit-equal, the mp4's bytes;
     its keyframes must fall every ``frames_per_chunk`` frames, which by default is read from the source).
     Alpha mattes are stored lossless whatever the codec (:meth:`for_mattes`).
     ``frames_per_chunk``: frames of one camera per chunk along ``time`` (1 = one frame per chunk,
     the fastest random access; image codecs need 1; default 1, or :data:`VIDEO_FRAMES_PER_CHUNK` for
     h264 / hevc, 0 for copy: the source's GOP). ``frames_per_shard``: chunks are grouped into
     zarr v3 shards of this many frames (one file per camera and shard; 0 = no sharding, one file per
-    chunk). A single-frame read still fetches only that frame's bytes (plus the shard index).
+    chunk). A single-frame read still fetches only that frame's bytes (plus the shard index). ``row_blocks``:
+    the lossless presets store each frame as this many chunks of consecutive rows (the last one padded), which
+    a GPU decompresses in parallel (nvCOMP decodes each zstd chunk on its own: 16 blocks of a 1100 x 1604 frame
+    decode ~6x faster on an H200 than one, for ~4 % more bytes; docs/performance.md); 1: a frame per chunk.
     """
 
     codec: CodecName = "zstd"
@@ -52,6 +56,7 @@ class StorageSpec:
     preset: str = "medium"
     psnr: float = 43.5
     fast_decode: bool = False
+    row_blocks: int = 1
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -61,6 +66,11 @@ class StorageSpec:
             object.__setattr__(self, "frames_per_chunk", default)
         if self.codec == "copy" and self.frames_per_chunk == 0:
             return  # the GOP is read from the source: with_gop() gives the spec the conversion uses
+        if self.row_blocks < 1:
+            raise ValueError(f"row_blocks must be >= 1, got {self.row_blocks}")
+        if self.row_blocks > 1 and (self.codec not in LOSSLESS or self.frames_per_chunk != 1):
+            raise ValueError("row_blocks splits the frames of a lossless preset (zstd, lz4, none) stored one frame "
+                             f"per chunk, not {self.codec} with {self.frames_per_chunk} frames per chunk")
         if self.fast_decode and self.codec not in ENCODERS:
             raise ValueError(f"fast_decode is an h264 / hevc setting, not one of {self.codec}")
         if self.crf is not None and not 0 <= self.crf <= 51:
@@ -105,16 +115,12 @@ class StorageSpec:
         """The h264 / hevc spec with its CRF: as given, else the highest whose encode of ``sample`` (frames
         ``(n, y, x, 3)`` of the sequence, one GOP) keeps every frame at ``psnr`` dB
         (:func:`~.codecs.video.crf_for_psnr`)."""
-        from dataclasses import replace
-
         if self.crf is not None or self.codec not in ENCODERS:
             return self
         return replace(self, crf=crf_for_psnr(sample, self.psnr, self.codec, self.preset, self.fast_decode))
 
     def with_gop(self, gop: int) -> StorageSpec:
         """The ``copy`` spec for a source whose keyframes fall every ``gop`` frames (one chunk per GOP)."""
-        from dataclasses import replace
-
         shard = self.frames_per_shard and max(1, round(self.frames_per_shard / gop)) * gop
         return replace(self, frames_per_chunk=gop, frames_per_shard=shard)
     def compressors(self) -> tuple:
@@ -136,12 +142,13 @@ class StorageSpec:
     def frame_encoding(self, n_frames: int, frame_shape: tuple[int, ...]) -> dict:
         """zarr encoding (for xarray's ``to_zarr``) of a ``(camera, time, *frame_shape)`` array of ``n_frames``."""
         chunk = min(self.frames_per_chunk, n_frames)
-        enc: dict = {"chunks": (1, chunk, *frame_shape), "compressors": self.compressors()}
+        rows = -(-frame_shape[0] // min(self.row_blocks, frame_shape[0]))
+        enc: dict = {"chunks": (1, chunk, rows, *frame_shape[1:]), "compressors": self.compressors()}
         if self.serializer() is not None:
             enc["serializer"] = self.serializer()
         shard = self.shard_frames(n_frames)
         if shard > chunk:
-            enc["shards"] = (1, shard, *frame_shape)
+            enc["shards"] = (1, shard, -(-frame_shape[0] // rows) * rows, *frame_shape[1:])  # whole row blocks
         return enc
 
     def shard_frames(self, n_frames: int) -> int:
@@ -190,6 +197,10 @@ def encoded_size(frame: np.ndarray, spec: StorageSpec, following: np.ndarray | N
         raise ValueError("the copy preset stores the source's packets: size it by the source files")
     if spec.codec == "jpegxl":
         return len(spec.serializer()._encode(frame))
+    if spec.row_blocks > 1:  # each block compressed on its own
+        rows = -(-frame.shape[0] // spec.row_blocks)
+        one = replace(spec, row_blocks=1)
+        return sum(encoded_size(frame[i:i + rows], one) for i in range(0, frame.shape[0], rows))
     if spec.codec == "zstd":
         import imagecodecs
 

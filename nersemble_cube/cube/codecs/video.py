@@ -21,8 +21,8 @@ chunk holding fewer frames reads the rest as the fill value too.
 
 A single frame decodes only the pictures it depends on: the packets before its own in decoding order, less
 those whose picture no later picture predicts from (H.264 ``nal_ref_idc`` 0, HEVC sub-layer non-reference
-pictures: :func:`droppable`) and that show earlier frames. The encoded presets use B-frames that nothing
-references (no B-pyramid), so a random frame of a 16-frame chunk costs about 4 pictures, not 9.
+pictures: :func:`droppable`) and that show earlier frames: a random frame of a 16-frame chunk of the encoded
+presets costs about 6 pictures, not 9 (about 4 with ``fast_decode``, whose B-frames are never references).
 
 Reading a store written with it needs ``import nersemble_cube`` or the package installed (zarr finds the codec
 through its ``zarr.codecs`` entry point) and PyAV; reading cubes of the other codecs does not import PyAV.
@@ -176,10 +176,11 @@ def droppable(chunk: VideoChunk) -> list[bool]:
 def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str = "medium",
            pix_fmt: str = "yuv420p", threads: int = SLICES, fast_decode: bool = False) -> VideoChunk:
     """``frames`` ``(n, y, x, 3)`` uint8 RGB as one closed GOP (a keyframe, then predicted frames) of ``codec``
-    at ``crf`` and encoder ``preset``, B-frames referenced by none (:data:`X_PARAMS`); odd sizes padded by their
-    last row and column. ``threads``: the encoder's sliced threads, i.e. slices per frame (:data:`SLICES`).
-    ``fast_decode``: the encoder's ``fastdecode`` tune (x264: CAVLC instead of CABAC, no deblocking or weighted
-    prediction): frames decode ~1.4-2x faster for ~8-16 % more bytes at the same PSNR (docs/performance.md)."""
+    at ``crf`` and encoder ``preset``; odd sizes padded by their last row and column. ``threads``: the encoder's
+    sliced threads, i.e. slices per frame (:data:`SLICES`). ``fast_decode``: for random reads: B-frames no
+    picture references (:data:`FAST_DECODE_PARAMS`) and the encoder's ``fastdecode`` tune (x264: CAVLC instead
+    of CABAC, no deblocking or weighted prediction): a random frame decodes ~2x faster for ~16 % more bytes
+    at the same CRF (docs/performance.md)."""
     import av  # here, not at import (like the decoders below): reading other codecs' cubes does not need PyAV
 
     n, height, width = frames.shape[:3]
@@ -194,7 +195,8 @@ def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str =
     encoder.gop_size = n
     encoder.thread_type, encoder.thread_count = "SLICE", threads
     encoder.options = {"crf": str(crf), "preset": preset,
-                       f"{ENCODERS[codec][3:]}-params": f"keyint={n}:min-keyint={n}:scenecut=0:{X_PARAMS[codec]}",
+                       f"{ENCODERS[codec][3:]}-params": f"keyint={n}:min-keyint={n}:scenecut=0" + (
+                           ":log-level=error" if codec == "hevc" else "") + (FAST_DECODE_PARAMS[codec] if fast_decode else ""),
                        **({"tune": "fastdecode"} if fast_decode else {})}
     packets = []
     for i, rgb in enumerate(frames):
@@ -206,10 +208,11 @@ def encode(frames: np.ndarray, codec: str = "h264", crf: int = 16, preset: str =
                       [bytes(p) for p in packets], tuple(p.pts for p in packets))
 
 
-X_PARAMS = {"h264": "b-pyramid=none", "hevc": "b-pyramid=0:log-level=error"}
-"""The encoders' own parameters beyond the GOP: no B-pyramid, so no picture predicts from a B-frame and a random
-frame decodes its chunk's I- and P-frames before it and itself (about 4 pictures of 16, against 6 with the
-pyramid: docs/performance.md; +0.4 % bytes on full-dataset-like footage, +8 % on benchmark-like)."""
+FAST_DECODE_PARAMS = {"h264": ":b-pyramid=none", "hevc": ":b-pyramid=0"}
+"""``fast_decode``'s encoder parameters beyond the tune: no B-pyramid, so no picture predicts from a B-frame and
+a random frame decodes its chunk's I- and P-frames before it and itself (about 4 pictures of 16, against ~6
+with the encoders' default pyramid, whose middle B-frames are references; +0.4 % bytes on full-dataset-like
+footage, +8 % on benchmark-like at the same CRF: docs/performance.md)."""
 
 
 CRF_RANGE = (4, 36)
