@@ -43,9 +43,9 @@ class GpuFrames:
     :meth:`read` returns a batch as one uint8 CUDA tensor ``(batch, y, x[, channel])``, bit-equal to
     :class:`~nersemble_cube.FrameReader`'s frames; GPU memory holds the batch's frames, its compressed bytes and
     nvCOMP's scratch, nothing more (the compressed bytes' buffers, pinned and on the GPU, are kept and grown for
-    the largest batch read). ``threads``:
-    CPU threads reading and checking the chunks. For cubes stored with ``zstd`` (the default preset); others
-    raise :class:`~nersemble_cube.errors.UsageError`.
+    the largest batch read). ``threads``: CPU threads reading and checking the chunks. For cubes stored with
+    ``zstd`` (the default preset) a frame per chunk, whole or in row blocks; others raise
+    :class:`~nersemble_cube.errors.UsageError`.
     """
 
     def __init__(self, cube: str | Path | Location, sequence: str, variable: str = "images", *,
@@ -58,9 +58,10 @@ class GpuFrames:
         self.frames = FrameReader(cube, sequence, variable, storage_options)
         chunks = self.frames._chunks
         kinds = [type(c) for c in chunks.codecs]
-        if kinds != [BytesCodec, ZstdCodec, Crc32cCodec] or not chunks.direct:
-            raise UsageError(f"{sequence}/{variable} is not stored with zstd (its codecs: "
-                             f"{', '.join(k.__name__ for k in kinds)}); GPU decompression reads zstd cubes")
+        if kinds != [BytesCodec, ZstdCodec, Crc32cCodec] or not chunks.direct or chunks.chunk_shape[1] != 1:
+            raise UsageError(f"{sequence}/{variable} is not stored with zstd a frame per chunk (its codecs: "
+                             f"{', '.join(k.__name__ for k in kinds)}, {chunks.chunk_shape[1]} frames a chunk); "
+                             "GPU decompression reads cubes converted with --codec zstd --frames-per-chunk 1")
         self.device = torch.device(device)
         self.shape = tuple(chunks.array.shape[2:])
         self._rows = chunks.chunk_shape[2]  # rows of a chunk: the frame's, or a row block's
