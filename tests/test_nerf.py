@@ -16,6 +16,8 @@ from nersemble_cube.source.sample import head_centre
 
 from conftest import N_FRAMES, run_cli
 
+pytestmark = pytest.mark.xdist_group("nerf")  # one worker builds the module's fixtures (--dist loadgroup)
+
 SEQ = "nvs/388/sequences/GLASSES"
 
 

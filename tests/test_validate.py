@@ -19,6 +19,8 @@ from conftest import FULL_FRAMES, pattern, run_cli
 from test_export import _svfr_predictions, fill
 from toolkit import submission_data
 
+pytestmark = pytest.mark.xdist_group("validate")  # one worker builds the module's fixtures (--dist loadgroup)
+
 
 @pytest.fixture(scope="module")
 def nvs_zip(full_cube, tmp_path_factory):

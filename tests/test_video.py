@@ -19,6 +19,8 @@ from nersemble_cube.source.converters.video import ffmpeg_exe
 
 from conftest import decode_pyav, psnr, run_cli
 
+pytestmark = pytest.mark.xdist_group("video")  # one worker builds the module's fixtures (--dist loadgroup)
+
 SEQ = "nvs/388/sequences/GLASSES"
 SERIAL = "222200042"
 GOP, N_FRAMES = 3, 8  # groups of 3, 3 and 2 frames: a short last chunk
