@@ -81,6 +81,12 @@ def _checked(data: np.ndarray) -> np.ndarray:
     return inner
 
 
+def _with_crc(data: bytes | np.ndarray) -> list[np.ndarray]:
+    """A chunk's encoded bytes and its crc32c trailer (little-endian), as parts to store one after the other."""
+    raw = np.frombuffer(data, np.uint8)
+    return [raw, np.frombuffer(crc32c(raw).to_bytes(4, "little"), np.uint8)]
+
+
 def _direct_decoder(codecs: tuple, spec: ArraySpec) -> Callable[..., np.ndarray] | None:
     """For the lossless chains frames are stored with (``bytes``, then ``zstd``, ``blosc`` or nothing, then
     ``crc32c``): a function from a chunk's stored bytes (uint8) to the chunk, decompressed straight into a
@@ -234,13 +240,9 @@ class ChunkReader(_Layout):
         (as :class:`ShardWriter` writes them); None otherwise (blocks absent, or in another order)."""
         if self.sharding is None:
             return None
-        shard = tuple(i // p for i, p in zip(coords, self.per_shard))
-        if shard not in self._indexes:
-            self._indexes[shard] = self._index(shard)
-        index = self._indexes[shard]
+        shard, index, within = self._shard_index(coords)
         if index is None:
             return None
-        within = tuple(i % p for i, p in zip(coords, self.per_shard))
         blocks = index[within[:2]].reshape(-1, 2)[:self.row_blocks]
         if (blocks == _EMPTY).any() or (blocks[1:, 0] != blocks[:-1, 0] + blocks[:-1, 1]).any():
             return None
@@ -251,12 +253,17 @@ class ChunkReader(_Layout):
         if self.sharding is None:
             data = sync(self.array.store.get(self.key(coords), default_buffer_prototype()))
             return None if data is None else data.as_numpy_array()
+        shard, index, within = self._shard_index(coords)
+        offset, length = (_EMPTY, _EMPTY) if index is None else index[within]
+        return None if offset == _EMPTY else self._read_range(self.key(shard), int(offset), int(length))
+
+    def _shard_index(self, coords: tuple[int, ...]) -> tuple[tuple[int, ...], np.ndarray | None, tuple[int, ...]]:
+        """``(shard position, its index (read once, then kept; None: no such shard), position of the chunk at
+        ``coords`` within it)``."""
         shard = tuple(i // p for i, p in zip(coords, self.per_shard))
         if shard not in self._indexes:
             self._indexes[shard] = self._index(shard)
-        index = self._indexes[shard]
-        offset, length = (_EMPTY, _EMPTY) if index is None else index[tuple(i % p for i, p in zip(coords, self.per_shard))]
-        return None if offset == _EMPTY else self._read_range(self.key(shard), int(offset), int(length))
+        return shard, self._indexes[shard], tuple(i % p for i, p in zip(coords, self.per_shard))
 
     def _read_range(self, key: str, offset: int, length: int) -> np.ndarray | None:
         """``length`` bytes at ``offset`` of the shard ``key`` (its index says it holds them): one plain read of
@@ -314,8 +321,7 @@ class ShardWriter(_Layout):
             block = full
         if not self.checksummed:
             return [_encode(self.codecs, block, self.spec)]
-        data = _encode(self.codecs[:-1], block, self.spec)
-        return [data, np.frombuffer(crc32c(data).to_bytes(4, "little"), np.uint8)]
+        return _with_crc(_encode(self.codecs[:-1], block, self.spec))
 
     def _shard(self, block: np.ndarray) -> list[np.ndarray]:
         """A shard's bytes as parts: its chunks in Morton order, then the index. Chunks past the array's end are
@@ -356,17 +362,13 @@ class ShardWriter(_Layout):
             raise ValueError(f"chunks from {start} do not start a shard of {self.outer}")
         first = start[1] // self.chunk_shape[1]
 
-        def parts(data: bytes) -> list[np.ndarray]:
-            raw = np.frombuffer(data, np.uint8)
-            return [raw, np.frombuffer(crc32c(raw).to_bytes(4, "little"), np.uint8)]
-
         for s in range(0, len(chunks), per):
             shard = (start[0], (first + s) // per) + (0,) * (len(start) - 2)
             if self.sharding:
                 group = chunks[s:s + per]
-                stored = self._assemble(lambda c, g=group: parts(g[c[1]]) if c[1] < len(g) else None)
+                stored = self._assemble(lambda c, g=group: _with_crc(g[c[1]]) if c[1] < len(g) else None)
             else:
-                stored = parts(chunks[s])
+                stored = _with_crc(chunks[s])
             if self.root is not None:
                 _write_file(self.root / self.key(shard), stored)
             else:

@@ -72,37 +72,37 @@ class GpuFrames:
         self._pinned = torch.empty(0, dtype=torch.uint8).pin_memory()
         self._compressed = torch.empty(0, dtype=torch.uint8, device=self.device)
 
-    def _locate(self, key: tuple[str, int]) -> tuple[str, int, np.ndarray] | list[np.ndarray]:
-        """Where the chunks of frame ``key`` (serial, time) lie: ``(shard key, offset, (offset, length) of each
-        chunk from it)`` when they are one range of one shard, else their stored bytes (one read each)."""
+    def _locate(self, key: tuple[str, int]) -> tuple[tuple[str, int] | np.ndarray, np.ndarray]:
+        """Where the stored chunks of frame ``key`` (serial, time) are, and ``(offset, length)`` of each from
+        there: ``(shard key, offset)`` when they are one range of one shard, else their bytes, read one by one
+        and joined."""
         chunks = self.frames._chunks
         coords, _ = self.frames.chunk_of(*key)
         where = chunks.frame_ranges(coords)
         if where is not None:
-            return where
+            return where[:2], where[2]
         blocks = [chunks._stored(coords[:2] + (j,) + coords[3:]) for j in range(chunks.row_blocks)]
         if any(b is None for b in blocks):
             raise UsageError(f"frame {key[1]} of camera {key[0]} is not stored (a fill-value frame)")
-        return blocks
+        sizes = [len(b) for b in blocks]
+        return np.concatenate(blocks), np.stack([np.cumsum([0, *sizes[:-1]]), sizes], axis=1)
 
-    def _fill(self, where: tuple[str, int, np.ndarray] | list[np.ndarray], host: np.ndarray) -> None:
-        """The stored chunks of one frame into ``host`` (its slice of the pinned buffer), their crc32c checked."""
+    def _fill(self, source: tuple[str, int] | np.ndarray, spans: np.ndarray, host: np.ndarray) -> None:
+        """One frame's stored chunks from ``source`` (:meth:`_locate`) into ``host`` (its slice of the pinned
+        buffer), their crc32c checked."""
         from ..cube.shards import _checked
 
         chunks = self.frames._chunks
-        if isinstance(where, list):
-            np.concatenate(where, out=host)
-            spans = np.cumsum([0, *map(len, where)])
-            spans = np.stack([spans[:-1], np.diff(spans)], axis=1)
+        if isinstance(source, np.ndarray):
+            host[:] = source
+        elif chunks.root is not None:  # straight into pinned memory: one read, no copy
+            shard, offset = source
+            with open(chunks.root / shard, "rb", buffering=0) as f:
+                f.seek(offset)
+                if f.readinto(memoryview(host)) != len(host):
+                    raise ValueError(f"{chunks.root / shard}: shorter than its shard index says (truncated)")
         else:
-            shard, offset, spans = where
-            if chunks.root is not None:  # straight into pinned memory: one read, no copy
-                with open(chunks.root / shard, "rb", buffering=0) as f:
-                    f.seek(offset)
-                    if f.readinto(memoryview(host)) != len(host):
-                        raise ValueError(f"{chunks.root / shard}: shorter than its shard index says (truncated)")
-            else:
-                host[:] = chunks._read_range(shard, offset, len(host))
+            host[:] = chunks._read_range(*source, len(host))
         for start, length in spans.tolist():
             _checked(host[start:start + length])
 
@@ -115,9 +115,7 @@ class GpuFrames:
         nvcomp = _nvcomp()
         self._stream.synchronize()  # the last batch's copy and decode are done with the buffers
         keys = [(str(s), int(t)) for s, t in keys]
-        wheres = list(self._pool.map(self._locate, keys))
-        spans = [np.stack([np.cumsum([0, *map(len, w)])[:-1], list(map(len, w))], axis=1) if isinstance(w, list)
-                 else w[2] for w in wheres]
+        sources, spans = zip(*self._pool.map(self._locate, keys)) if keys else ((), ())
         lengths = [int(s[-1].sum()) for s in spans]
         starts = np.cumsum([0, *lengths])
         total = int(starts[-1])
@@ -125,7 +123,7 @@ class GpuFrames:
             self._pinned = torch.empty(int(total * 1.25), dtype=torch.uint8).pin_memory()
             self._compressed = torch.empty(int(total * 1.25), dtype=torch.uint8, device=self.device)
         host = self._pinned.numpy()
-        list(self._pool.map(lambda i: self._fill(wheres[i], host[starts[i]:starts[i + 1]]), range(len(keys))))
+        list(self._pool.map(lambda i: self._fill(sources[i], spans[i], host[starts[i]:starts[i + 1]]), range(len(keys))))
         blocks = len(spans[0]) if spans else 0
         block_bytes = self._rows * int(np.prod(self.shape[1:]))
         padded = torch.empty((len(keys), blocks * self._rows, *self.shape[1:]), dtype=torch.uint8, device=self.device)

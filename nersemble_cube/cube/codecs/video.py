@@ -263,7 +263,6 @@ class Decoding:
                  thread_type: str = "AUTO"):
         self.chunk, self.shape, self.threads = chunk, shape, threads or DECODE_THREADS
         self.thread_type = DECODE_THREAD_TYPE or thread_type
-        self._packet_of = None if chunk.shown is None else {k: i for i, k in enumerate(chunk.shown)}
         self._droppable = droppable(chunk) if chunk.shown is not None else [False] * len(chunk.packets)
         self._start()
 
@@ -282,7 +281,7 @@ class Decoding:
 
     def _receive(self, pictures: list[av.VideoFrame], k: int) -> None:
         for picture in pictures:
-            index = self._counted if self._packet_of is None else picture.pts
+            index = self._counted if self.chunk.shown is None else picture.pts
             self._counted += 1
             if index >= k:
                 self._out[index] = picture
@@ -301,13 +300,11 @@ class Decoding:
                 self._receive(self._decoder.decode(packet(self.chunk.packets[self._fed], pts)), k)
             self._fed += 1
         self._last = k
-        picture = self._out.pop(k)
-        self._out = {i: p for i, p in self._out.items() if i > k}
-        return picture
+        return self._out.pop(k)  # the others came out after it: later frames
 
     def frame(self, k: int) -> np.ndarray | None:
         """Frame ``k`` of the chunk (a new array), or None if its packets hold fewer frames."""
-        if self._packet_of is not None and k not in self._packet_of:
+        if self.chunk.shown is not None and not 0 <= k < len(self.chunk.shown):  # shown: a permutation of 0..n-1
             return None
         picture = self._picture(k)
         if picture is None:
