@@ -1,16 +1,20 @@
 """Random frames into GPU memory (issue 29, item 2): CPU threads against nvCOMP's batched zstd on the GPU, for a
 zstd cube stored a frame per chunk and the same frames stored in row blocks (``StorageSpec(row_blocks=N)``).
 
-    python benchmarks/bench_gpu.py CUBE SEQUENCE [--row-blocks 16] [--threads 1,4,8,16] [--batches 1,16,64,256]
-                                   [--repeats 5] [--workdir DIR]
+    python benchmarks/bench_gpu.py CUBE SEQUENCE [--row-blocks 1,16] [--frames 96] [--threads 1,4,8,16]
+                                   [--batches 1,16,64,256] [--stream 256] [--repeats 5] [--workdir DIR]
 
 CUBE: a zstd cube (e.g. one ``convert`` wrote from ``benchmarks/realistic.py``'s sample); its ``images`` are
-written again in row blocks into a copy under ``--workdir`` (the library's own encoding and shard writer).
-Random (camera, frame) picks with replacement, the same for every path; medians of ``--repeats``. Rows: one
-FrameReader on one thread (frames/s, each layout: what row blocks cost CPU reads); N threads each reading
-with its own FrameReader and copying the frame to the GPU; a pinned batch's host-to-device copy alone (the
-bus); :class:`~nersemble_cube.training.gpu.GpuFrames` at each batch size (frames/s, GB/s of decoded frames,
-peak GPU memory), its frames compared with FrameReader's (bit-equal or the run stops).
+written again under ``--workdir`` (the library's own encoding and shard writer) in each layout of
+``--row-blocks`` (1: a frame per chunk), the sequence's frames repeated to ``--frames`` (0: as they are), so that
+random frames are distinct bytes on disk. Random (camera, frame) picks with replacement, the same for every path;
+medians of ``--repeats``. Rows: one FrameReader on one thread (frames/s, each layout: what row blocks cost CPU
+reads); N threads each reading with its own FrameReader and copying the frame to the GPU; a pinned batch's
+host-to-device copy alone (the bus); :class:`~nersemble_cube.training.gpu.GpuFrames` at each batch size, one
+``read`` at a time (frames/s, GB/s of decoded frames, peak GPU memory), its frames compared with FrameReader's
+(bit-equal or the run stops), and ``GpuFrames.batches`` over 8 batches of ``--stream`` (the next batch read
+from disk while the GPU decodes one). Last, one byte of a stored chunk is changed in a copy: the read must
+raise the crc32c error (checked on the GPU).
 """
 
 from __future__ import annotations
@@ -34,18 +38,41 @@ from nersemble_cube.cube.shards import ShardWriter
 from nersemble_cube.training.gpu import GpuFrames
 
 
-def in_row_blocks(cube: Path, seq: str, out: Path, blocks: int) -> Path:
-    """A copy of ``cube`` whose ``images`` of ``seq`` are stored in ``blocks`` row blocks (zstd)."""
+def rewritten(cube: Path, seq: str, out: Path, blocks: int, frames: int) -> Path:
+    """A copy of ``cube`` whose ``images`` of ``seq`` are stored in ``blocks`` row blocks (zstd; 1: a frame per
+    chunk), its frames repeated to ``frames`` (0: as they are; the ``time`` coordinate follows)."""
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(cube, out)
-    path = f"{sequence_group(seq)}/images"
-    old = zarr.open_array(str(cube), path=path, mode="r")
-    enc = StorageSpec(row_blocks=blocks).frame_encoding(old.shape[1], old.shape[2:])
-    shutil.rmtree(out / path)
-    new = zarr.create_array(str(out), name=path, shape=old.shape, dtype=old.dtype, chunks=enc["chunks"],
+    group = sequence_group(seq)
+    old = zarr.open_array(str(cube), path=f"{group}/images", mode="r")
+    data = old[:]
+    if frames:
+        data = np.concatenate([data] * -(-frames // data.shape[1]), axis=1)[:, :frames]
+        times = zarr.open_array(str(out), path=f"{group}/time", mode="r")
+        shutil.rmtree(out / group / "time")
+        zarr.create_array(str(out), name=f"{group}/time", data=np.arange(frames, dtype=times.dtype),
+                          attributes=times.attrs.asdict(), dimension_names=times.metadata.dimension_names)
+    enc = StorageSpec(row_blocks=blocks).frame_encoding(data.shape[1], data.shape[2:])
+    shutil.rmtree(out / group / "images")
+    new = zarr.create_array(str(out), name=f"{group}/images", shape=data.shape, dtype=old.dtype, chunks=enc["chunks"],
                             shards=enc.get("shards"), compressors=enc["compressors"], fill_value=0,
                             attributes=old.attrs.asdict(), dimension_names=old.metadata.dimension_names)
-    ShardWriter(new).write((0,) * old.ndim, old[:])
+    ShardWriter(new).write((0,) * old.ndim, data)
+    return out
+
+
+def damaged(cube: Path, seq: str, out: Path) -> Path:
+    """A copy of ``cube`` with one byte in the middle of the first stored chunk of ``seq``'s images changed."""
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(cube, out)
+    reader = nersemble_cube.FrameReader(out, seq)
+    coords, _ = reader.chunk_of(reader.cameras[0], 0)
+    shard, offset, spans = reader._chunks.frame_ranges(coords)
+    with open(out / shard, "r+b") as f:
+        f.seek(offset + int(spans[0, 1]) // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0x10]))
     return out
 
 
@@ -66,25 +93,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cube", type=Path)
     ap.add_argument("sequence")
-    ap.add_argument("--row-blocks", type=int, default=16)
+    ap.add_argument("--row-blocks", default="1,16")
+    ap.add_argument("--frames", type=int, default=96)
     ap.add_argument("--threads", default="1,4,8,16")
+    ap.add_argument("--gpu-threads", type=int, default=16)
     ap.add_argument("--batches", default="1,16,64,256")
+    ap.add_argument("--stream", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/benchgpu"))
     args = ap.parse_args()
-    blocked = in_row_blocks(args.cube, args.sequence, args.workdir / "blocks.zarr", args.row_blocks)
-    cubes = {"frame per chunk": args.cube, f"{args.row_blocks} row blocks": blocked}
-    reader = nersemble_cube.FrameReader(args.cube, args.sequence)
+    cubes = {}
+    for blocks in map(int, args.row_blocks.split(",")):
+        name = "frame per chunk" if blocks == 1 else f"{blocks} row blocks"
+        cubes[name] = rewritten(args.cube, args.sequence, args.workdir / f"b{blocks}.zarr", blocks, args.frames)
+    first = next(iter(cubes.values()))
+    reader = nersemble_cube.FrameReader(first, args.sequence)
     frame_bytes = reader.read(reader.cameras[0], 0).nbytes
     rng = np.random.default_rng(0)
-    keys = [(reader.cameras[rng.integers(len(reader.cameras))], int(rng.integers(reader.n_frames))) for _ in range(256)]
-    print(f"{args.cube} {args.sequence}: {len(reader.cameras)} cameras x {reader.n_frames} frames, "
-          f"{frame_bytes / 1e6:.2f} MB a frame; {torch.cuda.get_device_name()}")
+    n = max(256, 8 * args.stream)
+    keys = [(reader.cameras[rng.integers(len(reader.cameras))], int(rng.integers(reader.n_frames))) for _ in range(n)]
+    print(f"{args.cube} {args.sequence} (frames repeated to {reader.n_frames}): {len(reader.cameras)} cameras x "
+          f"{reader.n_frames} frames, {frame_bytes / 1e6:.2f} MB a frame; {torch.cuda.get_device_name()}")
 
     for name, cube in cubes.items():
         one = nersemble_cube.FrameReader(cube, args.sequence)
+        stored = sum(f.stat().st_size for f in (cube / sequence_group(args.sequence) / "images").rglob("*") if f.is_file())
         rate = median_rate(lambda: [one.read(*k) for k in keys[:32]], 32, args.repeats)
-        print(f"| {name} | FrameReader, 1 thread, host memory | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s |")
+        print(f"| {name} | FrameReader, 1 thread, host memory | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s "
+              f"| stored {stored / 1e6:.0f} MB |")
         local = threading.local()
 
         def to_gpu(key, cube=cube):
@@ -95,17 +131,17 @@ def main() -> None:
             r = local.readers[cube]
             return torch.from_numpy(r.read(*key)).to("cuda", non_blocking=False)
 
-        for n in map(int, args.threads.split(",")):
-            with ThreadPoolExecutor(n) as pool:
-                rate = median_rate(lambda: list(pool.map(to_gpu, keys)), len(keys), args.repeats)
-            print(f"| {name} | {n} threads, FrameReader + .to(cuda) | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s |")
+        for t in map(int, args.threads.split(",")):
+            with ThreadPoolExecutor(t) as pool:
+                rate = median_rate(lambda: list(pool.map(to_gpu, keys[:256])), 256, args.repeats)
+            print(f"| {name} | {t} threads, FrameReader + .to(cuda) | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s |")
 
     batch = torch.from_numpy(np.stack([reader.read(*k) for k in keys[:64]])).pin_memory()
     rate = median_rate(lambda: batch.to("cuda", non_blocking=True), 64, args.repeats)
     print(f"| - | pinned host-to-device copy of 64 frames alone | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s |")
 
     for name, cube in cubes.items():
-        gpu = GpuFrames(cube, args.sequence)
+        gpu = GpuFrames(cube, args.sequence, threads=args.gpu_threads)
         for b in map(int, args.batches.split(",")):
             got = gpu.read(keys[:b])
             for i in sorted({0, b // 2, b - 1}):
@@ -115,8 +151,31 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats()
             rate = median_rate(lambda b=b: gpu.read(keys[:b]), b, args.repeats)
             peak = torch.cuda.max_memory_allocated() / 1e9
-            print(f"| {name} | GpuFrames, batch {b} | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s | "
+            print(f"| {name} | GpuFrames.read, batch {b} | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s | "
                   f"peak {peak:.2f} GB (torch) | bit-equal |", flush=True)
+        s = args.stream
+        groups = [keys[i * s:(i + 1) * s] for i in range(8)]
+        seen = [0]
+
+        def stream(groups=groups, gpu=gpu):
+            for j, frames in enumerate(gpu.batches(groups)):
+                if j == 7:
+                    if not np.array_equal(frames[-1].cpu().numpy(), reader.read(*groups[-1][-1])):
+                        raise SystemExit(f"{name}: the last frame of batches() differs from FrameReader's")
+                    seen[0] += 1
+        torch.cuda.reset_peak_memory_stats()
+        rate = median_rate(stream, 8 * s, args.repeats)
+        peak = torch.cuda.max_memory_allocated() / 1e9
+        print(f"| {name} | GpuFrames.batches, 8 batches of {s} | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s | "
+              f"peak {peak:.2f} GB (torch) | bit-equal ({seen[0]} runs) |", flush=True)
+
+    broken = damaged(first, args.sequence, args.workdir / "damaged.zarr")
+    try:
+        GpuFrames(broken, args.sequence).read([(reader.cameras[0], 0)])
+    except ValueError as e:
+        print(f"damaged chunk: {e}")
+    else:
+        raise SystemExit("a damaged chunk was read without an error")
 
 
 if __name__ == "__main__":

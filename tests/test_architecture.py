@@ -104,7 +104,8 @@ def test_reading_a_lossless_cube_imports_no_codec_library(cube):
         "seq = 'nvs/388/sequences/GLASSES'\n"
         "nc.open(cube)[seq].images[0, 0].values, nc.open(cube, dask=False)[seq].alpha[0, 1].values\n"
         "nc.FrameReader(cube, seq).read('222200042', 2), nc.FrameDataset(cube, [seq], scale=2)[3]\n"
-        "print(sorted(m for m in ('av', 'imagecodecs', 'imageio_ffmpeg', 'torch', 'nvidia', 'nersemble_cube.training.gpu')\n"
+        "print(sorted(m for m in ('av', 'imagecodecs', 'imageio_ffmpeg', 'torch', 'nvidia', 'nersemble_cube.training.gpu',\n"
+        "             'nersemble_cube.training.nvcomp_crc')\n"
         "             if m in sys.modules))\n")
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert (res.returncode, res.stdout.strip()) == (0, "[]"), res.stderr

@@ -181,3 +181,53 @@ def test_the_gpu_reader_without_its_extra_is_a_usage_error_naming_it(cube, monke
     monkeypatch.setitem(sys.modules, "nvidia.nvcomp", None)  # as on a machine without the extra
     with pytest.raises(UsageError, match=r"pip install 'nersemble-cube\[gpu\]'"):
         GpuFrames(cube, "nvs/388/GLASSES")
+
+
+@pytest.mark.parametrize("layout", ["frame per chunk", "row blocks, one range", "row blocks, zarr's own shards"])
+def test_the_gpu_readers_host_half_reads_each_frames_stored_chunks_into_one_buffer(cube, tmp_path, layout):
+    """GpuFrames' host half (``Stager``, no torch) reads the stored chunks of a batch of frames (repeats and all)
+    into one buffer: each chunk ends in the crc32c zarr's own checksum library computes, and decompressed by
+    numcodecs' zstd they are the frame's rows, FrameReader's frame; read again (locations kept), the same."""
+    import shutil
+
+    import google_crc32c
+    import numcodecs
+    import zarr
+
+    from nersemble_cube import StorageSpec
+    from nersemble_cube.cube.shards import ShardWriter
+    from nersemble_cube.training.gpu import Stager
+
+    target = tmp_path / "cube.zarr"
+    shutil.copytree(cube, target)
+    blocks = 1 if layout == "frame per chunk" else 3
+    if blocks > 1:
+        old = zarr.open_array(str(cube), path=f"{NVS}/images", mode="r")
+        enc = StorageSpec(row_blocks=blocks).frame_encoding(old.shape[1], old.shape[2:])
+        shutil.rmtree(target / NVS / "images")
+        new = zarr.create_array(str(target), name=f"{NVS}/images", shape=old.shape, dtype=old.dtype,
+                                chunks=enc["chunks"], shards=enc["shards"], compressors=enc["compressors"],
+                                fill_value=0, attributes=old.attrs.asdict(),
+                                dimension_names=old.metadata.dimension_names)
+        if layout == "row blocks, one range":
+            ShardWriter(new).write((0,) * old.ndim, old[:])
+        else:
+            new[:] = old[:]  # zarr's Morton order: a frame's blocks apart, read one by one
+    reader = nersemble_cube.FrameReader(target, NVS)
+    assert reader._chunks.row_blocks == blocks
+    rng = np.random.default_rng(2)
+    keys = [(reader.cameras[rng.integers(N_CAMERAS)], int(rng.integers(N_FRAMES))) for _ in range(7)]
+    keys.append(keys[0])
+    stager = Stager(reader, threads=3)
+    for _ in range(2):
+        staged = stager.stage(keys, lambda n: np.full(n + 5, 7, np.uint8))
+        assert staged.total == sum(staged.chunks[:, 1]) and len(staged.chunks) == blocks * len(keys)
+        assert staged.chunks[0, 0] == 0 and (staged.chunks[1:, 0] == staged.chunks[:-1].sum(axis=1)).all()
+        for f, key in enumerate(keys):
+            rows = []
+            for start, length in staged.chunks[staged.frame_of == f]:
+                chunk = staged.host[start:start + length].tobytes()
+                assert google_crc32c.value(chunk[:-4]) == int.from_bytes(chunk[-4:], "little")
+                rows.append(np.frombuffer(numcodecs.Zstd().decode(chunk[:-4]), np.uint8))
+            frame = reader.read(*key)
+            np.testing.assert_array_equal(np.concatenate(rows)[:frame.size].reshape(frame.shape), frame)

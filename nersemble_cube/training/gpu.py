@@ -1,11 +1,12 @@
 """Frames decompressed on a CUDA GPU: batches of random frames of a lossless zstd cube land as CUDA tensors.
 
-Each frame's stored chunks are read on the CPU (one ranged read a frame when the frame is stored in row blocks,
-``StorageSpec(row_blocks=16)``), their crc32c checked there (the bytes the GPU gets are the bytes the checksums
-cover), copied into pinned memory and to the GPU in one transfer, and decompressed by nvCOMP's batched zstd
-(every block of every frame of the batch at once), each straight into its rows of the output tensor. A frame
-stored as one chunk is one zstd stream, which nvCOMP decodes on one thread block: row blocks are what lets the
-GPU decode a frame in parallel (docs/performance.md).
+Each frame's stored chunks are read on the CPU straight into pinned memory (one ranged read a frame when the
+frame is stored in row blocks, ``StorageSpec(row_blocks=16)``), copied to the GPU in one transfer, their crc32c
+checked there (nvCOMP's batched CRC32, :mod:`.nvcomp_crc`) and decompressed by nvCOMP's batched zstd (every
+block of every frame of the batch at once), each straight into its rows of the output tensor. A frame stored as
+one chunk is one zstd stream, which nvCOMP decodes on one thread block: row blocks are what lets the GPU decode
+a frame in parallel (docs/performance.md). :meth:`GpuFrames.batches` reads the next batch from disk while the
+GPU works on the current one.
 
 Needs the ``gpu`` extra (``torch`` and nvCOMP's Python API, ``nvidia-nvcomp-cu13``); nothing here is imported
 by the rest of the package.
@@ -13,8 +14,12 @@ by the rest of the package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,14 +42,117 @@ def _nvcomp():
     return nvcomp
 
 
+@dataclass
+class Staged:
+    """One batch's stored chunks in a host buffer: the frames' keys, the buffer (``host[:total]`` used), each
+    chunk's ``(offset, length)`` in it (crc32c trailer included, ``(chunks, 2)`` int64) and the position in
+    ``keys`` of the frame each chunk belongs to."""
+
+    keys: list[tuple[str, int]]
+    host: np.ndarray
+    total: int
+    chunks: np.ndarray
+    frame_of: np.ndarray
+
+
+class Stager:
+    """The host half of :class:`GpuFrames` (no torch): reads the stored chunks of batches of frames of
+    ``frames`` into a buffer, ``threads`` threads a frame each. Where each frame's chunks lie (its shard's index)
+    is read once and kept, and so are the shard files' descriptors: like :class:`~nersemble_cube.FrameReader`, it
+    reads the cube as it was when first read."""
+
+    def __init__(self, frames: FrameReader, threads: int = 16):
+        self.frames = frames
+        self._pool = ThreadPoolExecutor(threads)
+        self._where: dict[tuple[str, int], tuple[str, int, np.ndarray]] = {}
+        self._files: dict[str, int] = {}
+        self._opening = threading.Lock()
+        weakref.finalize(self, _close, self._files)
+
+    def _locate(self, key: tuple[str, int]) -> tuple[tuple[str, int] | np.ndarray, np.ndarray]:
+        """Where the stored chunks of frame ``key`` (serial, time) are, and ``(offset, length)`` of each from
+        there: ``(shard key, offset)`` when they are one range of one shard (kept for the next read of the
+        frame), else their bytes, read one by one and joined."""
+        if key in self._where:
+            shard, offset, spans = self._where[key]
+            return (shard, offset), spans
+        chunks = self.frames._chunks
+        coords, _ = self.frames.chunk_of(*key)
+        where = chunks.frame_ranges(coords)
+        if where is not None:
+            self._where[key] = where
+            return where[:2], where[2]
+        blocks = [chunks._stored(coords[:2] + (j,) + coords[3:]) for j in range(chunks.row_blocks)]
+        if any(b is None for b in blocks):
+            raise UsageError(f"frame {key[1]} of camera {key[0]} is not stored (a fill-value frame)")
+        sizes = [len(b) for b in blocks]
+        return np.concatenate(blocks), np.stack([np.cumsum([0, *sizes[:-1]]), sizes], axis=1)
+
+    def _file(self, shard: str) -> int:
+        """A read-only descriptor of the shard file ``shard`` (kept open)."""
+        if shard not in self._files:
+            with self._opening:
+                if shard not in self._files:
+                    self._files[shard] = os.open(self.frames._chunks.root / shard, os.O_RDONLY)
+        return self._files[shard]
+
+    def _fill(self, source: tuple[str, int] | np.ndarray, host: np.ndarray) -> None:
+        """One frame's stored chunks from ``source`` (:meth:`_locate`) into ``host`` (its slice of a pinned
+        buffer)."""
+        chunks = self.frames._chunks
+        if isinstance(source, np.ndarray):
+            host[:] = source
+        elif chunks.root is not None:  # straight into pinned memory: one read, no copy
+            shard, offset = source
+            if os.preadv(self._file(shard), [host], offset) != len(host):
+                raise ValueError(f"{chunks.root / shard}: shorter than its shard index says (truncated)")
+        else:
+            host[:] = chunks._read_range(*source, len(host))
+
+    def stage(self, keys: Sequence[tuple[str | int, int]], buffer: Callable[[int], np.ndarray]) -> Staged:
+        """Reads the stored chunks of the frames ``keys`` (``(serial, time)`` pairs) into ``buffer(size)`` (a
+        uint8 array of at least ``size`` bytes), one after the other."""
+        keys = [(str(s), int(t)) for s, t in keys]
+        sources, spans = zip(*map(self._locate, keys)) if keys else ((), ())
+        starts = np.cumsum([0, *[int(s[-1].sum()) for s in spans]])
+        host = buffer(int(starts[-1]))
+        list(self._pool.map(lambda i: self._fill(sources[i], host[starts[i]:starts[i + 1]]), range(len(keys))))
+        chunks = (np.concatenate([s + [a, 0] for s, a in zip(spans, starts[:-1])]) if keys
+                  else np.zeros((0, 2), np.int64))
+        return Staged(keys, host, int(starts[-1]), chunks, np.repeat(np.arange(len(keys)), [len(s) for s in spans]))
+
+
+class _Slot:
+    """A pinned host buffer the batches alternate between, and the event of the last copy out of it."""
+
+    def __init__(self):
+        import torch
+
+        self.pinned = torch.empty(0, dtype=torch.uint8).pin_memory()
+        self.copied = torch.cuda.Event()
+        self.copied.record()
+
+    def reserve(self, size: int) -> np.ndarray:
+        """The buffer as a numpy array of at least ``size`` bytes, once the GPU has copied the last batch out."""
+        import torch
+
+        self.copied.synchronize()
+        if self.pinned.numel() < size:
+            self.pinned = torch.empty(int(size * 1.25), dtype=torch.uint8).pin_memory()
+        return self.pinned.numpy()
+
+
 class GpuFrames:
     """Random frames of one sequence's ``images`` (or ``alpha``), decompressed on the GPU ``device``.
 
     :meth:`read` returns a batch as one uint8 CUDA tensor ``(batch, y, x[, channel])``, bit-equal to
-    :class:`~nersemble_cube.FrameReader`'s frames; GPU memory holds the batch's frames, its compressed bytes and
-    nvCOMP's scratch, nothing more (the compressed bytes' buffers, pinned and on the GPU, are kept and grown for
-    the largest batch read). ``threads``: CPU threads reading and checking the chunks. For cubes stored with
-    ``zstd`` (the default preset) a frame per chunk, whole or in row blocks; others raise
+    :class:`~nersemble_cube.FrameReader`'s frames; :meth:`batches` does the same for a stream of batches, reading
+    the next from disk while the GPU decodes the current one. GPU memory holds the batch's frames, its
+    compressed bytes and nvCOMP's scratch, nothing more (the compressed bytes' buffers, two pinned on the host
+    and one on the GPU, are kept and grown for the largest batch read). ``threads``: CPU threads reading the
+    chunks. Where each frame's chunks lie (its shard's index) is read once and kept, and so are the shard files'
+    handles: like :class:`~nersemble_cube.FrameReader`, a GpuFrames reads the cube as it was when first read.
+    For cubes stored with ``zstd`` (the default preset) a frame per chunk, whole or in row blocks; others raise
     :class:`~nersemble_cube.errors.UsageError`.
     """
 
@@ -54,6 +162,8 @@ class GpuFrames:
 
         nvcomp = _nvcomp()
         import torch
+
+        from .nvcomp_crc import BatchedCrc32c
 
         self.frames = FrameReader(cube, sequence, variable, storage_options)
         chunks = self.frames._chunks
@@ -65,75 +175,79 @@ class GpuFrames:
         self.device = torch.device(device)
         self.shape = tuple(chunks.array.shape[2:])
         self._rows = chunks.chunk_shape[2]  # rows of a chunk: the frame's, or a row block's
-        self._stream = torch.cuda.current_stream(self.device)
+        with torch.cuda.device(self.device):
+            self._stream = torch.cuda.Stream(self.device)
+            self._slots = [_Slot(), _Slot()]
+        self._turn = 0
         self._codec = nvcomp.Codec(algorithm="Zstd", bitstream_kind=nvcomp.BitstreamKind.RAW,
                                    device_id=self._stream.device.index, cuda_stream=self._stream.cuda_stream)
-        self._pool = ThreadPoolExecutor(threads)
-        self._pinned = torch.empty(0, dtype=torch.uint8).pin_memory()
+        self._crc = BatchedCrc32c(self._stream)
+        self._stager = Stager(self.frames, threads)
         self._compressed = torch.empty(0, dtype=torch.uint8, device=self.device)
 
-    def _locate(self, key: tuple[str, int]) -> tuple[tuple[str, int] | np.ndarray, np.ndarray]:
-        """Where the stored chunks of frame ``key`` (serial, time) are, and ``(offset, length)`` of each from
-        there: ``(shard key, offset)`` when they are one range of one shard, else their bytes, read one by one
-        and joined."""
-        chunks = self.frames._chunks
-        coords, _ = self.frames.chunk_of(*key)
-        where = chunks.frame_ranges(coords)
-        if where is not None:
-            return where[:2], where[2]
-        blocks = [chunks._stored(coords[:2] + (j,) + coords[3:]) for j in range(chunks.row_blocks)]
-        if any(b is None for b in blocks):
-            raise UsageError(f"frame {key[1]} of camera {key[0]} is not stored (a fill-value frame)")
-        sizes = [len(b) for b in blocks]
-        return np.concatenate(blocks), np.stack([np.cumsum([0, *sizes[:-1]]), sizes], axis=1)
+    def _stage(self, keys: Sequence[tuple[str | int, int]]) -> tuple[Staged, _Slot]:
+        """The frames' chunks read into the next pinned buffer."""
+        slot = self._slots[self._turn]
+        self._turn ^= 1
+        return self._stager.stage(keys, slot.reserve), slot
 
-    def _fill(self, source: tuple[str, int] | np.ndarray, spans: np.ndarray, host: np.ndarray) -> None:
-        """One frame's stored chunks from ``source`` (:meth:`_locate`) into ``host`` (its slice of the pinned
-        buffer), their crc32c checked."""
-        from ..cube.shards import _checked
+    def _decode(self, staged: Staged, slot: _Slot) -> torch.Tensor:
+        """Copies a staged batch to the GPU, checks each chunk's crc32c there and decompresses the chunks into
+        one tensor: ``(batch, y, x[, channel])`` uint8 (a view of the decoded row blocks: each frame contiguous)."""
+        import torch
 
-        chunks = self.frames._chunks
-        if isinstance(source, np.ndarray):
-            host[:] = source
-        elif chunks.root is not None:  # straight into pinned memory: one read, no copy
-            shard, offset = source
-            with open(chunks.root / shard, "rb", buffering=0) as f:
-                f.seek(offset)
-                if f.readinto(memoryview(host)) != len(host):
-                    raise ValueError(f"{chunks.root / shard}: shorter than its shard index says (truncated)")
-        else:
-            host[:] = chunks._read_range(*source, len(host))
-        for start, length in spans.tolist():
-            _checked(host[start:start + length])
+        from ..cube.shards import _CHECKSUM_MESSAGE
+
+        nvcomp = _nvcomp()
+        n, total = len(staged.keys), staged.total
+        blocks = len(staged.chunks) // n if n else 0
+        current = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self._stream):
+            padded = torch.empty((n, blocks * self._rows, *self.shape[1:]), dtype=torch.uint8, device=self.device)
+            padded.record_stream(current)  # used there: its memory is not reused before the work queued there
+            if not n:
+                return padded[:, :self.shape[0]]
+            if self._compressed.numel() < total:
+                self._compressed = torch.empty(int(total * 1.25), dtype=torch.uint8, device=self.device)
+            self._compressed[:total].copy_(slot.pinned[:total], non_blocking=True)
+            slot.copied.record(self._stream)
+            offsets, sizes = staged.chunks[:, 0], staged.chunks[:, 1] - 4  # each chunk less its crc32c
+            trailers = staged.host[(offsets + sizes)[:, None] + np.arange(4)].view("<u4")[:, 0]
+            computed = self._crc(self._compressed, offsets, sizes)
+            bad = (computed != torch.from_numpy(trailers.astype(np.int64)).to(self.device)).nonzero()
+            if len(bad):  # waits for the copy and the checksums: nothing damaged is decompressed
+                first = int(bad[0])
+                serial, time = staged.keys[staged.frame_of[first]]
+                raise ValueError(f"{_CHECKSUM_MESSAGE}: frame {time} of camera {serial}, chunk {first % blocks} of "
+                                 f"its {blocks}: crc32c {int(computed[first]):#010x}, stored {int(trailers[first]):#010x}")
+            block_bytes = self._rows * int(np.prod(self.shape[1:]))
+            stream = self._stream.cuda_stream
+            self._codec.decode(nvcomp.as_arrays(self._compressed, offsets.tolist(), sizes.tolist(), stream),
+                               out=nvcomp.as_arrays(padded.view(-1), list(range(0, padded.numel(), block_bytes)),
+                                                    [block_bytes] * len(offsets), stream))
+        current.wait_stream(self._stream)
+        return padded[:, :self.shape[0]]
 
     def read(self, keys: Sequence[tuple[str | int, int]]) -> torch.Tensor:
         """The frames ``keys`` (``(serial, time)`` pairs, as :meth:`FrameReader.read` takes them) as a uint8 tensor
-        ``(len(keys), y, x[, channel])`` on the GPU (a view of the decoded row blocks: each frame contiguous). A
-        damaged chunk raises the crc32c ``ValueError`` before anything reaches the GPU."""
-        import torch
+        ``(len(keys), y, x[, channel])`` on the GPU, ready on the current stream. A damaged chunk raises the
+        crc32c ``ValueError`` (naming the frame) before anything is decompressed."""
+        return self._decode(*self._stage(keys))
 
-        nvcomp = _nvcomp()
-        self._stream.synchronize()  # the last batch's copy and decode are done with the buffers
-        keys = [(str(s), int(t)) for s, t in keys]
-        sources, spans = zip(*self._pool.map(self._locate, keys)) if keys else ((), ())
-        lengths = [int(s[-1].sum()) for s in spans]
-        starts = np.cumsum([0, *lengths])
-        total = int(starts[-1])
-        if self._pinned.numel() < total:
-            self._pinned = torch.empty(int(total * 1.25), dtype=torch.uint8).pin_memory()
-            self._compressed = torch.empty(int(total * 1.25), dtype=torch.uint8, device=self.device)
-        host = self._pinned.numpy()
-        list(self._pool.map(lambda i: self._fill(sources[i], spans[i], host[starts[i]:starts[i + 1]]), range(len(keys))))
-        blocks = len(spans[0]) if spans else 0
-        block_bytes = self._rows * int(np.prod(self.shape[1:]))
-        padded = torch.empty((len(keys), blocks * self._rows, *self.shape[1:]), dtype=torch.uint8, device=self.device)
-        if keys:
-            offsets = np.concatenate([s[:, 0] + a for s, a in zip(spans, starts[:-1])]).tolist()
-            sizes = np.concatenate([s[:, 1] - 4 for s in spans]).tolist()  # each chunk less its crc32c
-            stream = self._stream.cuda_stream
-            with torch.cuda.stream(self._stream):
-                self._compressed[:total].copy_(self._pinned[:total], non_blocking=True)
-            self._codec.decode(nvcomp.as_arrays(self._compressed, offsets, sizes, stream),
-                               out=nvcomp.as_arrays(padded.view(-1), list(range(0, padded.numel(), block_bytes)),
-                                                    [block_bytes] * len(offsets), stream))
-        return padded[:, :self.shape[0]]
+    def batches(self, key_batches: Iterable[Sequence[tuple[str | int, int]]]) -> Iterator[torch.Tensor]:
+        """:meth:`read` of each list of keys in ``key_batches``, the next batch read from disk (by a thread of
+        this object) while the current one is decompressed and used."""
+        with ThreadPoolExecutor(1) as ahead:
+            pending = None
+            for keys in key_batches:
+                staged = ahead.submit(self._stage, keys)
+                if pending is not None:
+                    yield self._decode(*pending.result())
+                pending = staged
+            if pending is not None:
+                yield self._decode(*pending.result())
+
+
+def _close(files: dict[str, int]) -> None:
+    for fd in files.values():
+        os.close(fd)
