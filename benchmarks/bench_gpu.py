@@ -14,7 +14,10 @@ host-to-device copy alone (the bus); :class:`~nersemble_cube.training.gpu.GpuFra
 ``read`` at a time (frames/s, GB/s of decoded frames, peak GPU memory), its frames compared with FrameReader's
 (bit-equal or the run stops), and ``GpuFrames.batches`` over 8 batches of ``--stream`` (the next batch read
 from disk while the GPU decodes one). Last, one byte of a stored chunk is changed in a copy: the read must
-raise the crc32c error (checked on the GPU).
+raise the crc32c error (checked on the GPU). ``--dataset-check CUBE ...``: for each cube, ``FrameDataset.gpu_batches``
+against ``FrameDataset.batches`` (the CPU path) in several configurations (scale, dtype, channels, mattes, colour
+correction where the cube has it; batches of one time and random batches across sequences): equal or the run stops;
+and the rate of ``gpu_batches`` on the row-block copy (random batches of ``--stream``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ def rewritten(cube: Path, seq: str, out: Path, blocks: int, frames: int) -> Path
     data = old[:]
     if frames:
         data = np.concatenate([data] * -(-frames // data.shape[1]), axis=1)[:, :frames]
+        for other in ("alpha", "alpha_complete"):  # the mattes keep their frames: left out of the copy
+            shutil.rmtree(out / group / other, ignore_errors=True)
         times = zarr.open_array(str(out), path=f"{group}/time", mode="r")
         shutil.rmtree(out / group / "time")
         zarr.create_array(str(out), name=f"{group}/time", data=np.arange(frames, dtype=times.dtype),
@@ -58,6 +63,7 @@ def rewritten(cube: Path, seq: str, out: Path, blocks: int, frames: int) -> Path
                             shards=enc.get("shards"), compressors=enc["compressors"], fill_value=0,
                             attributes=old.attrs.asdict(), dimension_names=old.metadata.dimension_names)
     ShardWriter(new).write((0,) * old.ndim, data)
+    zarr.consolidate_metadata(str(out))  # xarray (FrameDataset) reads the consolidated copy
     return out
 
 
@@ -74,6 +80,41 @@ def damaged(cube: Path, seq: str, out: Path) -> Path:
         f.seek(-1, 1)
         f.write(bytes([byte[0] ^ 0x10]))
     return out
+
+
+def check_dataset(cube: Path) -> None:
+    """``FrameDataset.gpu_batches`` equals ``FrameDataset.batches`` on ``cube`` (or the run stops)."""
+    from nersemble_cube.training.dataset import FrameDataset, MultiViewBatches, RandomFrames
+
+    base = FrameDataset(cube)
+    configs = [{}, {"scale": 2, "dtype": "float32", "channels": "first"}, {"scale": 3}]
+    if all(s.path.startswith("dataset/") for s in base.sequences):
+        configs += [{"color_correction": True}, {"color_correction": True, "scale": 2, "channels": "first"}]
+    for config in configs:
+        data = FrameDataset(cube, **config)
+        random = list(RandomFrames(data, seed=1))
+        samplers = [list(MultiViewBatches(data))[:3]]
+        sizes = {tuple(data[i]["image"].shape) for i in range(len(data))}
+        if len(sizes) == 1:  # one frame size: random batches across sequences
+            samplers.append([random[i:i + 5] for i in range(0, min(len(random), 15), 5)])
+        checked = 0
+        for sampler in samplers:
+            for want, got in zip(data.batches(sampler, threads=4), data.gpu_batches(sampler, threads=4)):
+                assert list(want) == list(got), (list(want), list(got))
+                for key, value in want.items():
+                    other = got[key]
+                    if isinstance(other, torch.Tensor):
+                        host = other.cpu().numpy()
+                        assert other.is_cuda and np.array_equal(host, value), (
+                            config, key, host.shape, value.shape, int((host != value).sum()) if host.shape == value.shape else None)
+                        assert other.dtype == torch.from_numpy(value).dtype, (config, key)
+                    elif isinstance(value, dict):
+                        assert all(np.array_equal(value[k], other[k]) for k in value), (config, key)
+                    else:
+                        assert np.array_equal(np.asarray(value), np.asarray(other)), (config, key)
+                checked += 1
+        print(f"{cube.name} {config or 'defaults'}: gpu_batches equals batches ({checked} batches; "
+              f"keys {', '.join(want)})", flush=True)
 
 
 def median_rate(fn, n: int, repeats: int) -> float:
@@ -101,7 +142,10 @@ def main() -> None:
     ap.add_argument("--stream", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/benchgpu"))
+    ap.add_argument("--dataset-check", type=Path, nargs="*", default=[])
     args = ap.parse_args()
+    for cube in args.dataset_check:
+        check_dataset(cube)
     cubes = {}
     for blocks in map(int, args.row_blocks.split(",")):
         name = "frame per chunk" if blocks == 1 else f"{blocks} row blocks"
@@ -168,6 +212,17 @@ def main() -> None:
         peak = torch.cuda.max_memory_allocated() / 1e9
         print(f"| {name} | GpuFrames.batches, 8 batches of {s} | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s | "
               f"peak {peak:.2f} GB (torch) | bit-equal ({seen[0]} runs) |", flush=True)
+
+    from nersemble_cube.training.dataset import FrameDataset, RandomFrames
+
+    for name, cube in cubes.items():
+        data = FrameDataset(cube, [args.sequence], alpha=False)
+        picks = list(RandomFrames(data, num_samples=8 * args.stream, replacement=True, seed=2))
+        groups = [picks[i * args.stream:(i + 1) * args.stream] for i in range(8)]
+        rate = median_rate(lambda data=data, groups=groups: all(b is not None for b in data.gpu_batches(groups)),
+                           8 * args.stream, args.repeats)
+        print(f"| {name} | FrameDataset.gpu_batches, 8 random batches of {args.stream} | {rate:.0f} frames/s | "
+              f"{rate * frame_bytes / 1e9:.2f} GB/s |", flush=True)
 
     broken = damaged(first, args.sequence, args.workdir / "damaged.zarr")
     try:

@@ -172,8 +172,8 @@ def test_threaded_batches_collate_flame_parameters_key_by_key(cube):
 
 
 def test_the_gpu_reader_without_its_extra_is_a_usage_error_naming_it(cube, monkeypatch):
-    """GpuFrames (nersemble_cube.training.gpu) needs torch and nvCOMP's Python API, the ``gpu`` extra: without
-    them it says so in one line (a UsageError) instead of an ImportError traceback."""
+    """GpuFrames (nersemble_cube.training.gpu) and FrameDataset.gpu_batches need torch and nvCOMP's Python API, the
+    ``gpu`` extra: without them each says so in one line (a UsageError) instead of an ImportError traceback."""
     import sys
 
     from nersemble_cube.training.gpu import GpuFrames
@@ -181,6 +181,9 @@ def test_the_gpu_reader_without_its_extra_is_a_usage_error_naming_it(cube, monke
     monkeypatch.setitem(sys.modules, "nvidia.nvcomp", None)  # as on a machine without the extra
     with pytest.raises(UsageError, match=r"pip install 'nersemble-cube\[gpu\]'"):
         GpuFrames(cube, "nvs/388/GLASSES")
+    data = FrameDataset(cube, [NVS])
+    with pytest.raises(UsageError, match=r"pip install 'nersemble-cube\[gpu\]'"):
+        data.gpu_batches(MultiViewBatches(data))
 
 
 @pytest.mark.parametrize("layout", ["frame per chunk", "row blocks, one range", "row blocks, zarr's own shards"])

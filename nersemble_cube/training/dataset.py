@@ -106,6 +106,7 @@ class FrameDataset:
         self.sequences = [self._sequence(p, node, wanted) for p, node in zip(paths, nodes)]
         self._ends = np.cumsum([len(s.serials) * len(s.times) for s in self.sequences])
         self._readers: dict[tuple[str, str], FrameReader] = {}
+        self._gpu = None  # gpu_batches' readers and tables, kept from one call (epoch) to the next
 
     def _sequence(self, path: str, node, wanted: list[str] | None) -> _Sequence:  # noqa: ANN001 - a DataTree node
         ds = node.to_dataset()
@@ -150,7 +151,7 @@ class FrameDataset:
         return int(self._ends[-1])
 
     def __getstate__(self) -> dict:  # to DataLoader workers: the readers are opened there, on first use
-        return {**self.__dict__, "_readers": {}}
+        return {**self.__dict__, "_readers": {}, "_gpu": None}
 
     def key(self, i: int) -> tuple[int, int, int]:
         """(sequence position, time position, camera position) of sample ``i``."""
@@ -190,20 +191,26 @@ class FrameDataset:
         return np.ascontiguousarray(frame.transpose(2, 0, 1)) if self.channels == "first" else frame
 
     def __getitem__(self, i: int) -> dict:
-        s, t, c = self.key(i)
-        seq = self.sequences[s]
-        serial, time = seq.serials[c], int(seq.times[t])
+        seq, c, sample = self.metadata(i)
+        serial, time = sample["serial"], sample["time"]
         image = self._reader(seq.path, "images").read(serial, time)
         if seq.color_correction is not None:
             image = correct_color(image, seq.color_correction[c])
-        sample = {"image": self._as_sample(image)}
+        frames = {"image": self._as_sample(image)}
         if self.alpha:
-            sample["alpha"] = self._as_sample(self._reader(seq.path, "alpha").read(serial, time)[..., None])
-        sample.update(intrinsics=seq.intrinsics[c], world_2_cam=seq.world_2_cam[c])
+            frames["alpha"] = self._as_sample(self._reader(seq.path, "alpha").read(serial, time)[..., None])
+        return {**frames, **sample}
+
+    def metadata(self, i: int) -> tuple[_Sequence, int, dict]:
+        """Sample ``i`` without its frames: its sequence, its camera's position among the sequence's cameras
+        used, and the sample's entries after ``image`` and ``alpha`` (``intrinsics`` ... ``time``)."""
+        s, t, c = self.key(i)
+        seq = self.sequences[s]
+        sample = {"intrinsics": seq.intrinsics[c], "world_2_cam": seq.world_2_cam[c]}
         if seq.flame is not None:
             sample["flame"] = {k: (v if k in ("shape", "scale") else v[t]) for k, v in seq.flame.items()}
-        sample.update(sequence=seq.path, serial=serial, camera=int(seq.positions[c]), time=time)
-        return sample
+        sample.update(sequence=seq.path, serial=seq.serials[c], camera=int(seq.positions[c]), time=int(seq.times[t]))
+        return seq, c, sample
 
 
     def batches(self, batches: Iterable[Sequence[int]], threads: int | None = None,
@@ -232,6 +239,23 @@ class FrameDataset:
                     yield _finished(*pending.popleft())
             while pending:
                 yield _finished(*pending.popleft())
+
+
+    def gpu_batches(self, batches: Iterable[Sequence[int]], device: int | str = "cuda",
+                    threads: int = 16) -> Iterator[dict]:
+        """:meth:`batches` with the frames decompressed on a CUDA GPU (:class:`~nersemble_cube.training.gpu.GpuFrames`:
+        the ``gpu`` extra, a cube of ``zstd`` frames, fastest stored with ``convert --row-blocks 16``): ``image``
+        (and ``alpha``) are CUDA tensors on ``device``, ``(batch, ...)`` of the dataset's dtype, channel order and
+        scale, bit-equal to :meth:`batches`' (the colour correction, downscale and conversion done on the GPU
+        the same way); the other entries as :meth:`batches` gives them. The next batch is read from disk
+        (``threads`` threads) while the current one is decompressed and used. GPU memory: the batch, its
+        compressed bytes, and with ``color_correction`` a 64 MB table per camera. A batch that mixes frame
+        sizes raises :class:`~nersemble_cube.errors.UsageError`, as do cubes not stored as zstd frames."""
+        from .gpu import GpuSamples
+
+        if self._gpu is None or (self._gpu.device, self._gpu.threads) != (device, threads):
+            self._gpu = GpuSamples(self, device, threads)
+        return self._gpu.batches(batches)
 
 
 class _Batch:

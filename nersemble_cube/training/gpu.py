@@ -32,6 +32,8 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     import torch
 
+    from .dataset import FrameDataset
+
 
 def _nvcomp():
     try:
@@ -209,11 +211,12 @@ class GpuFrames:
                 return padded[:, :self.shape[0]]
             if self._compressed.numel() < total:
                 self._compressed = torch.empty(int(total * 1.25), dtype=torch.uint8, device=self.device)
-            self._compressed[:total].copy_(slot.pinned[:total], non_blocking=True)
+            compressed = self._compressed[:total]
+            compressed.copy_(slot.pinned[:total], non_blocking=True)
             slot.copied.record(self._stream)
             offsets, sizes = staged.chunks[:, 0], staged.chunks[:, 1] - 4  # each chunk less its crc32c
             trailers = staged.host[(offsets + sizes)[:, None] + np.arange(4)].view("<u4")[:, 0]
-            computed = self._crc(self._compressed, offsets, sizes)
+            computed = self._crc(compressed, offsets, sizes)
             bad = (computed != torch.from_numpy(trailers.astype(np.int64)).to(self.device)).nonzero()
             if len(bad):  # waits for the copy and the checksums: nothing damaged is decompressed
                 first = int(bad[0])
@@ -222,7 +225,7 @@ class GpuFrames:
                                  f"its {blocks}: crc32c {int(computed[first]):#010x}, stored {int(trailers[first]):#010x}")
             block_bytes = self._rows * int(np.prod(self.shape[1:]))
             stream = self._stream.cuda_stream
-            self._codec.decode(nvcomp.as_arrays(self._compressed, offsets.tolist(), sizes.tolist(), stream),
+            self._codec.decode(nvcomp.as_arrays(compressed, offsets.tolist(), sizes.tolist(), stream),
                                out=nvcomp.as_arrays(padded.view(-1), list(range(0, padded.numel(), block_bytes)),
                                                     [block_bytes] * len(offsets), stream))
         current.wait_stream(self._stream)
@@ -251,3 +254,116 @@ class GpuFrames:
 def _close(files: dict[str, int]) -> None:
     for fd in files.values():
         os.close(fd)
+
+
+class GpuSamples:
+    """:meth:`FrameDataset.gpu_batches`' work: a :class:`GpuFrames` per sequence and variable (made on first use),
+    the colour tables on the GPU (one per camera corrected), and each batch's frames made samples there."""
+
+    def __init__(self, dataset: FrameDataset, device: int | str, threads: int):
+        _nvcomp()  # the extra is there, or one UsageError now
+        self.dataset, self.device, self.threads = dataset, device, threads
+        self._readers: dict[tuple[str, str], GpuFrames] = {}
+        self._tables: dict[bytes, torch.Tensor] = {}
+
+    def _reader(self, path: str, variable: str) -> GpuFrames:
+        if (path, variable) not in self._readers:
+            self._readers[path, variable] = GpuFrames(self.dataset.cube, path, variable, device=self.device,
+                                                      threads=self.threads, storage_options=self.dataset.storage_options)
+        return self._readers[path, variable]
+
+    def stage(self, indices: Sequence[int]) -> tuple[list, dict]:
+        """Batch ``indices``' metadata, and each sequence's frames read into pinned memory (per variable)."""
+        rows = [self.dataset.metadata(i) for i in indices]
+        groups: dict[str, list[int]] = {}
+        for j, (seq, _, _) in enumerate(rows):
+            groups.setdefault(seq.path, []).append(j)
+        staged = {}
+        for variable in ("images", "alpha") if self.dataset.alpha else ("images",):
+            staged[variable] = [(self._reader(path, variable), js,
+                                 self._reader(path, variable)._stage([(rows[j][2]["serial"], rows[j][2]["time"]) for j in js]))
+                                for path, js in groups.items()]
+        return rows, staged
+
+    def finish(self, rows: list, staged: dict) -> dict:
+        """The batch: frames decompressed, corrected, downscaled and converted on the GPU; the rest collated."""
+        import torch
+
+        from .dataset import collate
+
+        out = {}
+        for variable, parts in staged.items():
+            frames = None
+            for reader, js, (stage, slot) in parts:
+                got = reader._decode(stage, slot)
+                if frames is None:
+                    frames = got if len(js) == len(rows) else torch.empty((len(rows), *got.shape[1:]), dtype=got.dtype,
+                                                                          device=got.device)
+                if got.shape[1:] != frames.shape[1:]:
+                    raise UsageError(f"a batch of frames of different sizes ({tuple(got.shape[1:3])} and "
+                                     f"{tuple(frames.shape[1:3])}): batch samples of one size (one benchmark)")
+                if frames is not got:
+                    frames[torch.as_tensor(js, device=got.device)] = got
+            if variable == "images":
+                for j, (seq, c, _) in enumerate(rows):
+                    if seq.color_correction is not None:
+                        frames[j] = self._corrected(frames[j], seq.color_correction[c])
+                out["image"] = self._as_samples(frames)
+            else:
+                out["alpha"] = self._as_samples(frames[..., None])
+        return {**out, **collate([sample for _, _, sample in rows])}
+
+    def _corrected(self, frame: torch.Tensor, ccm: np.ndarray) -> torch.Tensor:
+        """``correct_color(frame, ccm)`` on the GPU: its table of every colour (the one the CPU uses for large
+        frames, equal to the colour computed pixel by pixel) looked up per pixel."""
+        import torch
+
+        from ..source.converters.color import _table
+
+        key = np.ascontiguousarray(ccm, dtype=np.float64).tobytes()
+        if key not in self._tables:
+            self._tables[key] = torch.from_numpy(_table(key, ccm.shape[-1]).view(np.int32)).to(frame.device)
+        rgb = frame.to(torch.int32)
+        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        return self._tables[key][packed].view(torch.uint8).reshape(*frame.shape[:-1], 4)[..., :3]
+
+    def batches(self, batches: Iterable[Sequence[int]]) -> Iterator[dict]:
+        """:meth:`FrameDataset.gpu_batches` (which see): the next batch staged by a thread while this one is
+        finished."""
+        with ThreadPoolExecutor(1) as ahead:
+            pending = None
+            for indices in batches:
+                staged = ahead.submit(self.stage, list(indices))
+                if pending is not None:
+                    yield self.finish(*pending.result())
+                pending = staged
+            if pending is not None:
+                yield self.finish(*pending.result())
+
+    @staticmethod
+    def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
+        """``value`` as a float32 tensor on ``like``'s device: torch divides by a Python number as a
+        multiplication by its reciprocal, which rounds differently from numpy's division; by a tensor, it divides."""
+        import torch
+
+        return torch.tensor(value, dtype=torch.float32, device=like.device)
+
+    def _as_samples(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(batch, y, x, k)`` uint8 frames as :meth:`FrameDataset._as_sample` makes each: area-averaged over
+        ``scale x scale`` blocks (float32 sums of the strided sub-images, rounded half to even), then the dtype and
+        channel order asked."""
+        import torch
+
+        data = self.dataset
+        if data.scale > 1:
+            f = data.scale
+            ny, nx = frames.shape[1] // f * f, frames.shape[2] // f * f
+            total = None
+            for i in range(f):
+                for j in range(f):
+                    part = frames[:, i:ny:f, j:nx:f].to(torch.float32)
+                    total = part if total is None else total + part
+            frames = torch.round(total / self._scalar(f * f, frames)).clamp(0, 255).to(torch.uint8)
+        if data.dtype == "float32":
+            frames = frames.to(torch.float32) / self._scalar(255, frames)
+        return (frames.permute(0, 3, 1, 2) if data.channels == "first" else frames).contiguous()
