@@ -89,7 +89,7 @@ def convert(
         min=1, help="Frames per chunk along time (default 1: fastest random access; h264 / hevc: 16, one GOP; "
                     "copy: the source's GOP).")] = None,
     frames_per_shard: Annotated[int, typer.Option(min=0, help="Frames per shard file (0: no sharding, a file per chunk).")] = 32,
-    row_blocks: Annotated[int, typer.Option(min=1, help="zstd / lz4 / none: store each frame as this many chunks of rows, which a GPU decompresses in parallel (16: GpuFrames, docs/performance.md); 1: a frame per chunk.")] = 1,
+    row_blocks: Annotated[int, typer.Option(min=1, help="zstd / lz4 / none: store each frame as this many chunks of rows, which a GPU decompresses in parallel (8: GpuFrames and FrameDataset.gpu_batches, docs/performance.md); 1: a frame per chunk.")] = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo parts that are already complete.")] = False,
     workers: Workers = None,
     scheduler: Scheduler = "threads",

@@ -42,8 +42,9 @@ class StorageSpec:
     zarr v3 shards of this many frames (one file per camera and shard; 0 = no sharding, one file per
     chunk). A single-frame read still fetches only that frame's bytes (plus the shard index). ``row_blocks``:
     the lossless presets store each frame as this many chunks of consecutive rows (the last one padded), which
-    a GPU decompresses in parallel (nvCOMP decodes each zstd chunk on its own: 16 blocks of a 1100 x 1604 frame
-    decode ~6x faster on an H200 than one, for ~4 % more bytes; docs/performance.md); 1: a frame per chunk.
+    a GPU decompresses in parallel (nvCOMP decodes each zstd chunk on its own: in 8 blocks, random 1100 x 1604
+    frames reach an H200's memory ~2.4x faster than in one, for ~2 % more bytes; docs/performance.md); 1: a frame
+    per chunk.
     """
 
     codec: CodecName = "zstd"

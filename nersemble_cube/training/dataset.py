@@ -244,7 +244,7 @@ class FrameDataset:
     def gpu_batches(self, batches: Iterable[Sequence[int]], device: int | str = "cuda",
                     threads: int = 16) -> Iterator[dict]:
         """:meth:`batches` with the frames decompressed on a CUDA GPU (:class:`~nersemble_cube.training.gpu.GpuFrames`:
-        the ``gpu`` extra, a cube of ``zstd`` frames, fastest stored with ``convert --row-blocks 16``): ``image``
+        the ``gpu`` extra, a cube of ``zstd`` frames, fastest stored with ``convert --row-blocks 8``): ``image``
         (and ``alpha``) are CUDA tensors on ``device``, ``(batch, ...)`` of the dataset's dtype, channel order and
         scale, bit-equal to :meth:`batches`' (the colour correction, downscale and conversion done on the GPU
         the same way); the other entries as :meth:`batches` gives them. The next batch is read from disk

@@ -1,7 +1,7 @@
 """Frames decompressed on a CUDA GPU: batches of random frames of a lossless zstd cube land as CUDA tensors.
 
 Each frame's stored chunks are read on the CPU straight into pinned memory (one ranged read a frame when the
-frame is stored in row blocks, ``StorageSpec(row_blocks=16)``), copied to the GPU in one transfer, their crc32c
+frame is stored in row blocks, ``StorageSpec(row_blocks=8)``), copied to the GPU in one transfer, their crc32c
 checked there (nvCOMP's batched CRC32, :mod:`.nvcomp_crc`) and decompressed by nvCOMP's batched zstd (every
 block of every frame of the batch at once), each straight into its rows of the output tensor. A frame stored as
 one chunk is one zstd stream, which nvCOMP decodes on one thread block: row blocks are what lets the GPU decode
