@@ -234,3 +234,29 @@ def test_the_gpu_readers_host_half_reads_each_frames_stored_chunks_into_one_buff
                 rows.append(np.frombuffer(numcodecs.Zstd().decode(chunk[:-4]), np.uint8))
             frame = reader.read(*key)
             np.testing.assert_array_equal(np.concatenate(rows)[:frame.size].reshape(frame.shape), frame)
+
+
+def test_the_gpu_readers_stage_the_next_batch_while_finishing_this_one():
+    """GpuFrames.batches and FrameDataset.gpu_batches run through ``_ahead``: every item staged (on one other
+    thread) and finished in order, the next one's staging started before this one is finished."""
+    import threading
+
+    from nersemble_cube.training.gpu import _ahead
+
+    events, started = [], threading.Event()
+
+    def stage(item):
+        events.append(("stage", item, threading.current_thread() is threading.main_thread()))
+        if item == 2:
+            started.set()
+        return item, item * 10
+
+    def finish(item, tens):
+        if item == 1:
+            assert started.wait(10)  # item 2 is being staged while item 1 is finished
+        events.append(("finish", item))
+        return item + tens
+
+    assert list(_ahead(iter([1, 2, 3]), stage, finish)) == [11, 22, 33] and list(_ahead([], stage, finish)) == []
+    assert [e for e in events if e[0] == "finish"] == [("finish", 1), ("finish", 2), ("finish", 3)]
+    assert [e[1:] for e in events if e[0] == "stage"] == [(1, False), (2, False), (3, False)]

@@ -240,15 +240,21 @@ class GpuFrames:
     def batches(self, key_batches: Iterable[Sequence[tuple[str | int, int]]]) -> Iterator[torch.Tensor]:
         """:meth:`read` of each list of keys in ``key_batches``, the next batch read from disk (by a thread of
         this object) while the current one is decompressed and used."""
-        with ThreadPoolExecutor(1) as ahead:
-            pending = None
-            for keys in key_batches:
-                staged = ahead.submit(self._stage, keys)
-                if pending is not None:
-                    yield self._decode(*pending.result())
-                pending = staged
+        return _ahead(key_batches, self._stage, self._decode)
+
+
+def _ahead(items: Iterable, stage: Callable, finish: Callable) -> Iterator:
+    """``finish(*stage(item))`` for each of ``items``, the next item staged by a thread while this one is
+    finished and used."""
+    with ThreadPoolExecutor(1) as ahead:
+        pending = None
+        for item in items:
+            staged = ahead.submit(stage, item)
             if pending is not None:
-                yield self._decode(*pending.result())
+                yield finish(*pending.result())
+            pending = staged
+        if pending is not None:
+            yield finish(*pending.result())
 
 
 def _close(files: dict[str, int]) -> None:
@@ -278,11 +284,12 @@ class GpuSamples:
         groups: dict[str, list[int]] = {}
         for j, (seq, _, _) in enumerate(rows):
             groups.setdefault(seq.path, []).append(j)
-        staged = {}
+        staged: dict[str, list] = {}
         for variable in ("images", "alpha") if self.dataset.alpha else ("images",):
-            staged[variable] = [(self._reader(path, variable), js,
-                                 self._reader(path, variable)._stage([(rows[j][2]["serial"], rows[j][2]["time"]) for j in js]))
-                                for path, js in groups.items()]
+            for path, js in groups.items():
+                reader = self._reader(path, variable)
+                keys = [(rows[j][2]["serial"], rows[j][2]["time"]) for j in js]
+                staged.setdefault(variable, []).append((reader, js, reader._stage(keys)))
         return rows, staged
 
     def finish(self, rows: list, staged: dict) -> dict:
@@ -330,15 +337,7 @@ class GpuSamples:
     def batches(self, batches: Iterable[Sequence[int]]) -> Iterator[dict]:
         """:meth:`FrameDataset.gpu_batches` (which see): the next batch staged by a thread while this one is
         finished."""
-        with ThreadPoolExecutor(1) as ahead:
-            pending = None
-            for indices in batches:
-                staged = ahead.submit(self.stage, list(indices))
-                if pending is not None:
-                    yield self.finish(*pending.result())
-                pending = staged
-            if pending is not None:
-                yield self.finish(*pending.result())
+        return _ahead(batches, self.stage, self.finish)
 
     @staticmethod
     def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
