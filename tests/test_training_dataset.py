@@ -186,20 +186,22 @@ def test_the_gpu_reader_without_its_extra_is_a_usage_error_naming_it(cube, monke
         data.gpu_batches(MultiViewBatches(data))
 
 
-@pytest.mark.parametrize("layout", ["frame per chunk", "row blocks, one range", "row blocks, zarr's own shards"])
+@pytest.mark.parametrize("layout", ["frame per chunk", "row blocks, one range", "row blocks, zarr's own shards",
+                                    "row blocks, one range, over HTTP"])
 def test_the_gpu_readers_host_half_reads_each_frames_stored_chunks_into_one_buffer(cube, tmp_path, layout):
     """GpuFrames' host half (``Stager``, no torch) reads the stored chunks of a batch of frames (repeats and all)
-    into one buffer: each chunk ends in the crc32c zarr's own checksum library computes, and decompressed by
-    numcodecs' zstd they are the frame's rows, FrameReader's frame; read again (locations kept), the same."""
+    into one buffer, from a local cube or over HTTP (ranged reads): each chunk ends in the crc32c zarr's own
+    checksum library computes, and decompressed by numcodecs' zstd they are the frame's rows, FrameReader's
+    frame; read again (locations kept), the same."""
+    import contextlib
     import shutil
 
-    import google_crc32c
-    import numcodecs
+    from nersemble_cube.testing import serve_folder
+
     import zarr
 
     from nersemble_cube import StorageSpec
     from nersemble_cube.cube.shards import ShardWriter
-    from nersemble_cube.training.gpu import Stager
 
     target = tmp_path / "cube.zarr"
     shutil.copytree(cube, target)
@@ -212,11 +214,23 @@ def test_the_gpu_readers_host_half_reads_each_frames_stored_chunks_into_one_buff
                                 chunks=enc["chunks"], shards=enc["shards"], compressors=enc["compressors"],
                                 fill_value=0, attributes=old.attrs.asdict(),
                                 dimension_names=old.metadata.dimension_names)
-        if layout == "row blocks, one range":
+        if layout.startswith("row blocks, one range"):
             ShardWriter(new).write((0,) * old.ndim, old[:])
         else:
             new[:] = old[:]  # zarr's Morton order: a frame's blocks apart, read one by one
-    reader = nersemble_cube.FrameReader(target, NVS)
+    served = serve_folder(tmp_path) if layout.endswith("HTTP") else contextlib.nullcontext()
+    with served as http:
+        reader = nersemble_cube.FrameReader(f"{http.url}/cube.zarr" if http else target, NVS)
+        _check_staged_frames(reader, blocks)
+        assert (reader._chunks.root is None) == bool(http) and (not http or http.requests)
+
+
+def _check_staged_frames(reader, blocks: int) -> None:
+    import google_crc32c
+    import numcodecs
+
+    from nersemble_cube.training.gpu import Stager
+
     assert reader._chunks.row_blocks == blocks
     rng = np.random.default_rng(2)
     keys = [(reader.cameras[rng.integers(N_CAMERAS)], int(rng.integers(N_FRAMES))) for _ in range(7)]
