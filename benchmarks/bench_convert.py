@@ -1,7 +1,7 @@
 """Conversion against its physical limit, and its scale-out curve (issue 16, items 1 and 4).
 
     python benchmarks/bench_convert.py [--cameras 4] [--frames 96] [--workers 1,2] [--codecs zstd]
-        [--schedulers threads] [--repeats 3] [--workdir DIR]
+        [--row-blocks 1] [--schedulers threads] [--repeats 3] [--workdir DIR]
 
 The limit, per frame, is ffmpeg's decode of the mp4 plus the codec's bare encode of the decoded frame
 (``storage.encoded_size``, no zarr, no file): measured here with the same worker count, every worker
@@ -9,7 +9,8 @@ decoding one video (the same ffmpeg pipe the converter uses) and encoding each f
 medians of ``--repeats``, all in this run: frames/s of the limit and of ``convert`` (threads, or a
 local dask.distributed cluster of worker processes started outside the timing), their ratio, and the
 parallel efficiency ``rate(n) / (n * rate(1))`` when 1 is among the worker counts. Images and mattes
-count as frames.
+count as frames. ``--row-blocks 1,8``: each lossless preset also with frames stored in that many row blocks
+(``StorageSpec.row_blocks``, the GPU layout), against the same limit.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=96)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--codecs", default="zstd", help="comma-separated presets")
+    ap.add_argument("--row-blocks", default="1", help="comma-separated row-block counts (lossless presets)")
     ap.add_argument("--schedulers", default="threads", help="threads and/or processes, comma-separated")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=None)
@@ -62,11 +64,15 @@ def main() -> None:
     target = work / "bench.zarr"
     rates: dict[tuple, float] = {}
     rows = []
-    for codec in args.codecs.split(","):
-        spec = StorageSpec(codec)
+    layouts = [(c, b) for c in args.codecs.split(",") for b in map(int, args.row_blocks.split(","))
+               if b == 1 or StorageSpec(c).lossless]
+    for codec, blocks in layouts:
+        spec = StorageSpec(codec, row_blocks=blocks)
+        if blocks > 1:
+            codec = f"{codec} in {blocks} row blocks"
         for n in map(int, args.workers.split(",")):
             rates[codec, "limit", n] = frames / statistics.median(
-                timed(lambda: limit(videos, spec, n)) for _ in range(args.repeats))
+                timed(lambda: limit(videos, StorageSpec(spec.codec), n)) for _ in range(args.repeats))
             for scheduler in args.schedulers.split(","):
                 if scheduler == "processes":
                     from distributed import LocalCluster
