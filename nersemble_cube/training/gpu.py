@@ -6,10 +6,10 @@ checked there (nvCOMP's batched CRC32, :mod:`.nvcomp_crc`) and decompressed by n
 block of every frame of the batch at once), each straight into its rows of the output tensor. A frame stored as
 one chunk is one zstd stream, which nvCOMP decodes on one thread block: row blocks are what lets the GPU decode
 a frame in parallel (docs/performance.md). :meth:`GpuFrames.batches` reads the next batch from disk while the
-GPU works on the current one.
+GPU works on the current one; :class:`GpuSamples` is :meth:`FrameDataset.gpu_batches` on top of it.
 
-Needs the ``gpu`` extra (``torch`` and nvCOMP's Python API, ``nvidia-nvcomp-cu13``); nothing here is imported
-by the rest of the package.
+Needs the ``gpu`` extra (``torch`` and nvCOMP's Python API, ``nvidia-nvcomp-cu13``); the rest of the package
+imports this module only when ``FrameDataset.gpu_batches`` is called.
 """
 
 from __future__ import annotations
