@@ -113,44 +113,47 @@ def test_disk_template_filled_in_parallel(full_cube, tmp_path):
     assert a.namelist() == b.namelist() and all(a.read(n) == b.read(n) for n in a.namelist())
 
 
-def test_float_predictions_are_converted_as_documented(full_cube, tmp_path):
-    as_u8 = fill(prediction_template(full_cube, "nvs"))
+@pytest.fixture(scope="module")
+def nvs_zip(full_cube, tmp_path_factory):
+    """The filled nvs template (uint8 predictions) exported once, for the tests below that only read the zip."""
+    path = tmp_path_factory.mktemp("nvs_zip") / "nvs.zip"
+    export_submission(fill(prediction_template(full_cube, "nvs")), path, "nvs")
+    return path
+
+
+def test_float_predictions_are_converted_as_documented(full_cube, nvs_zip, tmp_path):
     as_float = fill(prediction_template(full_cube, "nvs"), dtype=np.float32)
-    export_submission(as_u8, tmp_path / "a.zip", "nvs")
     export_submission(as_float, tmp_path / "b.zip", "nvs")
-    a, b = zipfile.ZipFile(tmp_path / "a.zip"), zipfile.ZipFile(tmp_path / "b.zip")
+    a, b = zipfile.ZipFile(nvs_zip), zipfile.ZipFile(tmp_path / "b.zip")
     assert a.namelist() == b.namelist()
     name = "445/EXP-6-tongue-1/cam_222200046.mp4"
-    np.testing.assert_array_equal(decoded(tmp_path / "a.zip", name, tmp_path)[0],
-                                  decoded(tmp_path / "b.zip", name, tmp_path)[0])
+    np.testing.assert_array_equal(decoded(nvs_zip, name, tmp_path)[0], decoded(tmp_path / "b.zip", name, tmp_path)[0])
 
 
 # ---- the toolkit's own writer and reader --------------------------------------------------------------------------
 
-def test_same_files_and_bytes_as_the_toolkit_writer(full_cube, tmp_path):
+def test_same_files_and_bytes_as_the_toolkit_writer(full_cube, nvs_zip, tmp_path):
     sd = submission_data()
     preds = fill(prediction_template(full_cube, "nvs"))
-    export_submission(preds, tmp_path / "ours.zip", "nvs")
     with sd.NVSSubmissionDataWriter(str(tmp_path / "toolkit.zip")) as writer:
         for node in preds.subtree:
             if "images" in node.dataset:
                 for serial in node.dataset.camera.values:
                     frames = list(node.dataset.images.sel(camera=serial).values)
                     writer.add_video(node.attrs["participant_id"], node.attrs["sequence"], str(serial), frames)
-    ours, theirs = zipfile.ZipFile(tmp_path / "ours.zip"), zipfile.ZipFile(tmp_path / "toolkit.zip")
+    ours, theirs = zipfile.ZipFile(nvs_zip), zipfile.ZipFile(tmp_path / "toolkit.zip")
     assert sorted(ours.namelist()) == sorted(theirs.namelist())
     for name in theirs.namelist():
         assert ours.read(name) == theirs.read(name), name  # the same ffmpeg call: identical mp4 bytes
 
 
-def test_the_toolkit_reader_accepts_our_zip(full_cube, tmp_path, monkeypatch):
+def test_the_toolkit_reader_accepts_our_zip(full_cube, nvs_zip, tmp_path, monkeypatch):
     sd = submission_data()
-    export_submission(fill(prediction_template(full_cube, "nvs")), tmp_path / "nvs.zip", "nvs")
     # the toolkit downloads the expected lengths from the benchmark server; here they come from the cube
     lengths = {f"{p:03d}/{s}/cam_{c}.mp4": FULL_FRAMES for p, s in layout.NVS_IDS_AND_SEQUENCES
                for c in layout.NVS_HOLD_OUT_SERIALS}
     monkeypatch.setattr(sd.NVSSubmissionDataReader, "list_expected_video_lengths", lambda self: lengths)
-    reader = sd.NVSSubmissionDataReader(str(tmp_path / "nvs.zip"))
+    reader = sd.NVSSubmissionDataReader(str(nvs_zip))
     assert reader.validate_submission() == {}
     assert all(reader.is_complete(p, s) for p, s in layout.NVS_IDS_AND_SEQUENCES)
 
