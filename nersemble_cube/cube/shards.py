@@ -265,13 +265,17 @@ class ChunkReader(_Layout):
             self._indexes[shard] = self._index(shard)
         return shard, self._indexes[shard], tuple(i % p for i, p in zip(coords, self.per_shard))
 
-    def _read_range(self, key: str, offset: int, length: int) -> np.ndarray | None:
-        """``length`` bytes at ``offset`` of the shard ``key`` (its index says it holds them): one plain read of
-        a local file, else the store's ranged get (None if the shard is gone)."""
+    def _read_range(self, key: str, offset: int, length: int, out: np.ndarray | None = None) -> np.ndarray | None:
+        """``length`` bytes at ``offset`` of the shard ``key`` (its index says it holds them), into ``out`` (uint8,
+        ``length`` bytes; a new array if None): one plain read of a local file, straight into ``out``, else the
+        store's ranged get (None if the shard is gone)."""
         if self.root is None:
             data = sync(self.array.store.get(key, default_buffer_prototype(), RangeByteRequest(offset, offset + length)))
-            return None if data is None else data.as_numpy_array()
-        data = np.empty(length, np.uint8)
+            if data is None or out is None:
+                return None if data is None else data.as_numpy_array()
+            out[:] = data.as_numpy_array()
+            return out
+        data = np.empty(length, np.uint8) if out is None else out
         with open(self.root / key, "rb", buffering=0) as f:
             f.seek(offset)
             if f.readinto(data) != length:

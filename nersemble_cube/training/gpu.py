@@ -14,9 +14,6 @@ imports this module only when ``FrameDataset.gpu_batches`` is called.
 
 from __future__ import annotations
 
-import os
-import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,16 +57,12 @@ class Staged:
 class Stager:
     """The host half of :class:`GpuFrames` (no torch): reads the stored chunks of batches of frames of
     ``frames`` into a buffer, ``threads`` threads a frame each. Where each frame's chunks lie (its shard's index)
-    is read once and kept, and so are the shard files' descriptors: like :class:`~nersemble_cube.FrameReader`, it
-    reads the cube as it was when first read."""
+    is read once and kept, like :class:`~nersemble_cube.FrameReader`'s shard indexes."""
 
     def __init__(self, frames: FrameReader, threads: int = 16):
         self.frames = frames
         self._pool = ThreadPoolExecutor(threads)
         self._where: dict[tuple[str, int], tuple[str, int, np.ndarray]] = {}
-        self._files: dict[str, int] = {}
-        self._opening = threading.Lock()
-        weakref.finalize(self, _close, self._files)
 
     def _locate(self, key: tuple[str, int]) -> tuple[tuple[str, int] | np.ndarray, np.ndarray]:
         """Where the stored chunks of frame ``key`` (serial, time) are, and ``(offset, length)`` of each from
@@ -90,26 +83,13 @@ class Stager:
         sizes = [len(b) for b in blocks]
         return np.concatenate(blocks), np.stack([np.cumsum([0, *sizes[:-1]]), sizes], axis=1)
 
-    def _file(self, shard: str) -> int:
-        """A read-only descriptor of the shard file ``shard`` (kept open)."""
-        if shard not in self._files:
-            with self._opening:
-                if shard not in self._files:
-                    self._files[shard] = os.open(self.frames._chunks.root / shard, os.O_RDONLY)
-        return self._files[shard]
-
     def _fill(self, source: tuple[str, int] | np.ndarray, host: np.ndarray) -> None:
         """One frame's stored chunks from ``source`` (:meth:`_locate`) into ``host`` (its slice of a pinned
-        buffer)."""
-        chunks = self.frames._chunks
+        buffer: a local shard is read straight into it)."""
         if isinstance(source, np.ndarray):
             host[:] = source
-        elif chunks.root is not None:  # straight into pinned memory: one read, no copy
-            shard, offset = source
-            if os.preadv(self._file(shard), [host], offset) != len(host):
-                raise ValueError(f"{chunks.root / shard}: shorter than its shard index says (truncated)")
-        else:
-            host[:] = chunks._read_range(*source, len(host))
+        elif self.frames._chunks._read_range(*source, len(host), out=host) is None:
+            raise ValueError(f"{source[0]}: the shard is gone (the cube was changed after it was opened)")
 
     def stage(self, keys: Sequence[tuple[str | int, int]], buffer: Callable[[int], np.ndarray]) -> Staged:
         """Reads the stored chunks of the frames ``keys`` (``(serial, time)`` pairs) into ``buffer(size)`` (a
@@ -152,8 +132,8 @@ class GpuFrames:
     the next from disk while the GPU decodes the current one. GPU memory holds the batch's frames, its
     compressed bytes and nvCOMP's scratch, nothing more (the compressed bytes' buffers, two pinned on the host
     and one on the GPU, are kept and grown for the largest batch read). ``threads``: CPU threads reading the
-    chunks. Where each frame's chunks lie (its shard's index) is read once and kept, and so are the shard files'
-    handles: like :class:`~nersemble_cube.FrameReader`, a GpuFrames reads the cube as it was when first read.
+    chunks. Where each frame's chunks lie (its shard's index) is read once and kept, as
+    :class:`~nersemble_cube.FrameReader` keeps the shard indexes it has read.
     For cubes stored with ``zstd`` (the default preset) a frame per chunk, whole or in row blocks; others raise
     :class:`~nersemble_cube.errors.UsageError`.
     """
@@ -255,11 +235,6 @@ def _ahead(items: Iterable, stage: Callable, finish: Callable) -> Iterator:
             pending = staged
         if pending is not None:
             yield finish(*pending.result())
-
-
-def _close(files: dict[str, int]) -> None:
-    for fd in files.values():
-        os.close(fd)
 
 
 class GpuSamples:
