@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import zarr
@@ -57,8 +59,11 @@ def test_a_shard_written_in_the_thread_is_the_shard_zarr_writes(tmp_path, spec, 
             assert chunk.flags.writeable
 
 
+@pytest.mark.parametrize("preadv", [True, False], ids=["preadv", "no-preadv"])
 @pytest.mark.parametrize("codec", ["zstd", "lz4", "none"])
-def test_a_damaged_chunk_fails_its_checksum_when_read_directly(tmp_path, codec):
+def test_a_damaged_chunk_fails_its_checksum_when_read_directly(tmp_path, codec, preadv, monkeypatch):
+    if not preadv:  # a system without os.preadv (Windows) reads through a file object
+        monkeypatch.delattr(os, "preadv")
     arr, data = _array(tmp_path, "a", StorageSpec(codec, frames_per_shard=4), (1, 4, 6, 5, 3), np.random.default_rng(1))
     ShardWriter(arr).write((0, 0, 0, 0, 0), data)
     shard = tmp_path / "a" / "c" / "0" / "0" / "0" / "0" / "0"
