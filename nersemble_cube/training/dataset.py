@@ -242,7 +242,7 @@ class FrameDataset:
 
 
     def gpu_batches(self, batches: Iterable[Sequence[int]], device: int | str = "cuda",
-                    threads: int = 16) -> Iterator[dict]:
+                    threads: int = 8) -> Iterator[dict]:
         """:meth:`batches` with the frames decompressed on a CUDA GPU (:class:`~nersemble_cube.training.gpu.GpuFrames`:
         the ``gpu`` extra, a cube of ``zstd`` frames, fastest stored with ``convert --row-blocks 8``): ``image``
         (and ``alpha``) are CUDA tensors on ``device``, ``(batch, ...)`` of the dataset's dtype, channel order and
