@@ -2,15 +2,18 @@
 zstd cube stored a frame per chunk and the same frames stored in row blocks (``StorageSpec(row_blocks=N)``).
 
     python benchmarks/bench_gpu.py CUBE SEQUENCE [--row-blocks 1,16] [--frames 96] [--threads 1,4,8,16]
-                                   [--batches 1,16,64,256] [--stream 256] [--repeats 5] [--workdir DIR]
+                                   [--processes 16] [--batches 1,16,64,256] [--stream 256] [--repeats 5]
+                                   [--workdir DIR]
 
 CUBE: a zstd cube (e.g. one ``convert`` wrote from ``benchmarks/realistic.py``'s sample); its ``images`` are
 written again under ``--workdir`` (the library's own encoding and shard writer) in each layout of
 ``--row-blocks`` (1: a frame per chunk), the sequence's frames repeated to ``--frames`` (0: as they are), so that
 random frames are distinct bytes on disk. Random (camera, frame) picks with replacement, the same for every path;
 medians of ``--repeats``. Rows: one FrameReader on one thread (frames/s, each layout: what row blocks cost CPU
-reads); N threads each reading with its own FrameReader and copying the frame to the GPU; a pinned batch's
-host-to-device copy alone (the bus); :class:`~nersemble_cube.training.gpu.GpuFrames` at each batch size, one
+reads); N threads each reading with its own FrameReader and copying the frame to the GPU; ``--processes`` spawned
+processes each reading with its own FrameReaders (host memory: the decoding without the GIL; 0: not measured);
+for these CPU rows the layouts take turns within each repeat and each row gives its time against the first
+layout's; a pinned batch's host-to-device copy alone (the bus); :class:`~nersemble_cube.training.gpu.GpuFrames` at each batch size, one
 ``read`` at a time (frames/s, GB/s of decoded frames, peak GPU memory), its frames compared with FrameReader's
 (bit-equal or the run stops), and ``GpuFrames.batches`` over 8 batches of ``--stream`` (the next batch read
 from disk while the GPU decodes one). Last, one byte of a stored chunk is changed in a copy: the read must
@@ -23,11 +26,13 @@ and the rate of ``gpu_batches`` on the row-block copy (random batches of ``--str
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import shutil
 import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +135,45 @@ def median_rate(fn, n: int, repeats: int) -> float:
     return n / statistics.median(times)
 
 
+def interleaved(fns: dict, n: int, repeats: int) -> dict[str, float]:
+    """Items per second of each ``fns[name]()`` handling ``n`` items: the functions run in turn within each of
+    ``repeats`` rounds (after one untimed round), so that a drift of the machine's speed hits each alike; medians."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t0)
+    return {name: n / statistics.median(t) for name, t in times.items()}
+
+
+def report(rates: dict[str, float], what: str, frame_bytes: int) -> None:
+    """One table row per layout, each with its slowdown against the first layout's rate (the same run)."""
+    first = next(iter(rates.values()))
+    for name, rate in rates.items():
+        print(f"| {name} | {what} | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s | "
+              f"{first / rate:.2f}x the time of {next(iter(rates))} |", flush=True)
+
+
+_READERS: dict = {}
+"""A worker process's FrameReaders (``--processes``), one per layout."""
+
+
+def _open_readers(cubes: list[Path], sequence: str) -> None:
+    _READERS.update({cube: nersemble_cube.FrameReader(cube, sequence) for cube in cubes})
+
+
+def _read_frames(job: tuple[Path, list]) -> int:
+    cube, keys = job
+    for key in keys:
+        _READERS[cube].read(*key)
+    return len(keys)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cube", type=Path)
@@ -137,7 +181,8 @@ def main() -> None:
     ap.add_argument("--row-blocks", default="1,16")
     ap.add_argument("--frames", type=int, default=96)
     ap.add_argument("--threads", default="1,4,8,16")
-    ap.add_argument("--gpu-threads", type=int, default=16)
+    ap.add_argument("--gpu-threads", type=int, default=8)
+    ap.add_argument("--processes", type=int, default=16)
     ap.add_argument("--batches", default="1,16,64,256")
     ap.add_argument("--stream", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
@@ -160,25 +205,31 @@ def main() -> None:
           f"{reader.n_frames} frames, {frame_bytes / 1e6:.2f} MB a frame; {torch.cuda.get_device_name()}")
 
     for name, cube in cubes.items():
-        one = nersemble_cube.FrameReader(cube, args.sequence)
         stored = sum(f.stat().st_size for f in (cube / sequence_group(args.sequence) / "images").rglob("*") if f.is_file())
-        rate = median_rate(lambda: [one.read(*k) for k in keys[:32]], 32, args.repeats)
-        print(f"| {name} | FrameReader, 1 thread, host memory | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s "
-              f"| stored {stored / 1e6:.0f} MB |")
-        local = threading.local()
+        print(f"{name}: {stored / 1e6:.0f} MB stored")
+    ones = {name: nersemble_cube.FrameReader(cube, args.sequence) for name, cube in cubes.items()}
+    report(interleaved({name: lambda one=one: [one.read(*k) for k in keys[:32]] for name, one in ones.items()},
+                       32, args.repeats), "FrameReader, 1 thread, host memory", frame_bytes)
+    local = threading.local()
 
-        def to_gpu(key, cube=cube):
-            if not hasattr(local, "readers"):
-                local.readers = {}
-            if cube not in local.readers:
-                local.readers[cube] = nersemble_cube.FrameReader(cube, args.sequence)
-            r = local.readers[cube]
-            return torch.from_numpy(r.read(*key)).to("cuda", non_blocking=False)
+    def to_gpu(cube: Path, key) -> torch.Tensor:
+        if not hasattr(local, "readers"):
+            local.readers = {}
+        if cube not in local.readers:
+            local.readers[cube] = nersemble_cube.FrameReader(cube, args.sequence)
+        return torch.from_numpy(local.readers[cube].read(*key)).to("cuda", non_blocking=False)
 
-        for t in map(int, args.threads.split(",")):
-            with ThreadPoolExecutor(t) as pool:
-                rate = median_rate(lambda: list(pool.map(to_gpu, keys[:256])), 256, args.repeats)
-            print(f"| {name} | {t} threads, FrameReader + .to(cuda) | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s |")
+    for t in map(int, args.threads.split(",")):  # the layouts in turn within each repeat: drift hits all alike
+        with ThreadPoolExecutor(t) as pool:
+            rates = interleaved({name: lambda cube=cube: list(pool.map(partial(to_gpu, cube), keys[:256]))
+                                 for name, cube in cubes.items()}, 256, args.repeats)
+        report(rates, f"{t} threads, FrameReader + .to(cuda)", frame_bytes)
+    if args.processes:
+        with mp.get_context("spawn").Pool(args.processes, _open_readers, (list(cubes.values()), args.sequence)) as pool:
+            groups = [keys[i:i + 8] for i in range(0, 256, 8)]
+            rates = interleaved({name: lambda cube=cube: pool.map(_read_frames, [(cube, g) for g in groups])
+                                 for name, cube in cubes.items()}, 256, args.repeats)
+        report(rates, f"{args.processes} processes, FrameReader (host memory)", frame_bytes)
 
     batch = torch.from_numpy(np.stack([reader.read(*k) for k in keys[:64]])).pin_memory()
     rate = median_rate(lambda: batch.to("cuda", non_blocking=True), 64, args.repeats)
