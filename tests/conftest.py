@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import io
 import os
 import subprocess
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import av
@@ -20,11 +24,42 @@ CLI = [sys.executable, "-m", "nersemble_cube.cli"]
 """The command line as a user runs it (a fresh process)."""
 
 
-def run_cli(*args, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_process(*args, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:
     """``nersemble-cube ARGS`` in a subprocess: real exit code, stdout and stderr as printed; ``env`` added to
-    this process's environment (a value None removes that variable)."""
+    this process's environment (a value None removes that variable). For the command line's own tests
+    (test_cli.py); :func:`run_cli` elsewhere."""
     merged = {k: v for k, v in {**os.environ, **env}.items() if v is not None} if env else None
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=merged)
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    """``nersemble-cube ARGS`` through the function the entry point calls (``nersemble_cube.cli.main``), in this
+    process: its exit code, and stdout and stderr as a fresh process prints them (the warnings Python's default
+    filters show, an exception that escapes printed as Python prints it with exit code 1). A process of its own
+    costs ~1.5 s of imports; test_cli.py (the command line as a user runs it) and the tests that interrupt or
+    kill a command run one (:func:`run_process`, :data:`CLI`)."""
+    from nersemble_cube.cli import main
+
+    argv = [str(a) for a in args]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with warnings.catch_warnings(record=True) as shown, contextlib.redirect_stdout(stdout), \
+            contextlib.redirect_stderr(stderr):
+        warnings.resetwarnings()
+        warnings.simplefilter("default")  # then Python's default ignores, as a fresh interpreter has them
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        try:
+            code = main(argv)
+        except SystemExit as e:
+            if isinstance(e.code, str):
+                print(e.code, file=sys.stderr)
+            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+        except Exception:  # noqa: BLE001 - printed as the interpreter would, for the tests that look for it
+            traceback.print_exc()
+            code = 1
+    for w in shown:
+        stderr.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line))
+    return subprocess.CompletedProcess([*CLI, *argv], code, stdout.getvalue(), stderr.getvalue())
 
 N_FRAMES = 5
 N_CAMERAS = 3  # nvs train cameras in the shared sample (the full 13-camera layout has its own test)

@@ -8,7 +8,7 @@ import pytest
 
 import nersemble_cube
 from conftest import decode_pyav
-from conftest import run_cli as run
+from conftest import run_process as run
 
 
 def test_help_lists_the_commands():
