@@ -1,20 +1,16 @@
-"""Shared fixtures: one sample benchmark folder and its cube per test run, built once for all pytest-xdist workers
-(read-only for tests)."""
+"""Shared fixtures: one sample benchmark folder and its cube per test session (read-only for tests)."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import io
 import os
-import shutil
 import subprocess
 import sys
 import traceback
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -70,38 +66,17 @@ N_CAMERAS = 3  # nvs train cameras in the shared sample (the full 13-camera layo
 POINTCLOUD_FRAMES = (0, 3)
 
 
-def built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
-    """``build(folder)`` (a new, empty folder) once for the whole run: under pytest-xdist the first worker to ask
-    builds it in the run's shared temporary folder while the others wait on a file lock, then every worker uses
-    the same files (the session fixtures below are read-only for tests)."""
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        return build(tmp_path_factory.mktemp(name))
-    root = tmp_path_factory.getbasetemp().parent  # one per run, shared by its workers
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-        built = root / f"{name}.built"
-        if not built.exists():
-            shutil.rmtree(root / name, ignore_errors=True)  # a worker's failed attempt
-            (root / name).mkdir()
-            built.write_text(str(build(root / name)))
-        return Path(built.read_text())
-
-
-def _converted(source: Path, target: Path) -> Path:
-    convert(source, target)
-    return target
-
-
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
-    return built_once(tmp_path_factory, "sample", lambda folder: write_sample(
-        folder / "benchmark", n_frames=N_FRAMES, n_cameras=N_CAMERAS, pointcloud_frames=POINTCLOUD_FRAMES,
-        pointcloud_points=5000, tracking_v1=True))
+    return write_sample(tmp_path_factory.mktemp("sample") / "benchmark", n_frames=N_FRAMES, n_cameras=N_CAMERAS,
+                        pointcloud_frames=POINTCLOUD_FRAMES, pointcloud_points=5000, tracking_v1=True)
 
 
 @pytest.fixture(scope="session")
 def cube(sample_dir, tmp_path_factory) -> Path:
-    return built_once(tmp_path_factory, "cube", lambda folder: _converted(sample_dir, folder / "cube.zarr"))
+    target = tmp_path_factory.mktemp("cube") / "cube.zarr"
+    convert(sample_dir, target)
+    return target
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +115,8 @@ DATASET_FRAMES = 7
 def dataset_dir(tmp_path_factory) -> Path:
     """A full-dataset folder: participant 18 with two sequences of 3 cameras (the last camera a frame short),
     participant 30 a partial download (its videos missing: calibration and background stills only)."""
+    import shutil
+
     from nersemble_cube.source.dataset_sample import write_dataset_sample
 
     root = tmp_path_factory.mktemp("dataset") / "nersemble"
@@ -162,14 +139,13 @@ FULL_FRAMES = 2  # frames per video in the all-participants sample (mono hold-ou
 @pytest.fixture(scope="session")
 def full_cube(tmp_path_factory) -> Path:
     """A cube with every nvs and mono participant (1 camera, 2 frames each): complete submissions fit it."""
-    def build(root: Path) -> Path:
-        source = write_sample(root / "benchmark", benchmarks=("nvs", "mono_flame_avatar"),
-                              nvs_participants=tuple(p for p, _ in layout.NVS_IDS_AND_SEQUENCES),
-                              mono_participants=layout.MONO_IDS, mono_sequences=("EXP-1-head",),
-                              n_frames=FULL_FRAMES, n_cameras=1, pointcloud_frames=())
-        return _converted(source, root / "cube.zarr")
-
-    return built_once(tmp_path_factory, "full", build)
+    root = tmp_path_factory.mktemp("full")
+    source = write_sample(root / "benchmark", benchmarks=("nvs", "mono_flame_avatar"),
+                          nvs_participants=tuple(p for p, _ in layout.NVS_IDS_AND_SEQUENCES),
+                          mono_participants=layout.MONO_IDS, mono_sequences=("EXP-1-head",),
+                          n_frames=FULL_FRAMES, n_cameras=1, pointcloud_frames=())
+    convert(source, root / "cube.zarr")
+    return root / "cube.zarr"
 
 
 def pattern(n: int, height: int, width: int, seed: int) -> np.ndarray:
