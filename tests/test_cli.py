@@ -1,4 +1,6 @@
-"""The command line, run as a user runs it: a subprocess, real exit codes, stderr as printed."""
+"""The command line, run as a user runs it: a subprocess, real exit codes, stderr as printed. The tables of user
+mistakes go through the entry point's function in this process (``run_cli``: the same exit code and output, which
+a test checks against real processes on a narrow terminal); the rest are processes."""
 
 import json
 import re
@@ -8,6 +10,7 @@ import pytest
 
 import nersemble_cube
 from conftest import decode_pyav
+from conftest import run_cli
 from conftest import run_process as run
 
 
@@ -42,7 +45,7 @@ def test_one_grammar_for_every_command():
 def test_storage_settings_that_do_not_fit_the_codec_are_usage_errors(sample_dir, tmp_path):
     for args, says in ((("--codec", "h264", "--row-blocks", "4"), "row_blocks splits the frames of a lossless preset"),
                        (("--fast-decode",), "fast_decode is an h264 / hevc setting")):
-        res = run("convert", sample_dir, tmp_path / "c.zarr", *args)
+        res = run_cli("convert", sample_dir, tmp_path / "c.zarr", *args)
         assert res.returncode == 2 and says in res.stderr, (args, res.stderr)
     assert not any(tmp_path.iterdir())
 
@@ -52,7 +55,7 @@ def test_choices_are_usage_errors_that_list_the_valid_values(cube, tmp_path):
                         (("preprocess", cube, tmp_path / "o.zarr", "--background", "purple"), "white"),
                         (("export-nerf", cube, tmp_path / "n", "-s", "nvs/388/GLASSES", "--background", "purple"), "grey"),
                         (("export-nerf", cube, tmp_path / "n", "-s", "nvs/388/GLASSES", "--format", "gif"), "jpg")):
-        res = run(*args)
+        res = run_cli(*args)
         assert res.returncode == 2 and valid in res.stderr, (args, res.stderr)
     assert not any(tmp_path.iterdir())  # nothing written by any of them
 
@@ -99,7 +102,7 @@ def test_sample_then_convert_then_info(tmp_path):
     assert "mono_flame_avatar/393/sequences/EXP-2-eyes: 1 camera x 3 frames of 512x512 (height x width) @ 24.3 fps" in res.stdout
 
 
-@pytest.mark.parametrize("args, code, message", [
+MISTAKES = [
     (("convert", "{tmp}/nowhere", "{tmp}/c.zarr"), 3, "no such folder"),
     (("convert", "{tmp}/empty", "{tmp}/c.zarr"), 3, "not a NeRSemble download folder"),
     (("convert", "{tmp}", "{tmp}/c.zarr"), 4, "inside the benchmark folder"),
@@ -125,16 +128,36 @@ def test_sample_then_convert_then_info(tmp_path):
     (("info", "{tmp}/nope.zarr"), 4, "nope.zarr: does not exist; convert a download folder into it first"),
     (("info", "{tmp}/empty"), 4, "empty: no zarr.json here, so not a nersemble-cube store"),
     (("info", "{tmp}/file.txt"), 4, "file.txt: is a file, not a cube"),
-])
-def test_user_mistakes_give_one_line_and_an_exit_code(tmp_path, sample_dir, dataset_dir, args, code, message):
+]
+"""(arguments, exit code, what stderr says) of user mistakes; ``{tmp}``, ``{sample}``, ``{dataset}``: folders."""
+
+
+def _mistake(tmp_path, sample_dir, dataset_dir, args, code, message, runner=run_cli, **env):
     (tmp_path / "file.txt").write_text("x")
-    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty").mkdir(exist_ok=True)
     fill = dict(tmp=tmp_path, sample=sample_dir, dataset=dataset_dir)
-    res = run(*(a.format(**fill) for a in args), env={"COLUMNS": "30"})  # a narrow terminal wraps nothing
+    res = runner(*(a.format(**fill) for a in args), **env)
     assert res.returncode == code, res.stderr
     assert message.format(**fill) in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith("error: "), res.stderr
     assert not (tmp_path / "c.zarr").exists()
+    return res
+
+
+@pytest.mark.parametrize("args, code, message", MISTAKES)
+def test_user_mistakes_give_one_line_and_an_exit_code(tmp_path, sample_dir, dataset_dir, args, code, message):
+    _mistake(tmp_path, sample_dir, dataset_dir, args, code, message)
+
+
+@pytest.mark.parametrize("says", ["not a NeRSemble download", "nvs/ subfolder", "'gzip' is not one of", "file.txt: is a"])
+def test_a_mistake_is_one_line_on_a_narrow_terminal_in_a_process_as_in_process(tmp_path, sample_dir, dataset_dir, says):
+    """Real processes with a 30-column terminal, for one mistake of each kind of the table (a source, a long hint, a
+    typer choice, a store): one line each (rich wraps nothing), and the same exit code, stdout and stderr as the
+    in-process runner gives."""
+    [(args, code, message)] = [m for m in MISTAKES if m[2].startswith(says)]
+    real = _mistake(tmp_path, sample_dir, dataset_dir, args, code, message, run, env={"COLUMNS": "30"})
+    here = _mistake(tmp_path, sample_dir, dataset_dir, args, code, message)
+    assert (real.returncode, real.stdout, real.stderr) == (here.returncode, here.stdout, here.stderr)
 
 
 def test_remote_stores_that_cannot_be_used_say_why(tmp_path):
