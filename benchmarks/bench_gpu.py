@@ -124,15 +124,7 @@ def check_dataset(cube: Path) -> None:
 
 def median_rate(fn, n: int, repeats: int) -> float:
     """Items per second of ``fn()`` handling ``n`` items, median of ``repeats`` (after one untimed call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return n / statistics.median(times)
+    return interleaved({"": fn}, n, repeats)[""]
 
 
 def interleaved(fns: dict, n: int, repeats: int) -> dict[str, float]:

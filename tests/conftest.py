@@ -24,12 +24,12 @@ CLI = [sys.executable, "-m", "nersemble_cube.cli"]
 """The command line as a user runs it (a fresh process)."""
 
 
-def run_process(*args, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_process(*args, env: dict | None = None) -> subprocess.CompletedProcess:
     """``nersemble-cube ARGS`` in a subprocess: real exit code, stdout and stderr as printed; ``env`` added to
     this process's environment (a value None removes that variable). For the command line's own tests
     (test_cli.py); :func:`run_cli` elsewhere."""
     merged = {k: v for k, v in {**os.environ, **env}.items() if v is not None} if env else None
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=merged)
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, env=merged)
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
@@ -60,6 +60,7 @@ def run_cli(*args) -> subprocess.CompletedProcess:
     for w in shown:
         stderr.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line))
     return subprocess.CompletedProcess([*CLI, *argv], code, stdout.getvalue(), stderr.getvalue())
+
 
 N_FRAMES = 5
 N_CAMERAS = 3  # nvs train cameras in the shared sample (the full 13-camera layout has its own test)

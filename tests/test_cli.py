@@ -132,11 +132,11 @@ MISTAKES = [
 """(arguments, exit code, what stderr says) of user mistakes; ``{tmp}``, ``{sample}``, ``{dataset}``: folders."""
 
 
-def _mistake(tmp_path, sample_dir, dataset_dir, args, code, message, runner=run_cli, **env):
+def _mistake(tmp_path, sample_dir, dataset_dir, args, code, message, runner=run_cli, **options):
     (tmp_path / "file.txt").write_text("x")
     (tmp_path / "empty").mkdir(exist_ok=True)
     fill = dict(tmp=tmp_path, sample=sample_dir, dataset=dataset_dir)
-    res = runner(*(a.format(**fill) for a in args), **env)
+    res = runner(*(a.format(**fill) for a in args), **options)
     assert res.returncode == code, res.stderr
     assert message.format(**fill) in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith("error: "), res.stderr

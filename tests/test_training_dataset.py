@@ -196,12 +196,11 @@ def test_the_gpu_readers_host_half_reads_each_frames_stored_chunks_into_one_buff
     import contextlib
     import shutil
 
-    from nersemble_cube.testing import serve_folder
-
     import zarr
 
     from nersemble_cube import StorageSpec
     from nersemble_cube.cube.shards import ShardWriter
+    from nersemble_cube.testing import serve_folder
 
     target = tmp_path / "cube.zarr"
     shutil.copytree(cube, target)
