@@ -131,7 +131,8 @@ class GpuFrames:
     :class:`~nersemble_cube.FrameReader`'s frames; :meth:`batches` does the same for a stream of batches, reading
     the next from disk while the GPU decodes the current one. GPU memory holds the batch's frames, its
     compressed bytes and nvCOMP's scratch, nothing more (the compressed bytes' buffers, two pinned on the host
-    and one on the GPU, are kept and grown for the largest batch read). ``threads``: CPU threads reading the
+    and one on the GPU, are kept and grown for the largest batch read; the last batch's frames stay allocated
+    until the next read, which releases nvCOMP's views of them once they are decoded). ``threads``: CPU threads reading the
     chunks (8: more contend with the thread that drives the GPU; 16 were 7-8 % slower on a 16-core machine).
     Where each frame's chunks lie (its shard's index) is read once and kept, as
     :class:`~nersemble_cube.FrameReader` keeps the shard indexes it has read.
@@ -167,6 +168,11 @@ class GpuFrames:
         self._crc = BatchedCrc32c(self._stream)
         self._stager = Stager(self.frames, threads)
         self._compressed = torch.empty(0, dtype=torch.uint8, device=self.device)
+        self._arrays: tuple | None = None
+        """nvCOMP's views of the last batch's compressed and decoded bytes, kept until it is decoded: dropping one
+        earlier waits for the decompression holding the GIL, which stalled the threads reading the next batch
+        (~30 % slower, docs/performance.md)."""
+        self._decoded = torch.cuda.Event()  # recorded after the last batch's decompression
 
     def _stage(self, keys: Sequence[tuple[str | int, int]]) -> tuple[Staged, _Slot]:
         """The frames' chunks read into the next pinned buffer."""
@@ -185,6 +191,9 @@ class GpuFrames:
         n, total = len(staged.keys), staged.total
         blocks = len(staged.chunks) // n if n else 0
         current = torch.cuda.current_stream(self.device)
+        if self._arrays is not None:  # the last batch's: dropped once decoded (waiting without the GIL)
+            self._decoded.synchronize()
+            self._arrays = None
         with torch.cuda.stream(self._stream):
             padded = torch.empty((n, blocks * self._rows, *self.shape[1:]), dtype=torch.uint8, device=self.device)
             padded.record_stream(current)  # used there: its memory is not reused before the work queued there
@@ -206,9 +215,11 @@ class GpuFrames:
                                  f"its {blocks}: crc32c {int(computed[first]):#010x}, stored {int(trailers[first]):#010x}")
             block_bytes = self._rows * int(np.prod(self.shape[1:]))
             stream = self._stream.cuda_stream
-            self._codec.decode(nvcomp.as_arrays(compressed, offsets.tolist(), sizes.tolist(), stream),
-                               out=nvcomp.as_arrays(padded.view(-1), list(range(0, padded.numel(), block_bytes)),
-                                                    [block_bytes] * len(offsets), stream))
+            self._arrays = (nvcomp.as_arrays(compressed, offsets.tolist(), sizes.tolist(), stream),
+                            nvcomp.as_arrays(padded.view(-1), list(range(0, padded.numel(), block_bytes)),
+                                             [block_bytes] * len(offsets), stream))
+            self._codec.decode(self._arrays[0], out=self._arrays[1])
+            self._decoded.record(self._stream)
         current.wait_stream(self._stream)
         return padded[:, :self.shape[0]]
 
