@@ -24,15 +24,21 @@ from conftest import FULL_FRAMES, decode_pyav, pattern, psnr
 from toolkit import submission_data
 
 
+def filled_frames(node: xr.DataTree) -> np.ndarray:
+    """The frames :func:`fill` gives a template node with ``images``: ``(camera, time, y, x, channel)`` uint8."""
+    c, t, h, w, _ = node.dataset.images.shape
+    seed = node.attrs["participant_id"] % 7
+    return np.stack([pattern(t, h, w, seed + i) for i in range(c)])
+
+
 def fill(template: xr.DataTree, dtype=np.uint8) -> xr.DataTree:
     """Predictions: every image array replaced by the pattern (dask-backed, one chunk per frame)."""
     filled = template.copy()
     for node in template.subtree:
         if "images" not in node.dataset:
             continue
-        c, t, h, w, _ = node.dataset.images.shape
-        seed = node.attrs["participant_id"] % 7
-        data = da.from_array(np.stack([pattern(t, h, w, seed + i) for i in range(c)]), chunks=(1, 1, h, w, 3))
+        h, w = node.dataset.images.shape[2:4]
+        data = da.from_array(filled_frames(node), chunks=(1, 1, h, w, 3))
         if dtype != np.uint8:  # float32 in [0, 1], made chunk by chunk (dask copies an array it is given whole)
             data = data / np.float32(255)
         filled[node.path.lstrip("/")] = node.to_dataset(inherit=False).assign(
@@ -96,12 +102,9 @@ def test_mono_round_trip(full_cube, tmp_path):
 def test_disk_template_filled_in_parallel(full_cube, nvs_zip, tmp_path):
     store = tmp_path / "pred.zarr"
     tree = prediction_template(full_cube, "nvs", store=store)
-    jobs = [(int(n.attrs["participant_id"]), n.attrs["sequence"], str(c)) for n in tree.subtree if "images" in n.dataset
-            for c in n.dataset.camera.values]
-    seeds = {}  # fill()'s frames: the in-memory predictions nvs_zip was exported from
-    for job in jobs:
-        seeds[job] = job[0] % 7 + sum(1 for other in seeds if other[:2] == job[:2])
-    frames = {job: pattern(FULL_FRAMES, 1604, 1100, seed) for job, seed in seeds.items()}
+    frames = {(int(n.attrs["participant_id"]), n.attrs["sequence"], str(c)): f  # those nvs_zip was exported from
+              for n in tree.subtree if "images" in n.dataset for c, f in zip(n.dataset.camera.values, filled_frames(n))}
+    jobs = list(frames)
     with ThreadPoolExecutor(4) as pool:  # one frame per call, cameras and frames interleaved
         list(pool.map(lambda a: write_frames(store, *a[0], frames[a[0]][a[1]:a[1] + 1], start=a[1]),
                       [(job, t) for t in range(FULL_FRAMES) for job in jobs]))
