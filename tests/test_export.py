@@ -37,8 +37,7 @@ def fill(template: xr.DataTree, dtype=np.uint8) -> xr.DataTree:
     for node in template.subtree:
         if "images" not in node.dataset:
             continue
-        h, w = node.dataset.images.shape[2:4]
-        data = da.from_array(filled_frames(node), chunks=(1, 1, h, w, 3))
+        data = da.from_array(filled_frames(node), chunks=(1, 1, -1, -1, -1))
         if dtype != np.uint8:  # float32 in [0, 1], made chunk by chunk (dask copies an array it is given whole)
             data = data / np.float32(255)
         filled[node.path.lstrip("/")] = node.to_dataset(inherit=False).assign(

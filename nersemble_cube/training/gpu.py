@@ -134,8 +134,7 @@ class GpuFrames:
     and one on the GPU, are kept and grown for the largest batch read; the last batch's frames stay allocated
     until the next read, which releases nvCOMP's views of them once they are decoded). ``threads``: CPU threads
     reading the chunks (8: more contend with the thread that drives the GPU; 16 were 7-8 % slower on a 16-core
-    machine).
-    Where each frame's chunks lie (its shard's index) is read once and kept, as
+    machine). Where each frame's chunks lie (its shard's index) is read once and kept, as
     :class:`~nersemble_cube.FrameReader` keeps the shard indexes it has read.
     For cubes stored with ``zstd`` (the default preset) a frame per chunk, whole or in row blocks; others raise
     :class:`~nersemble_cube.errors.UsageError`.
