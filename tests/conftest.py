@@ -14,8 +14,10 @@ import warnings
 from pathlib import Path
 
 import av
+import dask.array as da
 import numpy as np
 import pytest
+import xarray as xr
 
 from nersemble_cube import convert, write_sample
 from nersemble_cube.source import layout
@@ -147,6 +149,39 @@ def full_cube(tmp_path_factory) -> Path:
                           n_frames=FULL_FRAMES, n_cameras=1, pointcloud_frames=())
     convert(source, root / "cube.zarr")
     return root / "cube.zarr"
+
+
+def filled_frames(node: xr.DataTree) -> np.ndarray:
+    """The frames :func:`fill` gives a template node with ``images``: ``(camera, time, y, x, channel)`` uint8."""
+    c, t, h, w, _ = node.dataset.images.shape
+    seed = node.attrs["participant_id"] % 7
+    return np.stack([pattern(t, h, w, seed + i) for i in range(c)])
+
+
+def fill(template: xr.DataTree, dtype=np.uint8) -> xr.DataTree:
+    """Predictions: every image array replaced by the pattern (dask-backed, one chunk per frame)."""
+    filled = template.copy()
+    for node in template.subtree:
+        if "images" not in node.dataset:
+            continue
+        data = da.from_array(filled_frames(node), chunks=(1, 1, -1, -1, -1))
+        if dtype != np.uint8:  # float32 in [0, 1], made chunk by chunk (dask copies an array it is given whole)
+            data = data / np.float32(255)
+        filled[node.path.lstrip("/")] = node.to_dataset(inherit=False).assign(
+            images=(node.dataset.images.dims, data))
+    return filled
+
+
+@pytest.fixture(scope="session")
+def nvs_zip(full_cube, tmp_path_factory) -> Path:
+    """The filled nvs template of :func:`full_cube` (uint8 predictions) exported once, for the tests that read it
+    (test_export and test_validate share one xdist group, so one worker makes it)."""
+    from nersemble_cube.submission.export import export_submission
+    from nersemble_cube.submission.template import prediction_template
+
+    path = tmp_path_factory.mktemp("nvs_zip") / "nvs.zip"
+    export_submission(fill(prediction_template(full_cube, "nvs")), path, "nvs")
+    return path
 
 
 def pattern(n: int, height: int, width: int, seed: int) -> np.ndarray:

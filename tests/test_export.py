@@ -20,29 +20,10 @@ from nersemble_cube.submission.rules import svfr_image_keys
 from nersemble_cube.submission.template import prediction_template, write_frames
 from nersemble_cube.submission.validate import validate_submission
 
-from conftest import FULL_FRAMES, decode_pyav, pattern, psnr
+from conftest import FULL_FRAMES, decode_pyav, fill, filled_frames, pattern, psnr
 from toolkit import submission_data
 
-
-def filled_frames(node: xr.DataTree) -> np.ndarray:
-    """The frames :func:`fill` gives a template node with ``images``: ``(camera, time, y, x, channel)`` uint8."""
-    c, t, h, w, _ = node.dataset.images.shape
-    seed = node.attrs["participant_id"] % 7
-    return np.stack([pattern(t, h, w, seed + i) for i in range(c)])
-
-
-def fill(template: xr.DataTree, dtype=np.uint8) -> xr.DataTree:
-    """Predictions: every image array replaced by the pattern (dask-backed, one chunk per frame)."""
-    filled = template.copy()
-    for node in template.subtree:
-        if "images" not in node.dataset:
-            continue
-        data = da.from_array(filled_frames(node), chunks=(1, 1, -1, -1, -1))
-        if dtype != np.uint8:  # float32 in [0, 1], made chunk by chunk (dask copies an array it is given whole)
-            data = data / np.float32(255)
-        filled[node.path.lstrip("/")] = node.to_dataset(inherit=False).assign(
-            images=(node.dataset.images.dims, data))
-    return filled
+pytestmark = pytest.mark.xdist_group("full_cube")  # one worker builds full_cube and nvs_zip (--dist loadgroup)
 
 
 def decoded(zip_path, name, tmp_path):
@@ -117,14 +98,6 @@ def test_disk_template_filled_in_parallel(full_cube, nvs_zip, tmp_path):
     # the same entries, byte for byte, as the same frames exported from memory by threads
     a, b = zipfile.ZipFile(nvs_zip), zipfile.ZipFile(tmp_path / "cluster.zip")
     assert a.namelist() == b.namelist() and all(a.read(n) == b.read(n) for n in a.namelist())
-
-
-@pytest.fixture(scope="module")
-def nvs_zip(full_cube, tmp_path_factory):
-    """The filled nvs template (uint8 predictions) exported once, for the tests below that only read the zip."""
-    path = tmp_path_factory.mktemp("nvs_zip") / "nvs.zip"
-    export_submission(fill(prediction_template(full_cube, "nvs")), path, "nvs")
-    return path
 
 
 def test_float_predictions_are_converted_as_documented(full_cube, nvs_zip, tmp_path):
