@@ -16,6 +16,7 @@ import zarr
 from .._version import __version__
 from ..errors import StoreError
 from .location import Location, located
+from .node_writes import NodeWriteStore
 from .schema import (CAMERA_CONVENTION, FLAG_SUFFIX, INTEGRITY, METADATA_COMPLETE, SCHEMA_NAME, SCHEMA_VERSION, WRITING,
                      encoding)
 from .storage import StorageSpec
@@ -304,8 +305,8 @@ def write_node(loc: Location, group: str, ds: xr.Dataset, storage: StorageSpec |
     """Write ``ds`` as the node ``group`` (replacing it), with the schema's encodings for ``storage``, every
     chunk stored (all-fill ones too). ``compute=False`` writes only the metadata of dask-backed variables
     (a template to fill)."""
-    ds.to_zarr(loc.zarr_store(), group=group, mode="w", compute=compute, zarr_format=3, consolidated=False,
-               encoding=encoding(ds, storage), write_empty_chunks=True)
+    ds.to_zarr(NodeWriteStore(loc.zarr_store()), group=group, mode="w", compute=compute, zarr_format=3,
+               consolidated=False, encoding=encoding(ds, storage), write_empty_chunks=True)
     open_group(loc, group, "r+").attrs[METADATA_COMPLETE] = True  # last: a killed write leaves it absent
 
 
