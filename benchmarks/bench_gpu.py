@@ -255,6 +255,7 @@ def main() -> None:
         peak = torch.cuda.max_memory_allocated() / 1e9
         print(f"| {name} | GpuFrames.batches, 8 batches of {s} | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s | "
               f"peak {peak:.2f} GB (torch) | bit-equal ({seen[0]} runs) |", flush=True)
+        del gpu, stream  # its last batch, kept until a next read, would count in the next layout's peaks
 
     from nersemble_cube.training.dataset import FrameDataset, RandomFrames
 
