@@ -19,11 +19,13 @@ from pathlib import Path
 
 @dataclass
 class Request:
-    """One request the server answered: its method, URL path and the bytes of its body."""
+    """One request the server answered: its method, URL path, the bytes of its body and its status (404: no such
+    file)."""
 
     method: str
     path: str
     nbytes: int
+    status: int = 200
 
 
 @dataclass
@@ -56,21 +58,24 @@ class _RangeHandler(SimpleHTTPRequestHandler):
     def _answer(self, body: bool) -> None:
         path = self.translate_path(self.path)
         if not os.path.isfile(path):
+            self.served.requests.append(Request(self.command, self.path, 0, 404))
             self.send_error(404)
             return
         data = Path(path).read_bytes()
-        header = self.headers.get("Range")
+        header, content_range = self.headers.get("Range"), None
         if header:
             start, end = header.removeprefix("bytes=").split("-")
             first = max(0, len(data) - int(end)) if start == "" else int(start)
             last = len(data) - 1 if start == "" or not end else min(int(end), len(data) - 1)
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {first}-{last}/{len(data)}")
+            status, content_range = 206, f"bytes {first}-{last}/{len(data)}"
             data = data[first:last + 1]
         else:
-            self.send_response(200)
+            status = 200
         # recorded before a byte is sent: a client that has its answer finds its request counted
-        self.served.requests.append(Request(self.command, self.path, len(data) if body else 0))
+        self.served.requests.append(Request(self.command, self.path, len(data) if body else 0, status))
+        self.send_response(status)
+        if content_range:
+            self.send_header("Content-Range", content_range)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

@@ -108,7 +108,11 @@ def test_open_over_http_reads_one_frame_with_a_few_requests(cube, http_cube):
 
 def test_a_frame_reader_reads_each_shard_index_once(cube, http_cube):
     url, served = http_cube
+    before = len(served.gets)
     reader = nersemble_cube.FrameReader(url, SEQ)
+    # the node's completion attr, its camera and time coordinates, the frame array's metadata: six small reads
+    opened = sorted(r.path.removeprefix(f"/cube.zarr/{SEQ}/") for r in served.gets[before:])
+    assert opened == ["camera/c/0", "camera/zarr.json", "images/zarr.json", "time/c/0", "time/zarr.json", "zarr.json"]
     serial = reader.cameras[1]
     before = len(served.gets)
     frames = [reader.read(serial, t) for t in (2, 4, 2)]

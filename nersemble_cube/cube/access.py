@@ -45,7 +45,7 @@ class _FrameArray(BackendArray):
         from .shards import ChunkReader
 
         if self._array is None:
-            self._array = zarr.open_array(self.store, path=self.path, mode="r")
+            self._array = zarr.open_array(self.store, path=self.path, mode="r", zarr_format=3)
         if self._reader is None:
             self._reader = ChunkReader(self._array)
         is_index = [isinstance(k, (int, np.integer)) for k in key]

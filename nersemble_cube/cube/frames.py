@@ -37,9 +37,9 @@ class FrameReader:
         self.sequence = sequence = sequence_group(sequence)
         root = self.location.zarr_store(read_only=True, strict=True)
         try:
-            self.cameras = [str(c) for c in zarr.open_array(root, path=f"{sequence}/camera", mode="r")[:]]
-            times = zarr.open_array(root, path=f"{sequence}/time", mode="r")[:].tolist()
-            array = zarr.open_array(root, path=f"{sequence}/{variable}", mode="r")
+            self.cameras = [str(c) for c in zarr.open_array(root, path=f"{sequence}/camera", mode="r", zarr_format=3)[:]]
+            times = zarr.open_array(root, path=f"{sequence}/time", mode="r", zarr_format=3)[:].tolist()
+            array = zarr.open_array(root, path=f"{sequence}/{variable}", mode="r", zarr_format=3)
         except (FileNotFoundError, KeyError, ValueError) as e:  # not found (zarr's errors are both), or unreadable
             from .access import find_node, open
 
@@ -112,7 +112,7 @@ def _finished(root, group: str) -> bool | None:
     import zarr
 
     try:
-        return zarr.open_group(root, path=group, mode="r").attrs.get("complete") is True
+        return zarr.open_group(root, path=group, mode="r", zarr_format=3).attrs.get("complete") is True
     except (FileNotFoundError, KeyError, ValueError):  # zarr's GroupNotFoundError is both
         return None
 

@@ -209,7 +209,7 @@ def _document_damage(raw: bytes | Exception, path: str, copies: dict | None, zar
         reason = None
     if doc["node_type"] == "array":
         try:  # zarr's own reading of the document (its public API: the array opened, nothing read)
-            zarr.open_array(zarr_store, path=path, mode="r")
+            zarr.open_array(zarr_store, path=path, mode="r", zarr_format=3)
         except (ValueError, TypeError, KeyError) as e:  # how zarr refuses a document's keys, types and values
             return f"not valid zarr array metadata ({type(e).__name__})"
     return reason
@@ -227,7 +227,8 @@ def check_chunks(loc: Location, *, full: bool = True, sample: int = 2, seed: int
     metadata = check_metadata(loc)
     if metadata:
         return IntegrityReport(metadata=metadata)
-    root = zarr.open_group(loc.zarr_store(read_only=True, strict=True), mode="r", use_consolidated=False)
+    root = zarr.open_group(loc.zarr_store(read_only=True, strict=True), mode="r", zarr_format=3,
+                           use_consolidated=False)
     rng = np.random.default_rng(seed)
     plan = []
     for node_path, node in _complete_nodes(root):

@@ -221,7 +221,7 @@ def open_group(loc: Location, group: str, mode: str = "r") -> zarr.Group:
 @located
 def open_array(loc: Location, array: str, mode: str = "r") -> zarr.Array:
     """The zarr array ``array`` (``"nvs/388/sequences/GLASSES/images"``) of the cube."""
-    return zarr.open_array(loc.zarr_store(read_only=mode == "r"), path=array, mode=mode)
+    return zarr.open_array(loc.zarr_store(read_only=mode == "r"), path=array, mode=mode, zarr_format=3)
 
 
 @located

@@ -109,8 +109,9 @@ def write_frames(store: str | Path, participant_id: int, sequence: str, serial: 
     path = Path(store).expanduser()
     group = f"{participant_id:03d}/{sequence}"
     try:
-        arr = zarr.open_array(str(path), path=f"{group}/images", mode="r+").with_config({"write_empty_chunks": True})
-        cams = zarr.open_array(str(path), path=f"{group}/camera", mode="r")[:].tolist()
+        arr = zarr.open_array(str(path), path=f"{group}/images", mode="r+", zarr_format=3).with_config(
+            {"write_empty_chunks": True})
+        cams = zarr.open_array(str(path), path=f"{group}/camera", mode="r", zarr_format=3)[:].tolist()
     except FileNotFoundError:
         raise StoreError(f"{path}: no {group} in this prediction store") from None
     if serial not in cams:
