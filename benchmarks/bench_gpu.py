@@ -236,7 +236,7 @@ def main() -> None:
                 if not np.array_equal(got[i].cpu().numpy(), want):
                     raise SystemExit(f"{name}, batch {b}: frame {keys[i]} differs from FrameReader's")
             torch.cuda.reset_peak_memory_stats()
-            rate = median_rate(lambda b=b: gpu.read(keys[:b]), b, args.repeats)
+            rate = median_rate(lambda b=b, gpu=gpu: gpu.read(keys[:b]), b, args.repeats)
             peak = torch.cuda.max_memory_allocated() / 1e9
             print(f"| {name} | GpuFrames.read, batch {b} | {rate:.0f} frames/s | {rate * frame_bytes / 1e9:.2f} GB/s | "
                   f"peak {peak:.2f} GB (torch) | bit-equal |", flush=True)
