@@ -39,7 +39,9 @@ def _within(prefix: str, outer: str) -> bool:
 
 class NodeWriteStore(WrapperStore):
     """``store`` for one node write: each ``zarr.json`` read, written or found missing is remembered (content, or
-    absent), and ``delete_dir`` of a prefix already emptied here deletes only what was written under it since."""
+    absent), and ``delete_dir`` of a prefix already emptied here deletes only what was written under it since.
+    Chunks are always read from ``store``: the tasks filling a template write them from other threads or
+    processes."""
 
     def __init__(self, store: Store):
         super().__init__(store)
@@ -53,22 +55,24 @@ class NodeWriteStore(WrapperStore):
         return type(self)(store)
 
     def _absent(self, key: str) -> bool:
-        """``key`` lies under a prefix emptied here and was not written since."""
+        """The document ``key`` lies under a prefix emptied here and was not written since."""
         return key not in self._written and any(_under(key, prefix) for prefix in self._emptied)
 
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
+        if not _is_document(key) or byte_range is not None:  # chunks: always the store's (a task may have written them)
+            return await super().get(key, prototype, byte_range)
         if self._absent(key):
             return None
-        if not _is_document(key) or byte_range is not None:
-            return await super().get(key, prototype, byte_range)
         if key not in self._documents:
             self._documents[key] = await super().get(key, prototype)
         return self._documents[key]
 
     async def exists(self, key: str) -> bool:
+        if not _is_document(key):
+            return await super().exists(key)
         if self._absent(key):
             return False
-        if _is_document(key) and key in self._documents:
+        if key in self._documents:
             return self._documents[key] is not None
         return await super().exists(key)
 
@@ -85,7 +89,7 @@ class NodeWriteStore(WrapperStore):
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
         if _is_document(key) and self._documents.get(key) is not None:
             return
-        if self._absent(key) or (_is_document(key) and key in self._documents):  # known to be missing
+        if _is_document(key) and (self._absent(key) or key in self._documents):  # known to be missing
             await self.set(key, value)
             return
         await super().set_if_not_exists(key, value)
