@@ -15,8 +15,8 @@ processes each reading with its own FrameReaders (host memory: the decoding with
 for these CPU rows the layouts take turns within each repeat and each row gives its time against the first
 layout's; a pinned batch's host-to-device copy alone (the bus); :class:`~nersemble_cube.training.gpu.GpuFrames`
 at each batch size, one ``read`` at a time (frames/s, GB/s of decoded frames, peak GPU memory), its frames
-compared with FrameReader's (bit-equal or the run stops), and ``GpuFrames.batches`` over 8 batches of ``--stream`` (the next batch read
-from disk while the GPU decodes one). Last, one byte of a stored chunk is changed in a copy: the read must
+compared with FrameReader's (bit-equal or the run stops), and ``GpuFrames.batches`` over 8 batches of
+``--stream`` (the next batch read from disk while the GPU decodes one). Last, one byte of a stored chunk is changed in a copy: the read must
 raise the crc32c error (checked on the GPU). ``--dataset-check CUBE ...``: for each cube, ``FrameDataset.gpu_batches``
 against ``FrameDataset.batches`` (the CPU path) in several configurations (scale, dtype, channels, mattes, colour
 correction where the cube has it; batches of one time and random batches across sequences): equal or the run stops;

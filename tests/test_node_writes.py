@@ -2,13 +2,14 @@
 (on an object store each one is a request)."""
 
 import collections
+import logging
 
 import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from zarr.storage import MemoryStore, WrapperStore
+from zarr.storage import LoggingStore, MemoryStore
 
 from nersemble_cube import StorageSpec
 from nersemble_cube.cube import store
@@ -16,35 +17,7 @@ from nersemble_cube.cube.location import Location
 from nersemble_cube.cube.node_writes import NodeWriteStore
 
 CALLS = ("get", "exists", "set", "set_if_not_exists", "delete", "delete_dir", "list_dir", "list_prefix")
-
-
-class Counting(WrapperStore):
-    """Counts the calls reaching ``store`` by name."""
-
-    def __init__(self, inner, calls: collections.Counter):
-        super().__init__(inner)
-        self.calls = calls
-
-    def _with_store(self, inner):
-        return type(self)(inner, self.calls)
-
-
-def _counted(name):
-    method = getattr(WrapperStore, name)
-
-    if name.startswith("list"):
-        def counted(self, *args, **kwargs):
-            self.calls[name] += 1
-            return method(self, *args, **kwargs)
-    else:
-        async def counted(self, *args, **kwargs):
-            self.calls[name] += 1
-            return await method(self, *args, **kwargs)
-    return counted
-
-
-for _name in CALLS:
-    setattr(Counting, _name, _counted(_name))
+"""The store methods counted (zarr's LoggingStore also counts property reads)."""
 
 
 def _node(n_frames: int, dask_backed: bool) -> xr.Dataset:
@@ -60,17 +33,20 @@ def _node(n_frames: int, dask_backed: bool) -> xr.Dataset:
 
 def _write(monkeypatch, cached: bool, compute: bool) -> tuple[dict, collections.Counter]:
     """A cube holding an older version of the node (with an array the new one lacks) under ancestors with
-    attrs, then the node written again (frames in shards of 4, chunks of 1): ``(every key -> bytes, store calls of that write)``."""
-    memory, calls = MemoryStore(), collections.Counter()
-    monkeypatch.setattr(Location, "zarr_store", lambda self, read_only=False, strict=False: Counting(memory, calls))
+    attrs, then the node written again (frames in shards of 4, chunks of 1): ``(every key -> bytes, store calls of
+    that write)``."""
+    memory = MemoryStore()
+    logged = LoggingStore(memory, log_handler=logging.NullHandler())  # zarr's own call counter
+    monkeypatch.setattr(Location, "zarr_store", lambda self, read_only=False, strict=False: logged)
     monkeypatch.setattr(store, "NodeWriteStore", NodeWriteStore if cached else (lambda inner: inner))
     loc = Location("memory://cube.zarr")
     root = zarr.open_group(memory, mode="w", zarr_format=3)
     root.attrs["schema"] = "nersemble-cube"
     root.create_group("nvs/388").attrs["participant_id"] = 388
     store.write_node(loc, "nvs/388/sequences/GLASSES", _node(3, False).assign(old=("time", np.zeros(3))))
-    calls.clear()
+    logged.counter.clear()
     store.write_node(loc, "nvs/388/sequences/GLASSES", _node(4, True), StorageSpec(), compute=compute)
+    calls = collections.Counter({name: n for name, n in logged.counter.items() if name in CALLS and n})
     return {k: v.to_bytes() for k, v in memory._store_dict.items()}, calls
 
 
